@@ -74,12 +74,16 @@ impl BuildTable {
         for record in reader.records() {
             let record = record.map_err(|e| BuildTableError::Csv(e.to_string()))?;
             let line = record.position().map_or(0, |p| p.line());
-            let row: Row = record
-                .deserialize(None)
-                .map_err(|e| BuildTableError::Row { line, reason: e.to_string() })?;
+            let row: Row = record.deserialize(None).map_err(|e| BuildTableError::Row {
+                line,
+                reason: e.to_string(),
+            })?;
             let info = parse_row(row).map_err(|reason| BuildTableError::Row { line, reason })?;
             if by_build.insert(info.build, info.clone()).is_some() {
-                return Err(BuildTableError::Duplicate { line, build: info.build });
+                return Err(BuildTableError::Duplicate {
+                    line,
+                    build: info.build,
+                });
             }
         }
         Ok(BuildTable { by_build })
@@ -104,8 +108,14 @@ impl BuildTable {
 
     /// All rows of one CU (same major.minor.build), lowest revision first.
     pub fn cu_rows(&self, build: Build) -> impl Iterator<Item = &BuildInfo> {
-        let lo = Build { revision: Some(0), ..build.cu() };
-        let hi = Build { revision: Some(u32::MAX), ..build.cu() };
+        let lo = Build {
+            revision: Some(0),
+            ..build.cu()
+        };
+        let hi = Build {
+            revision: Some(u32::MAX),
+            ..build.cu()
+        };
         self.by_build.range(lo..=hi).map(|(_, info)| info)
     }
 
@@ -126,7 +136,9 @@ impl BuildTable {
     /// the closest lower known update is the best name for an unknown revision.
     pub fn closest_lower(&self, build: Build) -> Option<&BuildInfo> {
         let rev = build.revision?;
-        self.cu_rows(build).take_while(|info| info.build.revision <= Some(rev)).last()
+        self.cu_rows(build)
+            .take_while(|info| info.build.revision <= Some(rev))
+            .last()
     }
 }
 
@@ -145,14 +157,23 @@ fn parse_row(row: Row) -> Result<BuildInfo, String> {
         return Err(format!("build {build} lacks a revision"));
     }
     if build.family() != Some(family) {
-        return Err(format!("build {build} does not belong to {}", family.product_name()));
+        return Err(format!(
+            "build {build} does not belong to {}",
+            family.product_name()
+        ));
     }
     let name = row.version_name.trim().to_string();
     if name.is_empty() {
         return Err("empty version_name".into());
     }
     let released = parse_date(&row.release_date)?;
-    Ok(BuildInfo { family, build, name, released, source: row.source })
+    Ok(BuildInfo {
+        family,
+        build,
+        name,
+        released,
+        source: row.source,
+    })
 }
 
 /// `YYYY-MM-DD`, or `YYYY-MM` when a source gives only the month (recorded as unknown day).
@@ -188,9 +209,15 @@ mod tests {
         let b = |s: &str| s.parse::<Build>().unwrap();
         assert_eq!(table.cu_release(b("15.1.2507")).unwrap().name, "CU23");
         assert_eq!(table.cu_release(b("15.2.1748.39")).unwrap().name, "CU15");
-        assert_eq!(table.closest_lower(b("15.1.2507.62")).unwrap().name, "CU23 Oct25SU");
+        assert_eq!(
+            table.closest_lower(b("15.1.2507.62")).unwrap().name,
+            "CU23 Oct25SU"
+        );
         assert_eq!(table.closest_lower(b("15.2.858.1")), None);
-        assert_eq!(table.cu_name(b("15.2.858")).unwrap(), "Exchange Server 2019 CU9");
+        assert_eq!(
+            table.cu_name(b("15.2.858")).unwrap(),
+            "Exchange Server 2019 CU9"
+        );
         assert_eq!(table.cu_rows(b("15.2.2562")).count(), 12);
     }
 
@@ -201,13 +228,21 @@ mod tests {
     #[test]
     fn broken_tables_are_rejected_with_a_reason() {
         let head = "product,version_name,build,release_date,source\n";
-        let e = load_err(&format!("{head}Exchange Server 2016,CU23,15.1.2507,2022-04-20,x\n"));
+        let e = load_err(&format!(
+            "{head}Exchange Server 2016,CU23,15.1.2507,2022-04-20,x\n"
+        ));
         assert!(e.contains("lacks a revision"), "{e}");
-        let e = load_err(&format!("{head}Exchange Server 2016,CU23,15.2.2507.6,2022-04-20,x\n"));
+        let e = load_err(&format!(
+            "{head}Exchange Server 2016,CU23,15.2.2507.6,2022-04-20,x\n"
+        ));
         assert!(e.contains("does not belong"), "{e}");
-        let e = load_err(&format!("{head}Exchange Server 2099,CU1,15.1.1.1,2022-04-20,x\n"));
+        let e = load_err(&format!(
+            "{head}Exchange Server 2099,CU1,15.1.1.1,2022-04-20,x\n"
+        ));
         assert!(e.contains("unknown product"), "{e}");
-        let e = load_err(&format!("{head}Exchange Server 2016,CU23,15.1.2507.6,2022-13-20,x\n"));
+        let e = load_err(&format!(
+            "{head}Exchange Server 2016,CU23,15.1.2507.6,2022-13-20,x\n"
+        ));
         assert!(e.contains("bad release_date"), "{e}");
         let row = "Exchange Server 2016,CU23,15.1.2507.6,2022-04,x\n";
         let e = load_err(&format!("{head}{row}{row}"));

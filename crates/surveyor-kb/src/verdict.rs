@@ -8,8 +8,11 @@ use crate::lifecycle::support_on;
 
 /// Build-bearing signals, most trusted first. X-OWA-Version and the export-tool manifest give
 /// the exact update level; the resource path gives only the CU (4 parts on 2007/2010).
-const BUILD_SIGNALS: [Signal; 3] =
-    [Signal::OwaVersionHeader, Signal::ExportToolManifest, Signal::OwaResourcePath];
+const BUILD_SIGNALS: [Signal; 3] = [
+    Signal::OwaVersionHeader,
+    Signal::ExportToolManifest,
+    Signal::OwaResourcePath,
+];
 
 /// Classifies a host as of `as_of`. Returns `None` unless an on-premises Exchange build was
 /// observed: Exchange Online markers, or versions outside the known generations (15.20.x is
@@ -63,7 +66,9 @@ pub fn classify(
 /// The name of a build: the exact update when known; the closest lower update for a revision
 /// the table lacks; the CU for a 3-part build.
 pub fn version_name(table: &BuildTable, build: Build) -> String {
-    let product = build.family().map_or("Exchange Server", |f| f.product_name());
+    let product = build
+        .family()
+        .map_or("Exchange Server", |f| f.product_name());
     if let Some(info) = table.exact(build).or_else(|| table.closest_lower(build)) {
         return info.full_name();
     }
@@ -98,29 +103,65 @@ mod tests {
         use Signal::*;
         use Support::*;
         check(
-            &[(OwaVersionHeader, "15.1.2507.61"), (OwaResourcePath, "15.1.2507")],
-            Some((Family::E2016, "15.1.2507.61", "Exchange Server 2016 CU23 Oct25SU", Unsupported)),
+            &[
+                (OwaVersionHeader, "15.1.2507.61"),
+                (OwaResourcePath, "15.1.2507"),
+            ],
+            Some((
+                Family::E2016,
+                "15.1.2507.61",
+                "Exchange Server 2016 CU23 Oct25SU",
+                Unsupported,
+            )),
         );
         check(
             &[(OwaResourcePath, "15.2.1748")],
-            Some((Family::E2019, "15.2.1748", "Exchange Server 2019 CU15", Unsupported)),
+            Some((
+                Family::E2019,
+                "15.2.1748",
+                "Exchange Server 2019 CU15",
+                Unsupported,
+            )),
         );
         check(
-            &[(OwaResourcePath, "15.2.2562"), (ExportToolManifest, "15.2.2562.29")],
-            Some((Family::Se, "15.2.2562.29", "Exchange Server SE RTM Oct25SU", Supported)),
+            &[
+                (OwaResourcePath, "15.2.2562"),
+                (ExportToolManifest, "15.2.2562.29"),
+            ],
+            Some((
+                Family::Se,
+                "15.2.2562.29",
+                "Exchange Server SE RTM Oct25SU",
+                Supported,
+            )),
         );
         check(
             &[(OwaVersionHeader, "15.02.2562.037")],
-            Some((Family::Se, "15.2.2562.37", "Exchange Server SE RTM Feb26SU", Supported)),
+            Some((
+                Family::Se,
+                "15.2.2562.37",
+                "Exchange Server SE RTM Feb26SU",
+                Supported,
+            )),
         );
         check(
             &[(OwaResourcePath, "14.3.123.4")],
-            Some((Family::E2010, "14.3.123.4", "Exchange Server 2010 SP3", Unsupported)),
+            Some((
+                Family::E2010,
+                "14.3.123.4",
+                "Exchange Server 2010 SP3",
+                Unsupported,
+            )),
         );
         // A revision the table lacks is named after the closest lower update.
         check(
             &[(OwaVersionHeader, "15.1.2507.62")],
-            Some((Family::E2016, "15.1.2507.62", "Exchange Server 2016 CU23 Oct25SU", Unsupported)),
+            Some((
+                Family::E2016,
+                "15.1.2507.62",
+                "Exchange Server 2016 CU23 Oct25SU",
+                Unsupported,
+            )),
         );
         check(
             &[(OwaVersionHeader, "15.2.858.1")],
@@ -133,7 +174,12 @@ mod tests {
         );
         check(
             &[(OwaResourcePath, "15.2.858")],
-            Some((Family::E2019, "15.2.858", "Exchange Server 2019 CU9", Unsupported)),
+            Some((
+                Family::E2019,
+                "15.2.858",
+                "Exchange Server 2019 CU9",
+                Unsupported,
+            )),
         );
         check(
             &[(OwaResourcePath, "15.1.9999")],
@@ -146,7 +192,13 @@ mod tests {
         );
         // Exchange Online and non-Exchange signals give no verdict.
         check(&[(OwaVersionHeader, "15.20.1240.20")], None);
-        check(&[(OwaVersionHeader, "15.1.2507.61"), (ExchangeOnline, "outlook.com")], None);
+        check(
+            &[
+                (OwaVersionHeader, "15.1.2507.61"),
+                (ExchangeOnline, "outlook.com"),
+            ],
+            None,
+        );
         check(&[(LogonPageMarker, "title")], None);
         check(&[(OwaVersionHeader, "garbage")], None);
         check(&[], None);
@@ -156,7 +208,11 @@ mod tests {
     fn evidence_keeps_agreeing_signals_only() {
         let mut fp = Fingerprint::default();
         fp.push(Signal::OwaVersionHeader, "GET /owa/", "15.1.2507.61");
-        fp.push(Signal::OwaResourcePath, "GET /owa/auth/logon.aspx", "15.1.2507");
+        fp.push(
+            Signal::OwaResourcePath,
+            "GET /owa/auth/logon.aspx",
+            "15.1.2507",
+        );
         fp.push(Signal::ExportToolManifest, "GET /ecp/...", "15.1.2375.37");
         fp.push(Signal::FeServerHeader, "GET /owa/", "EX16-01");
         let v = classify(&fp, BuildTable::builtin(), date!(2025 - 01 - 01)).unwrap();
@@ -164,7 +220,11 @@ mod tests {
         let kinds: Vec<_> = v.evidence.iter().map(|e| e.signal).collect();
         assert_eq!(
             kinds,
-            [Signal::OwaVersionHeader, Signal::OwaResourcePath, Signal::FeServerHeader]
+            [
+                Signal::OwaVersionHeader,
+                Signal::OwaResourcePath,
+                Signal::FeServerHeader
+            ]
         );
     }
 }

@@ -26,12 +26,20 @@ pub struct BuildParseError {
 
 impl Build {
     pub const fn new(major: u16, minor: u16, build: u32, revision: Option<u32>) -> Build {
-        Build { major, minor, build, revision }
+        Build {
+            major,
+            minor,
+            build,
+            revision,
+        }
     }
 
     /// The CU part of the build (`15.1.2507`), dropping the revision.
     pub fn cu(self) -> Build {
-        Build { revision: None, ..self }
+        Build {
+            revision: None,
+            ..self
+        }
     }
 
     /// Whether the revision is known, i.e. the exact update level.
@@ -60,7 +68,9 @@ impl FromStr for Build {
     type Err = BuildParseError;
 
     fn from_str(s: &str) -> Result<Build, BuildParseError> {
-        let err = || BuildParseError { input: s.chars().take(64).collect() };
+        let err = || BuildParseError {
+            input: s.chars().take(64).collect(),
+        };
         let parts: Vec<&str> = s.trim().split('.').collect();
         if !(3..=4).contains(&parts.len()) {
             return Err(err());
@@ -75,7 +85,12 @@ impl FromStr for Build {
         let minor = u16::try_from(num(parts[1])?).map_err(|_| err())?;
         let build = num(parts[2])?;
         let revision = parts.get(3).map(|p| num(p)).transpose()?;
-        Ok(Build { major, minor, build, revision })
+        Ok(Build {
+            major,
+            minor,
+            build,
+            revision,
+        })
     }
 }
 
@@ -177,7 +192,10 @@ mod tests {
     use super::*;
 
     fn check(input: &str, expected: Option<(&str, Option<Family>)>) {
-        let got = input.parse::<Build>().ok().map(|b| (b.to_string(), b.family()));
+        let got = input
+            .parse::<Build>()
+            .ok()
+            .map(|b| (b.to_string(), b.family()));
         let expected = expected.map(|(s, f)| (s.to_string(), f));
         assert_eq!(got, expected, "input {input:?}");
     }

@@ -58,12 +58,21 @@ impl Census {
                 .or_insert(s);
         }
         let total = by_ip.len() as u64;
-        let share = |n: u64| if total == 0 { 0.0 } else { n as f64 / total as f64 };
+        let share = |n: u64| {
+            if total == 0 {
+                0.0
+            } else {
+                n as f64 / total as f64
+            }
+        };
         let families = Family::ALL
             .into_iter()
             .map(|family| {
                 let of: Vec<_> = by_ip.values().filter(|s| s.family == family).collect();
-                let supported = of.iter().filter(|s| s.support == Support::Supported).count() as u64;
+                let supported = of
+                    .iter()
+                    .filter(|s| s.support == Support::Supported)
+                    .count() as u64;
                 let servers = of.len() as u64;
                 CensusRow {
                     family,
@@ -91,7 +100,11 @@ mod tests {
     use super::*;
 
     fn server(ip: &str, family: Family, support: Support) -> ExchangeServer {
-        ExchangeServer { ip: ip.parse().unwrap(), family, support }
+        ExchangeServer {
+            ip: ip.parse().unwrap(),
+            family,
+            support,
+        }
     }
 
     #[test]
@@ -107,7 +120,14 @@ mod tests {
         assert_eq!(census.supported, 1);
         assert_eq!(census.unsupported, 3);
         assert_eq!(census.unsupported_share, 0.75);
-        let row = |f: Family| census.families.iter().find(|r| r.family == f).unwrap().clone();
+        let row = |f: Family| {
+            census
+                .families
+                .iter()
+                .find(|r| r.family == f)
+                .unwrap()
+                .clone()
+        };
         assert_eq!(row(Family::E2019).servers, 2);
         assert_eq!(row(Family::E2019).share, 0.5);
         assert_eq!(row(Family::Se).supported, 1);

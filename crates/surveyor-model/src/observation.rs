@@ -106,7 +106,11 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     pub fn push(&mut self, signal: Signal, source: impl Into<String>, value: impl Into<String>) {
-        self.evidence.push(Evidence { signal, source: source.into(), value: value.into() });
+        self.evidence.push(Evidence {
+            signal,
+            source: source.into(),
+            value: value.into(),
+        });
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,0 +1,532 @@
+//! `surveyor`: the one binary. Reads argv and environment, installs tracing, binds listeners,
+//! handles signals, and glues the libraries together.
+
+mod pipeline;
+mod report;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use ipnet::{IpNet, Ipv4Net};
+use surveyor_scan::{targets, Exclusions, ProbeConfig, ScanConfig};
+use surveyor_store::{ScanId, Store};
+use time::{Date, OffsetDateTime};
+use tokio_util::sync::CancellationToken;
+
+use crate::pipeline::{run_scan, ScanJob};
+
+/// The default embedded store, in the working directory.
+const DEFAULT_DB: &str = "sqlite:surveyor.db";
+
+#[derive(Parser)]
+#[command(
+    name = "surveyor",
+    version,
+    about = "A census of on-premises Microsoft Exchange servers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Scan addresses for Exchange/OWA and write one JSON line per answering (ip, port).
+    Scan(ScanArgs),
+    /// Print the census table of the latest finished scan.
+    Report(ReportArgs),
+    /// Serve the HTTP API over the store.
+    Serve(ServeArgs),
+    /// Start a test-bed on loopback, scan it, print the census, then serve the API.
+    Demo(DemoArgs),
+    /// Run a synthetic Internet of Exchange and other servers on 127.0.0.0/8.
+    Testbed(TestbedArgs),
+}
+
+#[derive(Args)]
+struct DbArg {
+    /// Store URL: `sqlite:FILE` (default `sqlite:surveyor.db`) or `postgres://…`.
+    #[arg(long, env = "SURVEYOR_DB", default_value = DEFAULT_DB)]
+    db: String,
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    /// Addresses or CIDR prefixes (IPv4, or IPv6 up to /112).
+    targets: Vec<String>,
+    /// Read more targets from a file (`-` for stdin): one per line, `#` comments allowed.
+    #[arg(long, value_name = "FILE|-")]
+    targets_file: Option<String>,
+    /// Ports to probe, comma separated. 80 and 8080 speak HTTP, all others HTTPS.
+    #[arg(long, default_value = "443", value_delimiter = ',')]
+    ports: Vec<u16>,
+    /// Allow 127.0.0.0/8 and ::1 (for test-beds). Other reserved ranges stay excluded.
+    #[arg(long)]
+    allow_loopback: bool,
+    /// Judge support status as of this date (default: today, UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    as_of: Option<Date>,
+    /// Where to write JSON lines (`-` for stdout).
+    #[arg(long, value_name = "FILE|-", default_value = "-")]
+    output: String,
+    #[command(flatten)]
+    db: DbArg,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Args, Clone)]
+struct EngineArgs {
+    /// Targets probed at once.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Seconds allowed for a TCP connect.
+    #[arg(long, default_value_t = 5.0)]
+    connect_timeout: f64,
+    /// Seconds allowed for everything done with one target.
+    #[arg(long, default_value_t = 20.0)]
+    target_timeout: f64,
+    /// An URL where operators who see Surveyor in their logs learn who scans and how to opt out.
+    #[arg(long)]
+    info_url: Option<String>,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// Report this scan instead of the latest finished one.
+    #[arg(long)]
+    scan: Option<i64>,
+    /// `table` for people, `json` for programs (the same document as GET /api/v1/census).
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    format: String,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Exit after printing the census instead of serving the API.
+    #[arg(long)]
+    no_serve: bool,
+    /// Address the API listens on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Live hosts in the test-bed.
+    #[arg(long, default_value_t = 300)]
+    hosts: usize,
+    /// Test-bed seed: the same seed plays the same fleet.
+    #[arg(long, default_value_t = 2025)]
+    seed: u64,
+    /// Test-bed network, within 127.0.0.0/8.
+    #[arg(long, default_value = "127.77.0.0/20")]
+    net: Ipv4Net,
+    /// Store URL; default a fresh SQLite file in the temp directory.
+    #[arg(long)]
+    db: Option<String>,
+    /// Where to write the scan's JSON lines (default: not written).
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct TestbedArgs {
+    /// Live hosts.
+    #[arg(long, default_value_t = 60)]
+    hosts: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Network to place hosts in, within 127.0.0.0/8.
+    #[arg(long, default_value = "127.77.0.0/22")]
+    net: Ipv4Net,
+    /// Port every host listens on (0: pick a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Write the ground truth here as JSON lines.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Scan(args) => scan(args).await,
+        Command::Report(args) => report(args).await,
+        Command::Serve(args) => serve(args).await,
+        Command::Demo(args) => demo(args).await,
+        Command::Testbed(args) => testbed(args).await,
+    }
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| format!("{s:?} is not a date of the form YYYY-MM-DD"))
+}
+
+fn today() -> Date {
+    OffsetDateTime::now_utc().date()
+}
+
+async fn open_store(url: &str) -> Result<Store> {
+    surveyor_store::open(url)
+        .await
+        .with_context(|| format!("could not open the store {}", redact(url)))
+}
+
+/// Hides a password in a database URL before it is printed.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Cancelled on the first Ctrl-C (or SIGTERM), so scans stop cleanly and servers drain.
+fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        t.cancel();
+    });
+    token
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn scan_config(args: &EngineArgs) -> Result<ScanConfig> {
+    let secs = |name: &str, v: f64| -> Result<Duration> {
+        if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
+            bail!("--{name} must be between 0 and 3600 seconds, got {v}");
+        }
+        Ok(Duration::from_secs_f64(v))
+    };
+    if args.concurrency == 0 || args.concurrency > 100_000 {
+        bail!(
+            "--concurrency must be between 1 and 100000, got {}",
+            args.concurrency
+        );
+    }
+    Ok(ScanConfig {
+        probe: ProbeConfig {
+            connect_timeout: secs("connect-timeout", args.connect_timeout)?,
+            target_timeout: secs("target-timeout", args.target_timeout)?,
+            user_agent: surveyor_scan::default_user_agent(args.info_url.as_deref()),
+            ..ProbeConfig::default()
+        },
+        concurrency: args.concurrency,
+    })
+}
+
+/// Reads and checks every target before anything is sent: one bad line stops the scan.
+fn collect_targets(args: &ScanArgs, exclusions: &Exclusions) -> Result<Vec<IpNet>> {
+    let mut nets = Vec::new();
+    for (i, t) in args.targets.iter().enumerate() {
+        let origin = format!("argument {}", i + 1);
+        let net = targets::parse_target(t, &origin)?;
+        exclusions.check(net, &origin)?;
+        nets.push(net);
+    }
+    if let Some(file) = &args.targets_file {
+        let (text, name) = if file == "-" {
+            (
+                std::io::read_to_string(std::io::stdin())
+                    .context("could not read targets from stdin")?,
+                "stdin".to_string(),
+            )
+        } else {
+            (
+                std::fs::read_to_string(file).with_context(|| format!("could not read {file}"))?,
+                file.clone(),
+            )
+        };
+        let listed = targets::parse_target_list(&text, &name)?;
+        for net in &listed {
+            exclusions.check(*net, &name)?;
+        }
+        nets.extend(listed);
+    }
+    if nets.is_empty() {
+        bail!("no targets: give addresses or prefixes as arguments or with --targets-file");
+    }
+    Ok(nets)
+}
+
+fn check_ports(ports: &[u16]) -> Result<Vec<u16>> {
+    let mut out = Vec::new();
+    for &p in ports {
+        if p == 0 {
+            bail!("--ports: 0 is not a port");
+        }
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+async fn scan(args: ScanArgs) -> Result<()> {
+    let exclusions = Exclusions::builtin(args.allow_loopback);
+    let nets = collect_targets(&args, &exclusions)?;
+    let ports = check_ports(&args.ports)?;
+    let config = scan_config(&args.engine)?;
+    let store = open_store(&args.db.db).await?;
+    let mut out: Box<dyn Write + Send> = if args.output == "-" {
+        Box::new(std::io::BufWriter::new(std::io::stdout()))
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(&args.output)
+                .with_context(|| format!("could not create {}", args.output))?,
+        ))
+    };
+    let description = nets
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let total = targets::count(&nets, &ports);
+    eprintln!("surveyor: scanning {total} targets ({description}, ports {ports:?})");
+    let job = ScanJob {
+        nets,
+        ports,
+        exclusions,
+        as_of: args.as_of.unwrap_or_else(today),
+        config,
+        description,
+    };
+    let outcome = run_scan(job, &store, &mut *out, shutdown_token()).await?;
+    print_summary(&outcome);
+    Ok(())
+}
+
+fn print_summary(o: &pipeline::ScanOutcome) {
+    let s = &o.stats;
+    eprintln!(
+        "surveyor: scan {}{}: {} targets, {} answered, {} refused, {} timed out, {} Exchange",
+        o.scan.0,
+        if s.cancelled {
+            " INTERRUPTED (not marked finished)"
+        } else {
+            ""
+        },
+        s.targets,
+        s.connected,
+        s.refused,
+        s.timed_out,
+        o.exchange
+    );
+}
+
+async fn report(args: ReportArgs) -> Result<()> {
+    let store = open_store(&args.db.db).await?;
+    let Some(report) = surveyor_api::census_report(&store, args.scan.map(ScanId)).await? else {
+        match args.scan {
+            Some(id) => bail!("no scan with id {id} in {}", redact(&args.db.db)),
+            None => bail!(
+                "no finished scan in {}: run `surveyor scan` first",
+                redact(&args.db.db)
+            ),
+        }
+    };
+    if args.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report::render(&report));
+    }
+    Ok(())
+}
+
+async fn serve_until(listen: SocketAddr, store: Store, shutdown: CancellationToken) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("could not listen on {listen}"))?;
+    eprintln!(
+        "surveyor: API on http://{}/api/v1/census (Ctrl-C stops)",
+        listener.local_addr()?
+    );
+    surveyor_api::serve(listener, store, async move { shutdown.cancelled().await })
+        .await
+        .context("the API server failed")
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let store = open_store(&args.db.db).await?;
+    serve_until(args.listen, store, shutdown_token()).await
+}
+
+async fn demo(args: DemoArgs) -> Result<()> {
+    let shutdown = shutdown_token();
+    let started = std::time::Instant::now();
+    let bed = surveyor_testbed::Testbed::start(surveyor_testbed::TestbedConfig {
+        hosts: args.hosts,
+        seed: args.seed,
+        net: args.net,
+        port: 0,
+    })
+    .await
+    .context("could not start the test-bed")?;
+    eprintln!(
+        "surveyor demo: test-bed of {} hosts in {} on port {} (seed {})",
+        bed.truth().len(),
+        bed.net(),
+        bed.port(),
+        args.seed
+    );
+    let db = match &args.db {
+        Some(url) => url.clone(),
+        None => {
+            let path = std::env::temp_dir().join(format!(
+                "surveyor-demo-{}-{}.db",
+                std::process::id(),
+                OffsetDateTime::now_utc().unix_timestamp()
+            ));
+            format!("sqlite:{}", path.display())
+        }
+    };
+    let store = open_store(&db).await?;
+    let mut out: Box<dyn Write + Send> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("could not create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::sink()),
+    };
+    let job = ScanJob {
+        nets: vec![IpNet::V4(bed.net())],
+        ports: vec![bed.port()],
+        exclusions: Exclusions::builtin(true),
+        as_of: today(),
+        config: ScanConfig::default(),
+        description: format!("demo test-bed {} seed {}", bed.net(), args.seed),
+    };
+    let outcome = run_scan(job, &store, &mut *out, shutdown.clone()).await?;
+    bed.shutdown().await;
+    print_summary(&outcome);
+    eprintln!(
+        "surveyor demo: scanned in {:.1} s; store {}",
+        started.elapsed().as_secs_f64(),
+        db
+    );
+    if outcome.stats.cancelled {
+        bail!("interrupted before the scan finished");
+    }
+    let report = surveyor_api::census_report(&store, Some(outcome.scan))
+        .await?
+        .context("the demo scan is missing from the store")?;
+    print!("{}", report::render(&report));
+    std::io::stdout().flush()?;
+    if args.no_serve {
+        return Ok(());
+    }
+    serve_until(args.listen, store, shutdown).await
+}
+
+async fn testbed(args: TestbedArgs) -> Result<()> {
+    let bed = surveyor_testbed::Testbed::start(surveyor_testbed::TestbedConfig {
+        hosts: args.hosts,
+        seed: args.seed,
+        net: args.net,
+        port: args.port,
+    })
+    .await
+    .context("could not start the test-bed")?;
+    if let Some(path) = &args.truth {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("could not create {}", path.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        surveyor_testbed::write_truth(bed.truth(), &mut w)?;
+        w.flush()?;
+    }
+    eprintln!(
+        "surveyor testbed: {} hosts in {} on port {} (seed {}); Ctrl-C stops",
+        bed.truth().len(),
+        bed.net(),
+        bed.port(),
+        args.seed
+    );
+    // Machine-readable readiness line for scripts and tests.
+    println!(
+        "{}",
+        serde_json::json!({ "ready": true, "net": bed.net().to_string(), "port": bed.port() })
+    );
+    std::io::stdout().flush()?;
+    shutdown_token().cancelled().await;
+    bed.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://u:secret@db:5432/x"),
+            "postgres://u:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(redact("sqlite:surveyor.db"), "sqlite:surveyor.db");
+    }
+}

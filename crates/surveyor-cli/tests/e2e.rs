@@ -1,0 +1,280 @@
+//! End to end: the real `surveyor` binary scans an in-process test-bed; its JSON lines and
+//! census must match the test-bed's ground truth, on SQLite and on PostgreSQL.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use surveyor_store::testing;
+use surveyor_testbed::{Testbed, TestbedConfig, TruthHost};
+
+const AS_OF: &str = "2026-11-23";
+
+fn surveyor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_surveyor"))
+        .args(args)
+        .env_remove("SURVEYOR_DB")
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("the surveyor binary runs")
+}
+
+async fn surveyor_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        surveyor(&args)
+    })
+    .await
+    .unwrap()
+}
+
+/// What the scanner can honestly see of a truth host: the exact build when the host sends
+/// X-OWA-Version, serves the ECP manifest, or (2010) puts the 4-part build in its paths;
+/// otherwise only the CU.
+fn expected_build(truth: &surveyor_testbed::TruthExchange) -> String {
+    let exact = truth.owa_version_header || truth.exporttool_manifest || truth.family == "2010";
+    if exact {
+        truth.build.clone()
+    } else {
+        truth.build.rsplit_once('.').unwrap().0.to_string()
+    }
+}
+
+fn check_lines(stdout: &str, truth: &[TruthHost]) {
+    let lines: BTreeMap<IpAddr, Value> = stdout
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("every line is JSON");
+            (v["ip"].as_str().unwrap().parse().unwrap(), v)
+        })
+        .collect();
+    assert_eq!(
+        lines.len(),
+        truth.len(),
+        "one line per live host, none for empty addresses"
+    );
+    for host in truth {
+        let line = &lines[&host.ip];
+        assert_eq!(line["port"], host.port, "{}", host.ip);
+        assert_eq!(line["scheme"], "https");
+        assert_eq!(line["status"], "success", "{line}");
+        assert!(line["observed_at"].as_str().unwrap().ends_with('Z'));
+        let names = line["tls"]["names"].as_array().unwrap();
+        assert!(
+            names
+                .iter()
+                .any(|n| n.as_str().unwrap().ends_with(&host.domain)),
+            "{line}"
+        );
+        match &host.exchange {
+            None => assert!(
+                line["exchange"].is_null(),
+                "{} is {}: {line}",
+                host.ip,
+                host.persona
+            ),
+            Some(t) => {
+                let ex = &line["exchange"];
+                assert_eq!(ex["family"], t.family.as_str(), "{line}");
+                let build = expected_build(t);
+                assert_eq!(ex["build"], build.as_str(), "{line}");
+                if build == t.build {
+                    assert_eq!(ex["version_name"], t.version_name.as_str(), "{line}");
+                } else {
+                    let name = ex["version_name"].as_str().unwrap();
+                    let cu = t.version_name.split(" (").next().unwrap();
+                    let cu = cu.rsplit_once(' ').map_or(cu, |(head, last)| {
+                        if last.contains("SU") || last.contains("HU") || last.starts_with("KB") {
+                            head
+                        } else {
+                            cu
+                        }
+                    });
+                    assert!(
+                        cu == name || cu.starts_with(&format!("{name} ")),
+                        "{name:?} should name the CU of {:?}",
+                        t.version_name
+                    );
+                }
+                let support = if t.family == "SE" {
+                    "supported"
+                } else {
+                    "unsupported"
+                };
+                assert_eq!(ex["support"], support, "{line}");
+                assert!(!ex["evidence"].as_array().unwrap().is_empty());
+            }
+        }
+    }
+}
+
+fn check_census(report: &Value, truth: &[TruthHost]) {
+    let census = &report["census"];
+    let exchange: Vec<_> = truth.iter().filter_map(|h| h.exchange.as_ref()).collect();
+    assert_eq!(census["servers"], exchange.len());
+    let se = exchange.iter().filter(|e| e.family == "SE").count();
+    assert_eq!(census["supported"], se);
+    assert_eq!(census["unsupported"], exchange.len() - se);
+    for row in census["families"].as_array().unwrap() {
+        let family = row["family"].as_str().unwrap();
+        let n = exchange.iter().filter(|e| e.family == family).count();
+        assert_eq!(row["servers"], n, "family {family}");
+    }
+    assert_eq!(report["scan"]["as_of"], AS_OF);
+    assert!(report["scan"]["finished_at"].is_string());
+}
+
+async fn scan_testbed_into(db: &str, net: &str) {
+    let bed = Testbed::start(TestbedConfig {
+        hosts: 40,
+        seed: 7,
+        net: net.parse().unwrap(),
+        port: 0,
+    })
+    .await
+    .expect("test-bed starts");
+    let port = bed.port().to_string();
+    let out = surveyor_async(
+        [
+            "scan",
+            net,
+            "--ports",
+            &port,
+            "--allow-loopback",
+            "--as-of",
+            AS_OF,
+            "--db",
+            db,
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "scan failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_lines(&String::from_utf8(out.stdout).unwrap(), bed.truth());
+
+    let out = surveyor_async(
+        ["report", "--db", db, "--format", "json"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "report failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    check_census(&report, bed.truth());
+
+    let out = surveyor_async(["report", "--db", db].map(String::from).to_vec()).await;
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("Family") && table.contains("Total"),
+        "{table}"
+    );
+    bed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_matches_ground_truth_on_sqlite() {
+    let db = testing::sqlite();
+    scan_testbed_into(&db.url, "127.78.1.0/24").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_matches_ground_truth_on_postgres() {
+    let Some(db) = testing::postgres().await else {
+        return;
+    };
+    scan_testbed_into(&db.url, "127.78.2.0/24").await;
+}
+
+#[test]
+fn loopback_is_refused_without_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("s.db").display());
+    let out = surveyor(&["scan", "127.0.0.1", "--ports", "1", "--db", &db]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("loopback") && err.contains("--allow-loopback"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    // Private ranges stay closed even with the flag.
+    let out = surveyor(&["scan", "10.0.0.0/8", "--allow-loopback", "--db", &db]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("private use"));
+}
+
+#[test]
+fn malformed_target_file_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("targets.txt");
+    std::fs::write(&list, "# loopback test\n127.0.0.1\n127.0.0.300\n").unwrap();
+    let db = format!("sqlite:{}", dir.path().join("s.db").display());
+    let out = surveyor(&[
+        "scan",
+        "--allow-loopback",
+        "--targets-file",
+        list.to_str().unwrap(),
+        "--db",
+        &db,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("targets.txt line 3") && err.contains("127.0.0.300"),
+        "{err}"
+    );
+}
+
+#[test]
+fn report_on_an_empty_store_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("s.db").display());
+    let out = surveyor(&["report", "--db", &db]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `surveyor scan` first"));
+}
+
+#[test]
+fn demo_runs_end_to_end_without_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("demo.db").display());
+    let out = surveyor(&[
+        "demo",
+        "--no-serve",
+        "--hosts",
+        "30",
+        "--net",
+        "127.78.3.0/24",
+        "--db",
+        &db,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("Total"), "{table}");
+    let out = surveyor(&["report", "--db", &db, "--format", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bed = surveyor_testbed::generate(&TestbedConfig {
+        hosts: 30,
+        seed: 2025,
+        net: "127.78.3.0/24".parse().unwrap(),
+        port: 0,
+    });
+    assert_eq!(
+        report["census"]["servers"],
+        bed.iter().filter(|h| h.exchange.is_some()).count()
+    );
+}

@@ -1,0 +1,315 @@
+//! One target, end to end: TCP connect, TLS, then the Exchange probe plan over one
+//! keep-alive HTTP/1.1 connection.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use surveyor_model::{Fingerprint, Observation, Scheme, Signal, Status};
+use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+use tokio_rustls::TlsConnector;
+
+use crate::fingerprint;
+use crate::targets::Target;
+use crate::ProbeConfig;
+
+/// What happened to a target that never answered, for the scan's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silent {
+    Refused,
+    Timeout,
+}
+
+const OWA: &str = "/owa/";
+const LOGON: &str = "/owa/auth/logon.aspx";
+const AUTODISCOVER: &str = "/autodiscover/autodiscover.xml";
+const EXPORTTOOL: &str =
+    "/ecp/Current/exporttool/microsoft.exchange.ediscovery.exporttool.application";
+
+/// Probes one target. `Err` means nothing answered (refused or timed out before a
+/// connection); every other outcome is an observation, including TLS and HTTP failures.
+pub async fn probe(
+    target: Target,
+    config: &ProbeConfig,
+    tls: &TlsConnector,
+) -> Result<Observation, Silent> {
+    let deadline = Instant::now() + config.target_timeout;
+    let connect_by = deadline.min(Instant::now() + config.connect_timeout);
+    let addr = std::net::SocketAddr::new(target.ip, target.port);
+    let tcp = match timeout_at(connect_by, TcpStream::connect(addr)).await {
+        Err(_) => return Err(Silent::Timeout),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::TimedOut => return Err(Silent::Timeout),
+        Ok(Err(_)) => return Err(Silent::Refused),
+        Ok(Ok(tcp)) => tcp,
+    };
+    let _ = tcp.set_nodelay(true);
+    let mut obs = Observation {
+        ip: target.ip,
+        port: target.port,
+        scheme: target.scheme,
+        observed_at: OffsetDateTime::now_utc(),
+        status: Status::Success,
+        error: None,
+        tls: None,
+        http_server: None,
+        fingerprint: Fingerprint::default(),
+        exchange: None,
+    };
+    match target.scheme {
+        Scheme::Http => http_plan(tcp, target, config, deadline, &mut obs).await,
+        Scheme::Https => {
+            let name = ServerName::IpAddress(target.ip.into());
+            match timeout_at(deadline, tls.connect(name, tcp)).await {
+                Err(_) => fail(
+                    &mut obs,
+                    Status::IoTimeout,
+                    "timed out during the TLS handshake",
+                ),
+                Ok(Err(e)) => fail(&mut obs, Status::TlsError, tls_failure(&e)),
+                Ok(Ok(stream)) => {
+                    obs.tls = Some(crate::tls::record(stream.get_ref().1));
+                    http_plan(stream, target, config, deadline, &mut obs).await;
+                }
+            }
+        }
+    }
+    Ok(obs)
+}
+
+/// The TLS client connector every probe shares.
+pub fn tls_connector() -> TlsConnector {
+    TlsConnector::from(Arc::new(crate::danger::recording_client_config()))
+}
+
+fn fail(obs: &mut Observation, status: Status, error: impl Into<String>) {
+    obs.status = status;
+    obs.error = Some(error.into());
+}
+
+/// A stable description of a TLS failure; the dependency's own text is not stored.
+fn tls_failure(e: &io::Error) -> &'static str {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::AlertReceived(_)) => "the server sent a TLS alert",
+        Some(rustls::Error::InvalidMessage(_))
+        | Some(rustls::Error::InappropriateMessage { .. }) => "the server does not speak TLS",
+        Some(rustls::Error::PeerIncompatible(_)) => "no TLS version or cipher in common",
+        Some(_) => "the TLS handshake failed",
+        None if e.kind() == io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection during the TLS handshake"
+        }
+        None => "the connection failed during the TLS handshake",
+    }
+}
+
+/// The non-intrusive plan of exchange-fingerprinting.md §1.14, stopping once the exact build is
+/// known: /owa/ (header), the logon page (resource path, markers), autodiscover (header), the
+/// ECP export-tool manifest (exact build).
+async fn http_plan<S>(
+    stream: S,
+    target: Target,
+    config: &ProbeConfig,
+    deadline: Instant,
+    obs: &mut Observation,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let handshake = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(config.max_header_bytes.max(8192))
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(stream));
+    let (mut sender, conn) = match timeout_at(deadline, handshake).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(_)) => return fail(obs, Status::ProtocolError, "HTTP connection setup failed"),
+        Err(_) => return fail(obs, Status::IoTimeout, "timed out setting up HTTP"),
+    };
+    // The connection task ends when the sender is dropped or the deadline passes.
+    let conn_task = tokio::spawn(async move {
+        let _ = timeout_at(deadline, conn).await;
+    });
+    let mut client = Client {
+        sender: &mut sender,
+        target,
+        config,
+        deadline,
+    };
+
+    let first = client.get(OWA).await;
+    let owa = match first {
+        Ok(r) => r,
+        Err(failure) => {
+            conn_task.abort();
+            return fail(obs, failure.status, failure.error);
+        }
+    };
+    obs.http_server = header_str(&owa.response, header::SERVER);
+    read_headers(&owa.response, OWA, &mut obs.fingerprint);
+
+    let mut looks_like_exchange = !obs.fingerprint.is_empty();
+    if let Ok(logon) = client.get(LOGON).await {
+        read_headers(&logon.response, LOGON, &mut obs.fingerprint);
+        if logon.response.status() == StatusCode::OK {
+            let body = String::from_utf8_lossy(&logon.body);
+            let markers = fingerprint::logon_markers(&body);
+            for m in &markers {
+                obs.fingerprint
+                    .push(Signal::LogonPageMarker, format!("GET {LOGON}"), *m);
+            }
+            if let Some(build) = fingerprint::owa_resource_build(&body) {
+                obs.fingerprint
+                    .push(Signal::OwaResourcePath, format!("GET {LOGON}"), build);
+            }
+            looks_like_exchange |= !markers.is_empty();
+        }
+    }
+    for path in [AUTODISCOVER, EXPORTTOOL] {
+        if !looks_like_exchange || has_exact_build(&obs.fingerprint) {
+            break;
+        }
+        let Ok(reply) = client.get(path).await else {
+            break;
+        };
+        read_headers(&reply.response, path, &mut obs.fingerprint);
+        if path == EXPORTTOOL && reply.response.status() == StatusCode::OK {
+            let body = String::from_utf8_lossy(&reply.body);
+            if let Some(build) = fingerprint::exporttool_manifest_build(&body) {
+                obs.fingerprint.push(
+                    Signal::ExportToolManifest,
+                    format!("GET {EXPORTTOOL}"),
+                    build,
+                );
+            }
+        }
+    }
+    drop(sender);
+    conn_task.abort();
+}
+
+fn has_exact_build(fp: &Fingerprint) -> bool {
+    fp.of(Signal::OwaVersionHeader)
+        .chain(fp.of(Signal::ExportToolManifest))
+        .any(|e| e.value.split('.').count() == 4)
+}
+
+/// Header signals: X-OWA-Version, X-FEServer, and the Exchange Online backend marker.
+fn read_headers(response: &Response<()>, path: &str, fp: &mut Fingerprint) {
+    let source = format!("GET {path}");
+    if let Some(v) = header_str(response, "x-owa-version") {
+        if !fp.of(Signal::OwaVersionHeader).any(|e| e.value == v) {
+            fp.push(Signal::OwaVersionHeader, source.clone(), v);
+        }
+    }
+    if let Some(v) = header_str(response, "x-feserver") {
+        if !fp.of(Signal::FeServerHeader).any(|e| e.value == v) {
+            fp.push(Signal::FeServerHeader, source.clone(), v);
+        }
+    }
+    if let Some(v) = header_str(response, "x-calculatedbetarget") {
+        if v.to_ascii_lowercase().ends_with(".outlook.com") {
+            fp.push(Signal::ExchangeOnline, source, v);
+        }
+    }
+}
+
+fn header_str(response: &Response<()>, name: impl header::AsHeaderName) -> Option<String> {
+    let v = response.headers().get(name)?.to_str().ok()?.trim();
+    (!v.is_empty()).then(|| v.chars().take(256).collect())
+}
+
+struct Reply {
+    response: Response<()>,
+    body: Bytes,
+}
+
+struct Failure {
+    status: Status,
+    error: &'static str,
+}
+
+struct Client<'a> {
+    sender: &'a mut SendRequest<Empty<Bytes>>,
+    target: Target,
+    config: &'a ProbeConfig,
+    deadline: Instant,
+}
+
+impl Client<'_> {
+    /// One GET on the kept-alive connection, body read up to the configured bound.
+    async fn get(&mut self, path: &str) -> Result<Reply, Failure> {
+        let timed_out = Failure {
+            status: Status::IoTimeout,
+            error: "timed out waiting for an HTTP response",
+        };
+        if timeout_at(self.deadline, self.sender.ready())
+            .await
+            .map_err(|_| Failure { ..timed_out })?
+            .is_err()
+        {
+            return Err(Failure {
+                status: Status::ProtocolError,
+                error: "the server closed the HTTP connection",
+            });
+        }
+        let host = match (self.target.scheme, self.target.port) {
+            (Scheme::Https, 443) | (Scheme::Http, 80) => host_literal(self.target.ip),
+            (_, port) => format!("{}:{port}", host_literal(self.target.ip)),
+        };
+        let request = Request::get(path)
+            .header(header::HOST, host)
+            .header(header::USER_AGENT, &self.config.user_agent)
+            .header(header::ACCEPT, "*/*")
+            .body(Empty::new())
+            .expect("static request parts are valid");
+        let response: Response<Incoming> =
+            match timeout_at(self.deadline, self.sender.send_request(request)).await {
+                Err(_) => return Err(timed_out),
+                Ok(Err(_)) => {
+                    return Err(Failure {
+                        status: Status::ProtocolError,
+                        error: "the server sent a malformed HTTP response",
+                    })
+                }
+                Ok(Ok(r)) => r,
+            };
+        let (parts, mut body) = response.into_parts();
+        let mut buf = Vec::new();
+        // A short per-body wait as well: a slow drip must not hold the whole deadline.
+        let body_by = self
+            .deadline
+            .min(Instant::now() + self.config.connect_timeout * 2);
+        while buf.len() < self.config.max_body_bytes {
+            match timeout_at(body_by, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        let room = self.config.max_body_bytes - buf.len();
+                        buf.extend_from_slice(&data[..data.len().min(room)]);
+                    }
+                }
+                Ok(None) => break,
+                // A broken or slow body still leaves the headers, which carry most signals.
+                Ok(Some(Err(_))) | Err(_) => break,
+            }
+        }
+        Ok(Reply {
+            response: Response::from_parts(parts, ()),
+            body: Bytes::from(buf),
+        })
+    }
+}
+
+fn host_literal(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}

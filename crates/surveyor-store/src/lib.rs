@@ -1,0 +1,186 @@
+//! One store interface for scans and their observations, with PostgreSQL and SQLite backends.
+//!
+//! [`open`] picks the backend from the database URL at run time and returns a [`Store`]: one
+//! object-safe trait per aggregate ([`ScanStore`] for scans and what they saw, [`CensusStore`]
+//! for the census read side), both backed by the same connection pool. Each backend has its own
+//! migrations folder (`migrations/sqlite`, `migrations/postgres` at the workspace root) and the
+//! same conformance suite (`tests/conformance.rs`) runs against both.
+//!
+//! Rows are mapped to and from `surveyor_model` types here, at the edge; the model knows
+//! nothing about SQL. See `docs/storage.md` for the schema and the precision choices.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use surveyor_model::{ExchangeServer, Observation};
+use time::{Date, OffsetDateTime};
+
+mod error;
+mod postgres;
+mod rows;
+mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod testing;
+mod url;
+
+pub use error::StoreError;
+
+/// The id of a scan, as the store assigned it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ScanId(pub i64);
+
+impl fmt::Display for ScanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A scan about to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewScan {
+    /// Stored to the microsecond (sub-microsecond digits are dropped).
+    pub started_at: OffsetDateTime,
+    /// The date support verdicts are made for.
+    pub as_of: Date,
+    /// A human description of the target spec, e.g. "192.0.2.0/24, 198.51.100.7".
+    pub targets: String,
+    pub ports: Vec<u16>,
+    pub tool_version: String,
+}
+
+/// A scan as stored, with the number of observations recorded for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScanRecord {
+    pub id: ScanId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// `None` while the scan runs (or if it never finished).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    #[serde(with = "iso_date")]
+    pub as_of: Date,
+    pub targets: String,
+    pub ports: Vec<u16>,
+    pub tool_version: String,
+    pub observations: u64,
+}
+
+/// Scans and the observations they recorded.
+#[async_trait::async_trait]
+pub trait ScanStore: Send + Sync {
+    /// Stores a new, unfinished scan and returns its id.
+    async fn begin_scan(&self, scan: &NewScan) -> Result<ScanId, StoreError>;
+
+    /// Appends a batch of observations in ONE transaction: all or nothing.
+    ///
+    /// Fails with [`StoreError::UnknownScan`] for an id no scan has, and with
+    /// [`StoreError::DuplicateObservation`] when the batch repeats an (ip, port) already
+    /// recorded for the scan or within itself; in both cases nothing is stored and earlier
+    /// batches are untouched. `observed_at` is stored to the microsecond.
+    async fn record(&self, scan: ScanId, batch: &[Observation]) -> Result<(), StoreError>;
+
+    /// Marks a scan finished; [`StoreError::UnknownScan`] for an id no scan has.
+    async fn finish_scan(
+        &self,
+        scan: ScanId,
+        finished_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// All scans, newest first (by `started_at`, then id).
+    async fn scans(&self) -> Result<Vec<ScanRecord>, StoreError>;
+
+    /// One scan, or `None` when no scan has this id.
+    async fn scan(&self, id: ScanId) -> Result<Option<ScanRecord>, StoreError>;
+
+    /// Every observation of a scan, ordered by ip then port, exactly as recorded (to the
+    /// microsecond). [`StoreError::UnknownScan`] for an id no scan has.
+    async fn observations(&self, scan: ScanId) -> Result<Vec<Observation>, StoreError>;
+}
+
+/// The read side a census is computed from.
+#[async_trait::async_trait]
+pub trait CensusStore: Send + Sync {
+    /// The latest finished scan (by `finished_at`, then id); unfinished scans are ignored.
+    async fn latest_finished_scan(&self) -> Result<Option<ScanRecord>, StoreError>;
+
+    /// The recognised Exchange servers of a scan (observations with an exchange verdict), one
+    /// per observation, ordered by ip then port. [`StoreError::UnknownScan`] for an id no scan
+    /// has.
+    async fn exchange_servers(&self, scan: ScanId) -> Result<Vec<ExchangeServer>, StoreError>;
+}
+
+/// An open store: one handle per aggregate, sharing one connection pool.
+#[derive(Clone)]
+pub struct Store {
+    pub scans: Arc<dyn ScanStore>,
+    pub census: Arc<dyn CensusStore>,
+    pub backend: Backend,
+}
+
+// The API shares one Store across request handlers and tasks.
+const _: fn() = || {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Store>();
+};
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Postgres => "PostgreSQL",
+            Backend::Sqlite => "SQLite",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Opens the store a database URL names and applies that backend's migrations.
+///
+/// - `postgres://…` or `postgresql://…`: PostgreSQL.
+/// - `sqlite:path`, `sqlite://path` or a bare file path: SQLite, the file created if missing,
+///   in WAL mode with foreign keys on. `sqlite::memory:` is a private in-memory database.
+///
+/// Any other scheme is [`StoreError::InvalidUrl`]. Error messages never show the URL's password.
+pub async fn open(url: &str) -> Result<Store, StoreError> {
+    match url::parse(url)? {
+        url::Target::Postgres(options) => {
+            let store = Arc::new(postgres::PgStore::connect(options).await?);
+            Ok(Store {
+                scans: store.clone(),
+                census: store,
+                backend: Backend::Postgres,
+            })
+        }
+        url::Target::Sqlite(location) => {
+            let store = Arc::new(sqlite::SqliteStore::open(location).await?);
+            Ok(Store {
+                scans: store.clone(),
+                census: store,
+                backend: Backend::Sqlite,
+            })
+        }
+    }
+}
+
+// `YYYY-MM-DD` for `ScanRecord::as_of`: the form JSON readers expect of a date.
+time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");

@@ -1,0 +1,310 @@
+//! The PostgreSQL backend: native TIMESTAMPTZ, DATE, INET, INTEGER[] and JSONB columns.
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row};
+use surveyor_model::{ExchangeServer, Observation};
+use time::OffsetDateTime;
+
+use crate::rows::{self, Columns, StoredObservation, StoredScan};
+use crate::{Backend, CensusStore, NewScan, ScanId, ScanRecord, ScanStore, StoreError};
+
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+const BACKEND: Backend = Backend::Postgres;
+
+/// Enough for the API's readers and one scan writer; PostgreSQL's default limit is 100.
+const MAX_CONNECTIONS: u32 = 8;
+/// How long a caller waits for a pooled connection (or the first connect) before giving up.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SELECT_SCANS: &str = "SELECT s.id, s.started_at, s.finished_at, s.as_of, s.targets, \
+     s.ports, s.tool_version, \
+     (SELECT count(*) FROM observations o WHERE o.scan_id = s.id) AS observations \
+     FROM scans s";
+
+pub(crate) struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub(crate) async fn connect(mut options: PgConnectOptions) -> Result<PgStore, StoreError> {
+        let target = crate::url::describe_pg(&options);
+        if options.get_application_name().is_none() {
+            options = options.application_name("surveyor");
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                backend: BACKEND,
+                target: target.clone(),
+                source,
+            })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                backend: BACKEND,
+                source,
+            })?;
+        tracing::debug!(%target, "opened PostgreSQL store");
+        Ok(PgStore { pool })
+    }
+
+    async fn scan_exists(&self, scan: ScanId) -> Result<bool, StoreError> {
+        let found = sqlx::query("SELECT 1 FROM scans WHERE id = $1")
+            .bind(scan.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "look up a scan"))?;
+        Ok(found.is_some())
+    }
+
+    async fn fetch_scans(
+        &self,
+        sql: &str,
+        id: Option<ScanId>,
+    ) -> Result<Vec<ScanRecord>, StoreError> {
+        let mut query = sqlx::query(sql);
+        if let Some(id) = id {
+            query = query.bind(id.0);
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "read scans"))?;
+        rows.iter().map(scan_from_row).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl ScanStore for PgStore {
+    async fn begin_scan(&self, scan: &NewScan) -> Result<ScanId, StoreError> {
+        rows::check_new_scan(scan)?;
+        let ports: Vec<i32> = scan.ports.iter().map(|&p| i32::from(p)).collect();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO scans (started_at, as_of, targets, ports, tool_version) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(rows::truncate_to_micros(scan.started_at))
+        .bind(scan.as_of)
+        .bind(&scan.targets)
+        .bind(ports)
+        .bind(&scan.tool_version)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "begin a scan"))?;
+        Ok(ScanId(id))
+    }
+
+    async fn record(&self, scan: ScanId, batch: &[Observation]) -> Result<(), StoreError> {
+        // Encode everything before the transaction, so that bad input never half-writes.
+        let columns = batch
+            .iter()
+            .map(Columns::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        let action = "record observations";
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
+        // FOR KEY SHARE keeps the scan from being deleted while the batch goes in.
+        let found = sqlx::query("SELECT 1 FROM scans WHERE id = $1 FOR KEY SHARE")
+            .bind(scan.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
+        if found.is_none() {
+            return Err(StoreError::UnknownScan(scan));
+        }
+        for chunk in columns.chunks(rows::INSERT_CHUNK) {
+            let mut insert = QueryBuilder::<Postgres>::new(
+                "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
+                 tls, http_server, fingerprint, exchange_family, exchange_build, \
+                 exchange_version_name, exchange_support, exchange_evidence) ",
+            );
+            insert.push_values(chunk, |mut row, c| {
+                row.push_bind(scan.0);
+                row.push_bind(&c.ip).push_unseparated("::inet");
+                row.push_bind(c.port);
+                row.push_bind(c.scheme);
+                row.push_bind(c.observed_at);
+                row.push_bind(c.status);
+                row.push_bind(&c.error);
+                row.push_bind(&c.tls).push_unseparated("::jsonb");
+                row.push_bind(&c.http_server);
+                row.push_bind(&c.fingerprint).push_unseparated("::jsonb");
+                row.push_bind(c.exchange_family);
+                row.push_bind(&c.exchange_build);
+                row.push_bind(&c.exchange_version_name);
+                row.push_bind(c.exchange_support);
+                row.push_bind(&c.exchange_evidence)
+                    .push_unseparated("::jsonb");
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| insert_error(scan, e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query(BACKEND, action))
+    }
+
+    async fn finish_scan(
+        &self,
+        scan: ScanId,
+        finished_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE scans SET finished_at = $2 WHERE id = $1")
+            .bind(scan.0)
+            .bind(rows::truncate_to_micros(finished_at))
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "finish a scan"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UnknownScan(scan));
+        }
+        Ok(())
+    }
+
+    async fn scans(&self) -> Result<Vec<ScanRecord>, StoreError> {
+        let sql = format!("{SELECT_SCANS} ORDER BY s.started_at DESC, s.id DESC");
+        self.fetch_scans(&sql, None).await
+    }
+
+    async fn scan(&self, id: ScanId) -> Result<Option<ScanRecord>, StoreError> {
+        let sql = format!("{SELECT_SCANS} WHERE s.id = $1");
+        Ok(self.fetch_scans(&sql, Some(id)).await?.into_iter().next())
+    }
+
+    async fn observations(&self, scan: ScanId) -> Result<Vec<Observation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, host(ip) AS ip, port, scheme, observed_at, status, error, tls::text AS tls, \
+             http_server, fingerprint::text AS fingerprint, exchange_family, exchange_build, \
+             exchange_version_name, exchange_support, exchange_evidence::text AS exchange_evidence \
+             FROM observations WHERE scan_id = $1 ORDER BY observations.ip, port",
+        )
+        .bind(scan.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "read observations"))?;
+        if rows.is_empty() && !self.scan_exists(scan).await? {
+            return Err(StoreError::UnknownScan(scan));
+        }
+        let mut observations = rows
+            .iter()
+            .map(|row| observation_from_row(row)?.into_model())
+            .collect::<Result<Vec<_>, _>>()?;
+        rows::sort_observations(&mut observations);
+        Ok(observations)
+    }
+}
+
+#[async_trait::async_trait]
+impl CensusStore for PgStore {
+    async fn latest_finished_scan(&self) -> Result<Option<ScanRecord>, StoreError> {
+        let sql = format!(
+            "{SELECT_SCANS} WHERE s.finished_at IS NOT NULL \
+             ORDER BY s.finished_at DESC, s.id DESC LIMIT 1"
+        );
+        Ok(self.fetch_scans(&sql, None).await?.into_iter().next())
+    }
+
+    async fn exchange_servers(&self, scan: ScanId) -> Result<Vec<ExchangeServer>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, host(ip) AS ip, port, exchange_family, exchange_support \
+             FROM observations WHERE scan_id = $1 AND exchange_family IS NOT NULL \
+             ORDER BY observations.ip, port",
+        )
+        .bind(scan.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "read exchange servers"))?;
+        if rows.is_empty() && !self.scan_exists(scan).await? {
+            return Err(StoreError::UnknownScan(scan));
+        }
+        let mut servers = rows
+            .iter()
+            .map(|row| {
+                let id: i64 = get(row, "id")?;
+                let port: i32 = get(row, "port")?;
+                let ip: String = get(row, "ip")?;
+                let family: String = get(row, "exchange_family")?;
+                let support: String = get(row, "exchange_support")?;
+                Ok((rows::exchange_server(id, &ip, &family, &support)?, port))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        servers.sort_by_key(|(s, port)| (s.ip, *port));
+        Ok(servers.into_iter().map(|(s, _)| s).collect())
+    }
+}
+
+/// Maps a failed INSERT of a batch to what it means for the caller.
+fn insert_error(scan: ScanId, error: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &error {
+        if db.is_unique_violation() {
+            return StoreError::DuplicateObservation { scan };
+        }
+        if db.is_foreign_key_violation() {
+            return StoreError::UnknownScan(scan);
+        }
+    }
+    StoreError::Query {
+        backend: BACKEND,
+        action: "record observations",
+        source: error,
+    }
+}
+
+fn scan_from_row(row: &PgRow) -> Result<ScanRecord, StoreError> {
+    let ports: Vec<i32> = get(row, "ports")?;
+    StoredScan {
+        id: get(row, "id")?,
+        started_at: get(row, "started_at")?,
+        finished_at: get(row, "finished_at")?,
+        as_of: get(row, "as_of")?,
+        targets: get(row, "targets")?,
+        ports: ports.into_iter().map(i64::from).collect(),
+        tool_version: get(row, "tool_version")?,
+        observations: get(row, "observations")?,
+    }
+    .into_model()
+}
+
+fn observation_from_row(row: &PgRow) -> Result<StoredObservation, StoreError> {
+    let port: i32 = get(row, "port")?;
+    Ok(StoredObservation {
+        id: get(row, "id")?,
+        ip: get(row, "ip")?,
+        port: i64::from(port),
+        scheme: get(row, "scheme")?,
+        observed_at: get(row, "observed_at")?,
+        status: get(row, "status")?,
+        error: get(row, "error")?,
+        tls: get(row, "tls")?,
+        http_server: get(row, "http_server")?,
+        fingerprint: get(row, "fingerprint")?,
+        exchange_family: get(row, "exchange_family")?,
+        exchange_build: get(row, "exchange_build")?,
+        exchange_version_name: get(row, "exchange_version_name")?,
+        exchange_support: get(row, "exchange_support")?,
+        exchange_evidence: get(row, "exchange_evidence")?,
+    })
+}
+
+/// One column of a row; a value of the wrong type is a corrupt row, not a failed query.
+fn get<'r, T>(row: &'r PgRow, column: &'static str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+{
+    row.try_get(column)
+        .map_err(|_| StoreError::corrupt(format!("column {column}")))
+}

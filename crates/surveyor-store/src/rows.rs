@@ -1,0 +1,296 @@
+//! Model values to column values and stored rows back to the model, shared by both backends.
+
+use std::net::IpAddr;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use surveyor_model::{
+    Build, Evidence, ExchangeServer, ExchangeVerdict, Family, Fingerprint, Observation, Scheme,
+    Status, Support, TlsInfo,
+};
+use time::{Date, OffsetDateTime};
+
+use crate::{NewScan, ScanId, ScanRecord, StoreError};
+
+/// Rows per multi-row INSERT: 15 binds a row stays far below SQLite's 32766 and PostgreSQL's
+/// 65535 bind parameters per statement.
+pub(crate) const INSERT_CHUNK: usize = 1000;
+
+/// The columns of one `observations` row, ready to bind.
+pub(crate) struct Columns {
+    pub ip: String,
+    pub port: i32,
+    pub scheme: &'static str,
+    pub observed_at: OffsetDateTime,
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub tls: Option<String>,
+    pub http_server: Option<String>,
+    pub fingerprint: String,
+    pub exchange_family: Option<&'static str>,
+    pub exchange_build: Option<String>,
+    pub exchange_version_name: Option<String>,
+    pub exchange_support: Option<&'static str>,
+    pub exchange_evidence: Option<String>,
+}
+
+impl Columns {
+    pub(crate) fn encode(o: &Observation) -> Result<Columns, StoreError> {
+        if let Some(field) = nul_field(o) {
+            return Err(StoreError::Unencodable {
+                what: format!(
+                    "the observation of {}:{}: its {field} contains a NUL character",
+                    o.ip, o.port
+                )
+                .into(),
+            });
+        }
+        let exchange = o.exchange.as_ref();
+        Ok(Columns {
+            ip: o.ip.to_string(),
+            port: i32::from(o.port),
+            scheme: o.scheme.as_str(),
+            observed_at: truncate_to_micros(o.observed_at),
+            status: o.status.as_str(),
+            error: o.error.clone(),
+            tls: o
+                .tls
+                .as_ref()
+                .map(|tls| to_json(o, tls, "tls"))
+                .transpose()?,
+            http_server: o.http_server.clone(),
+            fingerprint: to_json(o, &o.fingerprint, "fingerprint")?,
+            exchange_family: exchange.map(|x| x.family.as_str()),
+            exchange_build: exchange.map(|x| x.build.to_string()),
+            exchange_version_name: exchange.map(|x| x.version_name.clone()),
+            exchange_support: exchange.map(|x| x.support.as_str()),
+            exchange_evidence: exchange
+                .map(|x| to_json(o, &x.evidence, "evidence"))
+                .transpose()?,
+        })
+    }
+}
+
+/// Checks the text of a new scan for what no backend can store the same way.
+pub(crate) fn check_new_scan(scan: &NewScan) -> Result<(), StoreError> {
+    for (field, value) in [
+        ("targets", &scan.targets),
+        ("tool_version", &scan.tool_version),
+    ] {
+        if value.contains('\0') {
+            return Err(StoreError::Unencodable {
+                what: format!("the new scan: its {field} contains a NUL character").into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One `observations` row as read back, before it is checked against the model.
+pub(crate) struct StoredObservation {
+    pub id: i64,
+    pub ip: String,
+    pub port: i64,
+    pub scheme: String,
+    pub observed_at: OffsetDateTime,
+    pub status: String,
+    pub error: Option<String>,
+    pub tls: Option<String>,
+    pub http_server: Option<String>,
+    pub fingerprint: String,
+    pub exchange_family: Option<String>,
+    pub exchange_build: Option<String>,
+    pub exchange_version_name: Option<String>,
+    pub exchange_support: Option<String>,
+    pub exchange_evidence: Option<String>,
+}
+
+impl StoredObservation {
+    pub(crate) fn into_model(self) -> Result<Observation, StoreError> {
+        let id = self.id;
+        let corrupt = |column: &str| corrupt_column(id, column);
+        let exchange = match (
+            self.exchange_family,
+            self.exchange_build,
+            self.exchange_version_name,
+            self.exchange_support,
+            self.exchange_evidence,
+        ) {
+            (None, None, None, None, None) => None,
+            (Some(family), Some(build), Some(version_name), Some(support), Some(evidence)) => {
+                Some(ExchangeVerdict {
+                    family: parse_family(id, &family)?,
+                    build: build
+                        .parse::<Build>()
+                        .map_err(|_| corrupt("exchange_build"))?,
+                    version_name,
+                    support: parse_support(id, &support)?,
+                    evidence: from_json::<Vec<Evidence>>(&evidence)
+                        .ok_or_else(|| corrupt("exchange_evidence"))?,
+                })
+            }
+            _ => return Err(corrupt("exchange verdict (some of its columns are null)")),
+        };
+        Ok(Observation {
+            ip: parse_ip(id, &self.ip)?,
+            port: u16::try_from(self.port).map_err(|_| corrupt("port"))?,
+            scheme: Scheme::parse(&self.scheme).ok_or_else(|| corrupt("scheme"))?,
+            observed_at: self.observed_at,
+            status: Status::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            error: self.error,
+            tls: self
+                .tls
+                .map(|tls| from_json::<TlsInfo>(&tls).ok_or_else(|| corrupt("tls")))
+                .transpose()?,
+            http_server: self.http_server,
+            fingerprint: from_json::<Fingerprint>(&self.fingerprint)
+                .ok_or_else(|| corrupt("fingerprint"))?,
+            exchange,
+        })
+    }
+}
+
+/// The census columns of one recognised observation.
+pub(crate) fn exchange_server(
+    id: i64,
+    ip: &str,
+    family: &str,
+    support: &str,
+) -> Result<ExchangeServer, StoreError> {
+    Ok(ExchangeServer {
+        ip: parse_ip(id, ip)?,
+        family: parse_family(id, family)?,
+        support: parse_support(id, support)?,
+    })
+}
+
+/// One `scans` row as read back.
+pub(crate) struct StoredScan {
+    pub id: i64,
+    pub started_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+    pub as_of: Date,
+    pub targets: String,
+    pub ports: Vec<i64>,
+    pub tool_version: String,
+    pub observations: i64,
+}
+
+impl StoredScan {
+    pub(crate) fn into_model(self) -> Result<ScanRecord, StoreError> {
+        let corrupt =
+            |column: &str| StoreError::corrupt(format!("scans.{column} of scan {}", self.id));
+        let ports = self
+            .ports
+            .iter()
+            .map(|&p| u16::try_from(p).map_err(|_| corrupt("ports")))
+            .collect::<Result<Vec<u16>, _>>()?;
+        Ok(ScanRecord {
+            id: ScanId(self.id),
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            as_of: self.as_of,
+            targets: self.targets,
+            ports,
+            tool_version: self.tool_version,
+            observations: u64::try_from(self.observations).map_err(|_| corrupt("count"))?,
+        })
+    }
+}
+
+/// Drops sub-microsecond digits: PostgreSQL keeps microseconds, and both backends must give
+/// back the same value.
+pub(crate) fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
+    let micros = t.nanosecond() / 1_000;
+    // Cannot fail: a whole number of microseconds is a valid nanosecond value.
+    t.replace_nanosecond(micros * 1_000).unwrap_or(t)
+}
+
+/// Orders observations by ip then port, the way `IpAddr` compares (IPv4 before IPv6, then
+/// numerically), which text columns cannot do in SQL.
+pub(crate) fn sort_observations(observations: &mut [Observation]) {
+    observations.sort_by_key(|o| (o.ip, o.port));
+}
+
+pub(crate) fn corrupt_column(id: i64, column: &str) -> StoreError {
+    StoreError::corrupt(format!("observations.{column} of row {id}"))
+}
+
+fn parse_ip(id: i64, ip: &str) -> Result<IpAddr, StoreError> {
+    ip.parse().map_err(|_| corrupt_column(id, "ip"))
+}
+
+fn parse_family(id: i64, family: &str) -> Result<Family, StoreError> {
+    family
+        .parse()
+        .map_err(|_| corrupt_column(id, "exchange_family"))
+}
+
+fn parse_support(id: i64, support: &str) -> Result<Support, StoreError> {
+    Support::parse(support).ok_or_else(|| corrupt_column(id, "exchange_support"))
+}
+
+fn from_json<T: DeserializeOwned>(text: &str) -> Option<T> {
+    serde_json::from_str(text).ok()
+}
+
+/// The first text field of an observation holding a NUL, which PostgreSQL text cannot store;
+/// SQLite refuses it too so that both backends accept the same data.
+fn nul_field(o: &Observation) -> Option<&'static str> {
+    let nul = |s: &str| s.contains('\0');
+    let evidence_nul = |e: &[Evidence]| e.iter().any(|e| nul(&e.source) || nul(&e.value));
+    if o.error.as_deref().is_some_and(nul) {
+        return Some("error");
+    }
+    if o.http_server.as_deref().is_some_and(nul) {
+        return Some("http_server");
+    }
+    if let Some(tls) = &o.tls {
+        let optional = [&tls.cert_sha256, &tls.subject, &tls.issuer];
+        if nul(&tls.version)
+            || nul(&tls.cipher)
+            || optional.iter().any(|s| s.as_deref().is_some_and(nul))
+            || tls.names.iter().any(|s| nul(s))
+        {
+            return Some("tls");
+        }
+    }
+    if evidence_nul(&o.fingerprint.evidence) {
+        return Some("fingerprint");
+    }
+    if let Some(x) = &o.exchange {
+        if nul(&x.version_name) || evidence_nul(&x.evidence) {
+            return Some("exchange verdict");
+        }
+    }
+    None
+}
+
+/// JSON text of one field of an observation. Fails only for values RFC 3339 cannot write
+/// (a certificate date before year 0 or with an offset in seconds).
+fn to_json<T: Serialize>(o: &Observation, value: &T, field: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|_| StoreError::Unencodable {
+        what: format!(
+            "the observation of {}:{}: its {field} has no JSON form",
+            o.ip, o.port
+        )
+        .into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn truncates_to_microseconds() {
+        let t = datetime!(2025-10-14 09:30:01.123_456_789 UTC);
+        assert_eq!(
+            truncate_to_micros(t),
+            datetime!(2025-10-14 09:30:01.123_456 UTC)
+        );
+        let exact = datetime!(2025-10-14 09:30:01.5 +02:00);
+        assert_eq!(truncate_to_micros(exact), exact);
+    }
+}

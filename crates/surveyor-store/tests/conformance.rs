@@ -1,0 +1,739 @@
+//! The store conformance suite: every test runs against SQLite and, when reachable, PostgreSQL.
+//!
+//! Each test gets fresh databases from `surveyor_store::testing::each_backend` (under `CI=true`
+//! an unreachable PostgreSQL fails the test instead of skipping it).
+
+use std::net::IpAddr;
+
+use sqlx::Connection;
+use surveyor_model::{
+    Build, Evidence, ExchangeServer, ExchangeVerdict, Family, Fingerprint, Observation, Scheme,
+    Signal, Status, Support, TlsInfo,
+};
+use surveyor_store::testing::{each_backend, sqlite};
+use surveyor_store::{open, Backend, NewScan, ScanId, ScanRecord, StoreError};
+use time::macros::{date, datetime};
+use time::OffsetDateTime;
+
+#[tokio::test]
+async fn scans_round_trip_newest_first() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let first = new_scan(datetime!(2025-10-01 08:00:00.250_001 UTC));
+        let second = NewScan {
+            ports: vec![443],
+            ..new_scan(datetime!(2025-10-02 08:00 UTC))
+        };
+        let a = store.scans.begin_scan(&first).await.unwrap();
+        let b = store.scans.begin_scan(&second).await.unwrap();
+        assert_ne!(a, b, "{backend}");
+
+        let batch = [refused("192.0.2.7", 80), exchange_2016("192.0.2.5", 443)];
+        store.scans.record(a, &batch).await.unwrap();
+        store
+            .scans
+            .record(a, &[plain_http("192.0.2.9", 80)])
+            .await
+            .unwrap();
+        let finished = datetime!(2025-10-01 09:15:42.999_999 +02:00);
+        store.scans.finish_scan(a, finished).await.unwrap();
+
+        let expected_a = ScanRecord {
+            id: a,
+            started_at: first.started_at,
+            finished_at: Some(finished),
+            as_of: first.as_of,
+            targets: first.targets.clone(),
+            ports: first.ports.clone(),
+            tool_version: first.tool_version.clone(),
+            observations: 3,
+        };
+        let expected_b = ScanRecord {
+            id: b,
+            started_at: second.started_at,
+            finished_at: None,
+            as_of: second.as_of,
+            targets: second.targets.clone(),
+            ports: vec![443],
+            tool_version: second.tool_version.clone(),
+            observations: 0,
+        };
+        assert_eq!(
+            store.scans.scan(a).await.unwrap(),
+            Some(expected_a.clone()),
+            "{backend}"
+        );
+        assert_eq!(
+            store.scans.scans().await.unwrap(),
+            vec![expected_b, expected_a],
+            "{backend}"
+        );
+        assert_eq!(
+            store.scans.scan(ScanId(a.0 + 1000)).await.unwrap(),
+            None,
+            "{backend}"
+        );
+        assert_eq!(
+            store.scans.observations(b).await.unwrap(),
+            vec![],
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn observations_round_trip_exactly() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let scan = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-14 09:00 UTC)))
+            .await
+            .unwrap();
+        let mut tls_only = plain_http("10.0.0.10", 443);
+        tls_only.scheme = Scheme::Https;
+        tls_only.tls = Some(tls());
+        let mut online = plain_http("2001:db8::1", 443);
+        online
+            .fingerprint
+            .push(Signal::ExchangeOnline, "GET /owa/", "outlook.office365.com");
+        online.observed_at = datetime!(2025-10-14 11:00:00.5 +02:00);
+        // Written out of order: the store gives them back by ip (numerically), then port.
+        let batch = vec![
+            online,
+            exchange_2016("10.0.0.10", 80),
+            tls_only,
+            refused("10.0.0.2", 8443),
+            exchange_se("10.0.0.2", 443),
+            plain_http("::ffff:192.0.2.1", 80),
+        ];
+        store.scans.record(scan, &batch).await.unwrap();
+
+        let mut expected = batch.clone();
+        expected.sort_by_key(|o| (o.ip, o.port));
+        let got = store.scans.observations(scan).await.unwrap();
+        assert_eq!(got, expected, "{backend}");
+        let order: Vec<String> = got.iter().map(|o| format!("{}:{}", o.ip, o.port)).collect();
+        assert_eq!(
+            order,
+            [
+                "10.0.0.2:443",
+                "10.0.0.2:8443",
+                "10.0.0.10:80",
+                "10.0.0.10:443",
+                "::ffff:192.0.2.1:80",
+                "2001:db8::1:443"
+            ],
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn observed_at_is_kept_to_the_microsecond() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let scan = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-14 09:00 UTC)))
+            .await
+            .unwrap();
+        let mut observation = plain_http("192.0.2.1", 80);
+        observation.observed_at = datetime!(2025-10-14 09:30:01.123_456_789 UTC);
+        store.scans.record(scan, &[observation]).await.unwrap();
+        let got = store.scans.observations(scan).await.unwrap();
+        assert_eq!(
+            got[0].observed_at,
+            datetime!(2025-10-14 09:30:01.123_456 UTC),
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn exchange_servers_are_the_recognised_observations() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let scan = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-14 09:00 UTC)))
+            .await
+            .unwrap();
+        let other = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-14 10:00 UTC)))
+            .await
+            .unwrap();
+        let mut fingerprint_only = plain_http("192.0.2.3", 443);
+        fingerprint_only
+            .fingerprint
+            .push(Signal::LogonPageMarker, "GET /owa/", "Outlook");
+        let batch = [
+            exchange_se("192.0.2.20", 443),
+            refused("192.0.2.1", 443),
+            exchange_2016("192.0.2.4", 443),
+            fingerprint_only,
+            exchange_2016("192.0.2.4", 80),
+        ];
+        store.scans.record(scan, &batch).await.unwrap();
+        store
+            .scans
+            .record(other, &[exchange_se("198.51.100.1", 443)])
+            .await
+            .unwrap();
+
+        let servers = store.census.exchange_servers(scan).await.unwrap();
+        let server = |ip: &str, family, support| ExchangeServer {
+            ip: ip.parse().unwrap(),
+            family,
+            support,
+        };
+        assert_eq!(
+            servers,
+            vec![
+                server("192.0.2.4", Family::E2016, Support::Unsupported),
+                server("192.0.2.4", Family::E2016, Support::Unsupported),
+                server("192.0.2.20", Family::Se, Support::Supported),
+            ],
+            "{backend}"
+        );
+        let empty = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-14 11:00 UTC)))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.census.exchange_servers(empty).await.unwrap(),
+            vec![],
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn latest_finished_scan_ignores_unfinished_and_picks_the_newest() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        assert_eq!(
+            store.census.latest_finished_scan().await.unwrap(),
+            None,
+            "{backend}"
+        );
+        let early = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-01 08:00 UTC)))
+            .await
+            .unwrap();
+        let late = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-02 08:00 UTC)))
+            .await
+            .unwrap();
+        let running = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-03 08:00 UTC)))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.census.latest_finished_scan().await.unwrap(),
+            None,
+            "{backend}"
+        );
+
+        // The scan started first finished last: finish time decides, not start time.
+        store
+            .scans
+            .finish_scan(late, datetime!(2025-10-02 09:00 UTC))
+            .await
+            .unwrap();
+        store
+            .scans
+            .finish_scan(early, datetime!(2025-10-04 09:00 UTC))
+            .await
+            .unwrap();
+        let latest = store.census.latest_finished_scan().await.unwrap().unwrap();
+        assert_eq!(latest.id, early, "{backend}");
+        assert_eq!(
+            latest.finished_at,
+            Some(datetime!(2025-10-04 09:00 UTC)),
+            "{backend}"
+        );
+
+        // A tie on finished_at goes to the higher id.
+        store
+            .scans
+            .finish_scan(late, datetime!(2025-10-04 09:00 UTC))
+            .await
+            .unwrap();
+        let latest = store.census.latest_finished_scan().await.unwrap().unwrap();
+        assert_eq!(latest.id, late, "{backend}");
+        assert_ne!(latest.id, running, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_conflicting_batch_fails_whole_and_keeps_earlier_batches() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let scan = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-14 09:00 UTC)))
+            .await
+            .unwrap();
+        let first = vec![exchange_2016("192.0.2.4", 443), refused("192.0.2.5", 443)];
+        store.scans.record(scan, &first).await.unwrap();
+
+        // One new row, then one that repeats an (ip, port) of the first batch.
+        let clash = [plain_http("192.0.2.6", 80), plain_http("192.0.2.5", 443)];
+        let error = store.scans.record(scan, &clash).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::DuplicateObservation { scan: s } if s == scan),
+            "{backend}: {error}"
+        );
+        assert!(!error.is_retryable(), "{backend}");
+
+        // A batch that repeats itself is refused the same way.
+        let twice = [plain_http("192.0.2.7", 80), plain_http("192.0.2.7", 80)];
+        let error = store.scans.record(scan, &twice).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::DuplicateObservation { .. }),
+            "{backend}: {error}"
+        );
+
+        assert_eq!(
+            store.scans.observations(scan).await.unwrap(),
+            first,
+            "{backend}"
+        );
+        assert_eq!(
+            store.scans.scan(scan).await.unwrap().unwrap().observations,
+            2,
+            "{backend}"
+        );
+        // The same address and port in another scan is no conflict.
+        let next = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-15 09:00 UTC)))
+            .await
+            .unwrap();
+        store.scans.record(next, &first).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_batch_too_large_for_one_statement_is_still_all_or_nothing() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let scan = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-14 09:00 UTC)))
+            .await
+            .unwrap();
+        let mut batch: Vec<Observation> = (0..2500u32)
+            .map(|i| plain_http(&format!("10.1.{}.{}", i / 250, i % 250), 80))
+            .collect();
+        store.scans.record(scan, &batch).await.unwrap();
+        assert_eq!(
+            store.scans.scan(scan).await.unwrap().unwrap().observations,
+            2500,
+            "{backend}"
+        );
+
+        // The clash sits in the last chunk; the chunks before it must be rolled back too.
+        let mut more: Vec<Observation> = (0..2100u32)
+            .map(|i| plain_http(&format!("10.2.{}.{}", i / 250, i % 250), 80))
+            .collect();
+        more.push(batch[0].clone());
+        let error = store.scans.record(scan, &more).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::DuplicateObservation { .. }),
+            "{backend}: {error}"
+        );
+        batch.sort_by_key(|o| (o.ip, o.port));
+        assert_eq!(
+            store.scans.observations(scan).await.unwrap(),
+            batch,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_scans_are_errors() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let known = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-14 09:00 UTC)))
+            .await
+            .unwrap();
+        let unknown = ScanId(known.0 + 41);
+        let is_unknown = |r: Result<(), StoreError>| matches!(r, Err(StoreError::UnknownScan(id)) if id == unknown);
+        assert!(
+            is_unknown(
+                store
+                    .scans
+                    .record(unknown, &[refused("192.0.2.1", 80)])
+                    .await
+            ),
+            "{backend}"
+        );
+        assert!(
+            is_unknown(store.scans.record(unknown, &[]).await),
+            "{backend}"
+        );
+        let finish = store
+            .scans
+            .finish_scan(unknown, datetime!(2025-10-14 10:00 UTC))
+            .await;
+        assert!(is_unknown(finish), "{backend}");
+        assert!(
+            is_unknown(store.scans.observations(unknown).await.map(drop)),
+            "{backend}"
+        );
+        assert!(
+            is_unknown(store.census.exchange_servers(unknown).await.map(drop)),
+            "{backend}"
+        );
+        let error = store.scans.record(unknown, &[]).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("no scan with id {unknown}"),
+            "{backend}"
+        );
+        assert!(!error.is_retryable(), "{backend}");
+        assert_eq!(
+            store.scans.scan(known).await.unwrap().unwrap().observations,
+            0,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn text_no_backend_can_store_is_refused_before_writing() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let scan = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-14 09:00 UTC)))
+            .await
+            .unwrap();
+        let mut hostile = plain_http("192.0.2.2", 80);
+        hostile.http_server = Some("Microsoft-IIS/10.0\0".into());
+        let error = store
+            .scans
+            .record(scan, &[plain_http("192.0.2.1", 80), hostile])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::Unencodable { .. }),
+            "{backend}: {error}"
+        );
+        assert_eq!(
+            store.scans.observations(scan).await.unwrap(),
+            vec![],
+            "{backend}"
+        );
+
+        let bad_scan = NewScan {
+            targets: "192.0.2.0/24\0".into(),
+            ..new_scan(datetime!(2025-10-14 09:00 UTC))
+        };
+        let error = store.scans.begin_scan(&bad_scan).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::Unencodable { .. }),
+            "{backend}: {error}"
+        );
+        assert_eq!(store.scans.scans().await.unwrap().len(), 1, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_row_is_reported_not_guessed() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let scan = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-14 09:00 UTC)))
+            .await
+            .unwrap();
+        store
+            .scans
+            .record(scan, &[exchange_2016("192.0.2.4", 443)])
+            .await
+            .unwrap();
+        let tamper = "UPDATE observations SET exchange_family = '2099'";
+        match backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+                sqlx::query(tamper).execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                sqlx::query(tamper).execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+        }
+        let error = store.scans.observations(scan).await.unwrap_err();
+        assert!(
+            matches!(&error, StoreError::Corrupt { what } if what.contains("exchange_family")),
+            "{backend}: {error}"
+        );
+        let error = store.census.exchange_servers(scan).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::Corrupt { .. }),
+            "{backend}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_migrations_are_idempotent() {
+    for (backend, db) in each_backend().await {
+        let batch = [exchange_se("192.0.2.20", 443)];
+        let scan = {
+            let store = open(&db.url).await.unwrap();
+            let scan = store
+                .scans
+                .begin_scan(&new_scan(datetime!(2025-10-14 09:00 UTC)))
+                .await
+                .unwrap();
+            store.scans.record(scan, &batch).await.unwrap();
+            store
+                .scans
+                .finish_scan(scan, datetime!(2025-10-14 10:00 UTC))
+                .await
+                .unwrap();
+            scan
+        };
+        for _ in 0..2 {
+            let store = open(&db.url).await.unwrap();
+            assert_eq!(store.backend, backend);
+            assert_eq!(
+                store.scans.observations(scan).await.unwrap(),
+                batch,
+                "{backend}"
+            );
+            let latest = store.census.latest_finished_scan().await.unwrap();
+            assert_eq!(latest.map(|s| s.id), Some(scan), "{backend}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_url_forms_open_the_same_file() {
+    let db = sqlite();
+    let path = db.url.strip_prefix("sqlite://").unwrap().to_string();
+    let scan = {
+        let store = open(&format!("sqlite:{path}")).await.unwrap();
+        store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-14 09:00 UTC)))
+            .await
+            .unwrap()
+    };
+    for url in [db.url.clone(), path.clone()] {
+        let store = open(&url).await.unwrap();
+        assert_eq!(store.backend, Backend::Sqlite);
+        assert!(store.scans.scan(scan).await.unwrap().is_some(), "{url}");
+    }
+    let memory = open("sqlite::memory:").await.unwrap();
+    let id = memory
+        .scans
+        .begin_scan(&new_scan(datetime!(2025-10-14 09:00 UTC)))
+        .await
+        .unwrap();
+    memory
+        .scans
+        .record(id, &[refused("192.0.2.1", 80)])
+        .await
+        .unwrap();
+    assert_eq!(memory.scans.observations(id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn urls_of_other_databases_are_refused_clearly() {
+    let error = open("mysql://root:hunter2@127.0.0.1/census")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, StoreError::InvalidUrl { url_scheme, .. } if url_scheme == "mysql"),
+        "{error}"
+    );
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+    assert!(!error.is_retryable());
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_retryable_connect_error_without_the_password() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let error = open("postgres://surveyor:hunter2@127.0.0.1:1/census")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Connect {
+                backend: Backend::Postgres,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.is_retryable());
+    assert_eq!(
+        error.to_string(),
+        "cannot connect to the PostgreSQL database postgres://surveyor@127.0.0.1:1/census"
+    );
+}
+
+#[tokio::test]
+async fn test_databases_are_private_and_removed() {
+    let dbs = each_backend().await;
+    let again = each_backend().await;
+    for ((backend, a), (_, b)) in dbs.iter().zip(&again) {
+        assert_ne!(a.url, b.url, "{backend}");
+        assert_eq!(a.backend(), *backend);
+    }
+    // Dropping a TestDb removes the temp dir or the database.
+    let mut urls = Vec::new();
+    for (backend, db) in &dbs {
+        open(&db.url).await.unwrap();
+        urls.push((*backend, db.url.clone()));
+    }
+    drop(dbs);
+    for (backend, url) in urls {
+        match backend {
+            Backend::Sqlite => {
+                let path = std::path::Path::new(url.strip_prefix("sqlite://").unwrap());
+                let dir = path.parent().unwrap();
+                assert!(!dir.exists(), "{} still exists", dir.display());
+            }
+            Backend::Postgres => {
+                let error = sqlx::PgConnection::connect(&url).await.unwrap_err();
+                let gone = error
+                    .as_database_error()
+                    .and_then(|e| e.code())
+                    .is_some_and(|c| c == "3D000");
+                assert!(gone, "{url} still exists: {error}");
+            }
+        }
+    }
+}
+
+// Fixtures: a few observations shaped like what the scanner records.
+
+fn new_scan(started_at: OffsetDateTime) -> NewScan {
+    NewScan {
+        started_at,
+        as_of: date!(2025 - 10 - 14),
+        targets: "192.0.2.0/24, 2001:db8::/120".into(),
+        ports: vec![443, 80, 8443],
+        tool_version: "surveyor 0.0.0".into(),
+    }
+}
+
+fn at(ip: &str, port: u16) -> Observation {
+    Observation {
+        ip: ip.parse::<IpAddr>().unwrap(),
+        port,
+        scheme: if port == 80 {
+            Scheme::Http
+        } else {
+            Scheme::Https
+        },
+        observed_at: datetime!(2025-10-14 09:30:01.123_456 UTC),
+        status: Status::Success,
+        error: None,
+        tls: None,
+        http_server: None,
+        fingerprint: Fingerprint::default(),
+        exchange: None,
+    }
+}
+
+fn refused(ip: &str, port: u16) -> Observation {
+    Observation {
+        status: Status::ConnectionRefused,
+        error: Some("connection refused".into()),
+        ..at(ip, port)
+    }
+}
+
+fn plain_http(ip: &str, port: u16) -> Observation {
+    Observation {
+        http_server: Some("nginx/1.24.0".into()),
+        ..at(ip, port)
+    }
+}
+
+fn tls() -> TlsInfo {
+    TlsInfo {
+        version: "TLSv1.2".into(),
+        cipher: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".into(),
+        cert_sha256: Some(
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        ),
+        subject: Some("CN=mail.example.org".into()),
+        issuer: None,
+        names: vec!["mail.example.org".into(), "autodiscover.example.org".into()],
+        // Inside JSON the dates keep every digit they have, nanoseconds included.
+        not_before: Some(datetime!(2025-01-01 00:00:00.000_000_001 UTC)),
+        not_after: None,
+    }
+}
+
+fn exchange(ip: &str, port: u16, build: Build, support: Support, name: &str) -> Observation {
+    let evidence = vec![
+        Evidence {
+            signal: Signal::OwaVersionHeader,
+            source: "GET /owa/".into(),
+            value: build.to_string(),
+        },
+        Evidence {
+            signal: Signal::LogonPageMarker,
+            source: "GET /owa/auth/logon.aspx".into(),
+            value: "<title>Outlook</title>".into(),
+        },
+    ];
+    let mut o = at(ip, port);
+    o.http_server = Some("Microsoft-IIS/10.0".into());
+    if port != 80 {
+        o.tls = Some(tls());
+    }
+    o.fingerprint = Fingerprint {
+        evidence: evidence.clone(),
+    };
+    o.exchange = Some(ExchangeVerdict {
+        family: build.family().unwrap(),
+        build,
+        version_name: name.into(),
+        support,
+        evidence,
+    });
+    o
+}
+
+fn exchange_2016(ip: &str, port: u16) -> Observation {
+    let build = Build::new(15, 1, 2507, Some(61));
+    exchange(
+        ip,
+        port,
+        build,
+        Support::Unsupported,
+        "Exchange Server 2016 CU23 Oct25SU",
+    )
+}
+
+fn exchange_se(ip: &str, port: u16) -> Observation {
+    let build = Build::new(15, 2, 2562, None);
+    exchange(
+        ip,
+        port,
+        build,
+        Support::Supported,
+        "Exchange Server SE RTM",
+    )
+}

@@ -1,0 +1,166 @@
+//! Invents plausible German organisations, their `.example` domains and server names.
+//!
+//! Everything lives under `.example` (RFC 2606) so a leaked truth file or certificate can
+//! never point at a real organisation.
+
+use std::collections::HashSet;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// Towns as (domain label, display name).
+const TOWNS: &[(&str, &str)] = &[
+    ("musterstadt", "Musterstadt"),
+    ("neustadt", "Neustadt"),
+    ("altdorf", "Altdorf"),
+    ("bergheim", "Bergheim"),
+    ("lindenau", "Lindenau"),
+    ("rosenfeld", "Rosenfeld"),
+    ("waldkirchen", "Waldkirchen"),
+    ("seehausen", "Seehausen"),
+    ("buchholz", "Buchholz"),
+    ("eichenau", "Eichenau"),
+    ("hohenfels", "Hohenfels"),
+    ("falkenberg", "Falkenberg"),
+    ("sonnenberg", "Sonnenberg"),
+    ("steinbach", "Steinbach"),
+    ("wiesental", "Wiesental"),
+    ("gruenau", "Grünau"),
+    ("kirchheim", "Kirchheim"),
+    ("tannhausen", "Tannhausen"),
+    ("muehlhausen", "Mühlhausen"),
+    ("birkenfeld", "Birkenfeld"),
+    ("ostheim", "Ostheim"),
+    ("weissenburg", "Weißenburg"),
+    ("friedrichsau", "Friedrichsau"),
+    ("lauterbach", "Lauterbach"),
+];
+
+/// Family names as (domain label, display name).
+const SURNAMES: &[(&str, &str)] = &[
+    ("mueller", "Müller"),
+    ("schmidt", "Schmidt"),
+    ("schneider", "Schneider"),
+    ("fischer", "Fischer"),
+    ("weber", "Weber"),
+    ("meyer", "Meyer"),
+    ("wagner", "Wagner"),
+    ("becker", "Becker"),
+    ("schulz", "Schulz"),
+    ("hoffmann", "Hoffmann"),
+    ("koch", "Koch"),
+    ("richter", "Richter"),
+    ("klein", "Klein"),
+    ("wolf", "Wolf"),
+    ("schroeder", "Schröder"),
+    ("neumann", "Neumann"),
+    ("schwarz", "Schwarz"),
+    ("zimmermann", "Zimmermann"),
+    ("braun", "Braun"),
+    ("krueger", "Krüger"),
+    ("hartmann", "Hartmann"),
+    ("lange", "Lange"),
+];
+
+/// Organisation kinds: domain pattern and display pattern, `{}` is the town or surname.
+const TOWN_KINDS: &[(&str, &str)] = &[
+    ("stadtwerke-{}", "Stadtwerke {}"),
+    ("gymnasium-{}", "Gymnasium {}"),
+    ("gemeinde-{}", "Gemeinde {}"),
+    ("klinikum-{}", "Klinikum {}"),
+    ("kreisverwaltung-{}", "Kreisverwaltung {}"),
+    ("wohnbau-{}", "Wohnungsbaugesellschaft {} mbH"),
+    ("volkshochschule-{}", "Volkshochschule {}"),
+];
+const PERSON_KINDS: &[(&str, &str)] = &[
+    ("praxis-{}", "Praxis Dr. {}"),
+    ("kanzlei-{}", "Kanzlei {} & Partner"),
+    ("autohaus-{}", "Autohaus {} GmbH"),
+    ("{}-maschinenbau", "{} Maschinenbau GmbH"),
+    ("steuerberatung-{}", "Steuerberatung {}"),
+    ("{}-logistik", "{} Logistik GmbH & Co. KG"),
+];
+
+/// An invented organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Organisation {
+    /// Display name, used as the certificate's O=.
+    pub(crate) name: String,
+    /// DNS domain under `.example`.
+    pub(crate) domain: String,
+}
+
+/// Draws an organisation whose domain is not yet in `taken`, and records it there.
+pub(crate) fn organisation(rng: &mut ChaCha8Rng, taken: &mut HashSet<String>) -> Organisation {
+    let (pattern, display, (slug, word)) = if rng.gen_bool(0.5) {
+        let (p, d) = TOWN_KINDS[rng.gen_range(0..TOWN_KINDS.len())];
+        (p, d, TOWNS[rng.gen_range(0..TOWNS.len())])
+    } else {
+        let (p, d) = PERSON_KINDS[rng.gen_range(0..PERSON_KINDS.len())];
+        (p, d, SURNAMES[rng.gen_range(0..SURNAMES.len())])
+    };
+    let base = pattern.replace("{}", slug);
+    let mut name = display.replace("{}", word);
+    // Big fleets run out of combinations; real registries solve that with a number too.
+    let mut domain = format!("{base}.example");
+    let mut n = 2;
+    while taken.contains(&domain) {
+        domain = format!("{base}-{n}.example");
+        n += 1;
+    }
+    if n > 2 {
+        name = format!("{name} ({})", n - 1);
+    }
+    taken.insert(domain.clone());
+    Organisation { name, domain }
+}
+
+/// A NetBIOS name for an Exchange front end, in the styles admins actually use.
+pub(crate) fn netbios_name(rng: &mut ChaCha8Rng, family_tag: &str) -> String {
+    let n = rng.gen_range(1..=4);
+    match rng.gen_range(0..5) {
+        0 | 1 => format!("EX{family_tag}-{n:02}"),
+        2 => format!("EXCH{n:02}"),
+        3 => format!("MAIL{n:02}"),
+        _ => {
+            // Never renamed after setup: Windows' random WIN-XXXXXXXXXXX name.
+            const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+            let tail: String = (0..11)
+                .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+                .collect();
+            format!("WIN-{tail}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn domains_are_unique_valid_and_under_example() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut taken = HashSet::new();
+        for _ in 0..1000 {
+            let org = organisation(&mut rng, &mut taken);
+            assert!(org.domain.ends_with(".example"), "{}", org.domain);
+            assert!(org
+                .domain
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'));
+            assert!(!org.name.is_empty());
+        }
+        assert_eq!(taken.len(), 1000);
+    }
+
+    #[test]
+    fn netbios_names_fit_fifteen_characters() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for _ in 0..200 {
+            let name = netbios_name(&mut rng, "19");
+            assert!(name.len() <= 15, "{name}");
+        }
+    }
+}

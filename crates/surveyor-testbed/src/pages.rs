@@ -1,0 +1,734 @@
+//! Bodies the personas serve: Exchange logon and error pages, the export tool manifest and
+//! the stock pages of IIS, nginx and Apache.
+//!
+//! The Exchange pages are shortened re-creations of real ones (see section 1.1 and 1.12 of the
+//! fingerprinting notes): every marker a scanner might key on is present, the bulk is not.
+//! Placeholders are `{{NAME}}`, filled with plain string replacement.
+
+/// Exchange 2013/2016/2019/SE logon page. `{{RES}}` is `/owa/auth/<a.b.c>/themes/resources`.
+const LOGON_15: &str = r##"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">
+<!-- Copyright (c) 2011 Microsoft Corporation.  All rights reserved. -->
+<!-- OwaPage = ASP.auth_logon_aspx -->
+
+<!-- {57A118C6-2DA9-419d-BE9A-F92B0F9A418B} -->
+<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.0 Transitional//EN"> 
+<html>
+<head>
+<meta http-equiv="X-UA-Compatible" content="IE=10" />
+<link rel="shortcut icon" href="{{RES}}/favicon.ico" type="image/x-icon">
+<meta http-equiv="Content-Type" content="text/html; CHARSET=utf-8">
+<meta name="Robots" content="NOINDEX, NOFOLLOW">
+<title>{{TITLE}}</title>
+<style>
+@font-face {
+    font-family: "wf_segoe-ui_normal";
+    src: url("{{RES}}/segoeui-regular.eot?#iefix") format("embedded-opentype"),
+            url("{{RES}}/segoeui-regular.ttf") format("truetype");
+}
+
+@font-face {
+    font-family: "wf_segoe-ui_semilight";
+    src: url("{{RES}}/segoeui-semilight.eot?#iefix") format("embedded-opentype"),
+        url("{{RES}}/segoeui-semilight.ttf") format("truetype");
+}
+
+@font-face {
+    font-family: "wf_segoe-ui_semibold";
+    src: url("{{RES}}/segoeui-semibold.eot?#iefix") format("embedded-opentype"),
+        url("{{RES}}/segoeui-semibold.ttf") format("truetype");
+}
+</style>
+<style>/*Copyright (c) 2003-2006 Microsoft Corporation.  All rights reserved.*/
+
+body, .mouse, .twide, .tnarrow, form
+{
+    height: 100%;
+    width: 100%;
+    margin: 0px;
+}
+
+.sidebar
+{
+    background-color:#0072C6;
+}
+
+.mouse .owaLogoContainer, .twide .owaLogoContainer
+{
+    margin:213px auto auto 109px;
+    text-align:left
+}
+
+.logonDiv
+{
+	text-align:left;
+}
+
+.signInInputText
+{
+    border:1px solid #98A3A6;
+    color: #333333;
+    background-color: #FDFDFD;
+	width:250px;
+	margin-bottom:10px;
+}
+
+.signInHeader
+{
+	font-size:60px;
+	color:#404344;
+	font-family:'wf_segoe-ui_normal', 'Segoe UI', 'Segoe WP', Tahoma, Arial, sans-serif;
+	margin-bottom:18px;
+}
+
+.signInEnter
+{
+	font-size:22px;
+	color:#0072C6;
+	font-family:'wf_segoe-ui_normal', 'Segoe UI', 'Segoe WP', Tahoma, Arial, sans-serif;
+	margin-top:20px;
+}
+
+.signInExpl
+{
+	font-size:12px;
+	color:#999999;
+	font-family:'wf_segoe-ui_semilight', 'Segoe UI Semilight', 'Segoe WP Semilight', 'Segoe UI', 'Segoe WP', Tahoma, Arial, sans-serif;
+	margin-top:5px;
+}
+
+.hidden-submit
+{
+    border: 0 none;
+    height: 0;
+    width: 0;
+    padding: 0;
+    margin: 0;
+    overflow: hidden;
+}
+</style>
+<script>
+//  flogon.js
+//
+//  This file contains the script used by Logon.aspx
+//
+//Copyright (c) 2003-2006 Microsoft Corporation.  All rights reserved.
+
+var a_fRC = 1;
+var g_fFcs = 1;
+var a_fLOff = 0;
+var a_fCAC = 1;
+var a_fEnbSMm = 0;
+
+function gbid(s)
+{
+    return document.getElementById(s);
+}
+
+/// <summary>
+/// OWA Premium currently supports IE 7+, Safari 3+, Firefox 3+ and Chrome
+/// </summary>
+function IsOwaPremiumBrowser()
+{
+    var m = navigator.userAgent.match(/(MSIE |Trident\/|Firefox\/|Chrome\/|Version\/)(\d+)/);
+    return m != null;
+}
+
+function showPasswordClick()
+{
+    var fShow = gbid("showPasswordCheck").checked;
+    gbid("passwordText").style.display = fShow ? "block" : "none";
+    gbid("password").style.display = fShow ? "none" : "block";
+}
+
+function clkLgn()
+{
+    if (gbid("passwordText").style.display == "block")
+        gbid("password").value = gbid("passwordText").value;
+    document.cookie = "PrivateComputer=true; path=/; expires=";
+    document.forms[0].submit();
+}
+
+function checkSubmit(e)
+{
+    if (e && e.keyCode == 13)
+    {
+        clkLgn();
+        return false;
+    }
+    return true;
+}
+
+window.onload = function ()
+{
+    var sCN = "cookieTest";
+    document.cookie = sCN + "=1";
+    if (document.cookie.indexOf(sCN + "=") == -1)
+    {
+        gbid("cookieMsg").style.display = "block";
+        gbid("lgnDiv").style.display = "none";
+    }
+    else if (g_fFcs)
+    {
+        try { gbid("username").focus(); } catch (e) { }
+    }
+};
+</script>
+</head>
+<body class="signInBg">
+<noscript>
+    <div id="dvErr">
+        <table cellpadding="0" cellspacing="0">
+        <tr>
+            <td><img src="{{RES}}/warn.png" alt="" /></td>
+            <td style="width:100%">To use {{PRODUCT}}, browser settings must allow scripts to run. For information about how to allow scripts, consult the Help for your browser. If your browser doesn't support scripts, you can download <a href="http://www.microsoft.com/windows/ie/downloads/default.mspx">Windows Internet Explorer</a> for access to {{PRODUCT}}.</td>
+        </tr>
+        </table>
+    </div>
+</noscript>
+<form action="/owa/auth.owa" method="POST" name="logonForm" ENCTYPE="application/x-www-form-urlencoded" autocomplete="off">
+<input type="hidden" name="destination" value="{{DESTINATION}}">
+<input type="hidden" name="flags" value="4">
+<input type="hidden" name="forcedownlevel" value="0">
+<div id="mainLogonDiv" class="mouse">
+    <div class="sidebar">
+        <div class="owaLogoContainer">
+            <img src="{{RES}}/owa_text_blue.png" class="owaLogo" aria-hidden="true" />
+        </div>
+    </div>
+    <div class="logonContainer">
+	<div id="lgnDiv" class="logonDiv" onKeyPress="return checkSubmit(event)">
+		<div class="signInHeader" role="heading" aria-label="{{HEADING}}">{{HEADING}}</div>
+		<div class="signInInputLabel" id="userNameLabel" aria-hidden="true">Domain\user name:</div>
+		<div><input id="username" name="username" class="signInInputText" role="textbox" aria-labelledby="userNameLabel"/></div>
+		<div class="signInInputLabel" id="passwordLabel" aria-hidden="true">Password:</div>
+		<div><input id="password" onfocus="g_fFcs=0" name="password" value="" type="password" class="signInInputText" aria-labelledby="passwordLabel"/></div>
+        <div><input id="passwordText" onfocus="g_fFcs=0" name="passwordText" value="" style="display: none;" class="signInInputText" aria-labelledby="passwordLabel"/></div>
+        <div class="showPasswordCheck signInCheckBoxText">
+            <input type="checkbox" id="showPasswordCheck" class="chk" onclick="showPasswordClick()" />
+            <span>Show password</span>
+        </div>
+		<div id="expltxt" class="signInExpl" role="alert"></div>
+		<div class="signInEnter">
+            <div onclick="clkLgn()" class="signinbutton" role="button" tabIndex="0" >
+                <img class="imgLnk" src="{{RES}}/signin_arrow.png" alt=""><span class="signinTxt">sign in</span>
+            </div>
+            <input name="isUtf8" value="1" type="hidden"/>
+		</div>
+        <div class="hidden-submit"><input type="submit" tabindex="-1"/></div>
+	</div>
+	<div id="cookieMsg" class="logonDiv" style="display:none">
+		<div class="signInHeader">{{PRODUCT}}</div>
+		<div class="signInExpl">Please enable cookies for this Web site.<br><br>Cookies are currently disabled by your browser. {{PRODUCT}} requires that cookies be enabled. <br><br>For information about how to enable cookies, see the Help for your Web browser.<br><br><br></div>
+	</div>
+    </div>
+</div>
+</form>
+</body>
+</html>
+"##;
+
+/// Exchange 2010 logon page. `{{RES}}` is `/owa/<a.b.c.d>/themes/resources`.
+const LOGON_2010: &str = r##"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.0 Transitional//EN">
+<!-- Copyright (c) 2006 Microsoft Corporation.  All rights reserved. -->
+<!-- OwaPage = ASP.auth_logon_aspx -->
+<html>
+<head>
+<meta http-equiv="Content-Type" content="text/html; CHARSET=utf-8">
+<meta name="Robots" content="NOINDEX, NOFOLLOW">
+<title>Outlook Web App</title>
+<link type="text/css" rel="stylesheet" href="{{RES}}/logon.css">
+<link rel="shortcut icon" href="{{RES}}/favicon.ico" type="image/x-icon">
+<script type="text/javascript" src="{{SCRIPTS}}/premium/flogon.js"></script>
+<script type="text/javascript">
+	<!--
+	var a_fRC = 1;
+	var g_fFcs = 1;
+	var a_fLOff = 0;
+	var a_fCAC = 0;
+	var a_fEnbSMm = 0;
+	/// <summary>
+	/// Is Mime Control installed?
+	/// </summary>
+	function IsMimeCtlInst(progid)
+	{
+		if (!a_fEnbSMm)
+			return false;
+		try
+		{
+			var obj = new ActiveXObject(progid);
+			return obj != null;
+		}
+		catch (e)
+		{
+			return false;
+		}
+	}
+	-->
+</script>
+</head>
+<body class="owaLgnBdy">
+<noscript>
+	<div id="dvErr">
+		<table cellpadding="0" cellspacing="0">
+		<tr>
+			<td><img src="{{RES}}/warn.png" alt=""></td>
+			<td style="width:100%">To use Outlook Web App, browser settings must allow scripts to run. For information about how to allow scripts, consult the Help for your browser. If your browser doesn't support scripts, you can download <a href="http://www.microsoft.com/windows/ie/downloads/default.mspx">Windows Internet Explorer</a> for access to Outlook Web App.</td>
+		</tr>
+		</table>
+	</div>
+</noscript>
+<form action="/owa/auth/owaauth.dll" method="POST" name="logonForm" autocomplete="off">
+<input type="hidden" name="destination" value="{{DESTINATION}}">
+<input type="hidden" name="flags" value="0">
+<input type="hidden" name="forcedownlevel" value="0">
+<table id="tblMain" cellpadding="0" cellspacing="0">
+<tr>
+	<td colspan="3">
+		<table cellspacing="0" cellpadding="0" class="tblLgn">
+		<tr>
+			<td class="lgnTL"><img src="{{RES}}/lgntopl.gif" alt=""></td>
+			<td class="lgnTM"></td>
+			<td class="lgnTR"><img src="{{RES}}/lgntopr.gif" alt=""></td>
+		</tr>
+		</table>
+	</td>
+</tr>
+<tr>
+	<td id="mdLft">&nbsp;</td>
+	<td id="mdMid">
+		<table id="tblMid" class="mid">
+		<tr><td id="expltxt" class="expl">&nbsp;</td></tr>
+		<tr><td><hr></td></tr>
+		<tr>
+			<td>
+				<div id="lgnDiv">
+				<table cellpadding="0" cellspacing="0">
+				<tr id="trSec"><td colspan="2">Security&nbsp;(<a href="#" id="lnkShwSec" onclick="clkExp('lnkShwSec')">show explanation</a>)</td></tr>
+				<tr>
+					<td><input id="rdoPblc" type="radio" name="trusted" value="0" class="rdo" onclick="clkSec()" checked></td>
+					<td><label for="rdoPblc">This is a public or shared computer</label></td>
+				</tr>
+				<tr>
+					<td><input id="rdoPrvt" type="radio" name="trusted" value="4" class="rdo" onclick="clkSec()"></td>
+					<td><label for="rdoPrvt">This is a private computer</label></td>
+				</tr>
+				<tr>
+					<td><input id="chkBsc" type="checkbox" class="rdo" onclick="clkBsc();" disabled></td>
+					<td nowrap><label for="chkBsc">Use the light version of Outlook Web App</label></td>
+				</tr>
+				</table>
+				<table cellpadding="0" cellspacing="0" class="nowrap">
+				<tr>
+					<td nowrap><label for="username">Domain\user name:</label></td>
+					<td class="txtpad"><input id="username" name="username" type="text" class="txt"></td>
+				</tr>
+				<tr>
+					<td nowrap><label for="password">Password:</label></td>
+					<td class="txtpad"><input id="password" name="password" type="password" class="txt" onfocus="g_fFcs=0"></td>
+				</tr>
+				<tr>
+					<td colspan="2" align="right" class="txtpad"><input type="submit" class="btn" value="Sign in" onclick="clkLgn()"><input name="isUtf8" value="1" type="hidden"></td>
+				</tr>
+				</table>
+				</div>
+				<div id="cookieMsg" class="disBsc" style="display:none">Please enable cookies for this Web site.<br><br>Cookies are currently disabled by your browser. Outlook Web App requires that cookies be enabled.<br><br>For information about how to enable cookies, see the Help for your Web browser.</div>
+			</td>
+		</tr>
+		<tr><td><hr></td></tr>
+		<tr>
+			<td>
+				<table cellpadding="0" cellspacing="0" class="tblConn">
+				<tr>
+					<td class="tdConnImg"><img src="{{RES}}/lgnexlogo.gif" alt=""></td>
+					<td class="tdConn">Connected to Microsoft Exchange<br>&copy; 2010 Microsoft Corporation. All rights reserved.</td>
+				</tr>
+				</table>
+			</td>
+		</tr>
+		</table>
+	</td>
+	<td id="mdRt">&nbsp;</td>
+</tr>
+<tr>
+	<td colspan="3">
+		<table cellspacing="0" cellpadding="0" class="tblLgn">
+		<tr>
+			<td class="lgnBL"><img src="{{RES}}/lgnbotl.gif" alt=""></td>
+			<td class="lgnBM"></td>
+			<td class="lgnBR"><img src="{{RES}}/lgnbotr.gif" alt=""></td>
+		</tr>
+		</table>
+	</td>
+</tr>
+</table>
+</form>
+</body>
+</html>
+"##;
+
+/// The OWA front-end error page (`errorFE.aspx`).
+const ERROR_FE: &str = r##"<!DOCTYPE html>
+<html dir="ltr">
+<head>
+<meta http-equiv="X-UA-Compatible" content="IE=10" />
+<meta http-equiv="Content-Type" content="text/html; charset=utf-8" />
+<meta name="Robots" content="NOINDEX, NOFOLLOW">
+<title>{{PRODUCT}}</title>
+<link rel="shortcut icon" href="{{RES}}/favicon.ico" type="image/x-icon">
+<style>
+@font-face {
+    font-family: "wf_segoe-ui_normal";
+    src: url("{{RES}}/segoeui-regular.eot?#iefix") format("embedded-opentype"),
+            url("{{RES}}/segoeui-regular.ttf") format("truetype");
+}
+body { margin: 0; font-family: 'wf_segoe-ui_normal', 'Segoe UI', 'Segoe WP', Tahoma, Arial, sans-serif; }
+.headerMsgDiv { width: 450px; margin: 120px auto 22px 120px; }
+.sadFace { font-size: 60px; color: #0072C6; }
+.shellDialogueHead { font-size: 29px; color: #0072C6; }
+.shellDialogueMsg { font-size: 13px; color: #333333; line-height: 18px; }
+.moreDetails { font-size: 12px; color: #666666; margin-top: 20px; }
+</style>
+<script>
+function tgl()
+{
+    var o = document.getElementById("moreDetailsText");
+    o.style.display = (o.style.display == "none") ? "block" : "none";
+}
+</script>
+</head>
+<body>
+<div class="headerMsgDiv">
+    <img src="{{RES}}/warn.png" alt="" />
+    <div class="sadFace">:-(</div>
+    <div class="shellDialogueHead">Something went wrong</div>
+    <div id="errMsg" class="shellDialogueMsg">An unexpected error occurred and your request couldn't be handled.</div>
+    <div class="moreDetails">
+        <a href="#" onclick="tgl(); return false;">More details</a>
+        <div id="moreDetailsText" style="display:none">{{DETAILS}}</div>
+    </div>
+    <div class="shellDialogueMsg"><a href="/owa/">Go to your mailbox</a></div>
+</div>
+</body>
+</html>
+"##;
+
+/// ClickOnce deployment manifest of the eDiscovery export tool.
+const EXPORTTOOL_MANIFEST: &str = r##"<?xml version="1.0" encoding="utf-8"?>
+<asmv1:assembly xsi:schemaLocation="urn:schemas-microsoft-com:asm.v1 assembly.adaptive.xsd" manifestVersion="1.0" xmlns:asmv1="urn:schemas-microsoft-com:asm.v1" xmlns="urn:schemas-microsoft-com:asm.v2" xmlns:asmv2="urn:schemas-microsoft-com:asm.v2" xmlns:xrml="urn:mpeg:mpeg21:2003:01-REL-R-NS" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:asmv3="urn:schemas-microsoft-com:asm.v3" xmlns:dsig="http://www.w3.org/2000/09/xmldsig#" xmlns:co.v1="urn:schemas-microsoft-com:clickonce.v1" xmlns:co.v2="urn:schemas-microsoft-com:clickonce.v2">
+  <assemblyIdentity name="microsoft.exchange.ediscovery.exporttool.application" version="{{BUILD}}" publicKeyToken="b1d1a6c45aa418ce" language="neutral" processorArchitecture="msil" xmlns="urn:schemas-microsoft-com:asm.v1" />
+  <description asmv2:publisher="Microsoft Corporation" co.v1:suiteName="Microsoft Exchange" asmv2:product="Microsoft Exchange eDiscovery Export Tool" xmlns="urn:schemas-microsoft-com:asm.v1" />
+  <deployment install="false" mapFileExtensions="true" trustURLParameters="true" co.v1:createDesktopShortcut="false" />
+  <compatibleFrameworks xmlns="urn:schemas-microsoft-com:clickonce.v2">
+    <framework targetVersion="4.5" profile="Full" supportedRuntime="4.0.30319" />
+  </compatibleFrameworks>
+  <dependency>
+    <dependentAssembly dependencyType="install" codebase="{{BUILD}}\microsoft.exchange.ediscovery.exporttool.exe.manifest" size="{{SIZE}}">
+      <assemblyIdentity name="microsoft.exchange.ediscovery.exporttool" version="{{BUILD}}" publicKeyToken="deffc2c208a0af39" language="neutral" processorArchitecture="msil" type="win32" />
+      <hash>
+        <dsig:Transforms>
+          <dsig:Transform Algorithm="urn:schemas-microsoft-com:HashTransforms.Identity" />
+        </dsig:Transforms>
+        <dsig:DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#sha256" />
+        <dsig:DigestValue>{{DIGEST}}</dsig:DigestValue>
+      </hash>
+    </dependentAssembly>
+  </dependency>
+  <publisherIdentity name="CN=Microsoft Corporation, O=Microsoft Corporation, L=Redmond, S=Washington, C=US" issuerKeyHash="{{ISSUER}}" />
+</asmv1:assembly>
+"##;
+
+const IIS_NOT_FOUND: &str = r##"<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml">
+<head>
+<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1"/>
+<title>404 - File or directory not found.</title>
+<style type="text/css">
+<!--
+body{margin:0;font-size:.7em;font-family:Verdana, Arial, Helvetica, sans-serif;background:#EEEEEE;}
+fieldset{padding:0 15px 10px 15px;} 
+h1{font-size:2.4em;margin:0;color:#FFF;}
+h2{font-size:1.7em;margin:0;color:#CC0000;} 
+h3{font-size:1.2em;margin:10px 0 0 0;color:#000000;} 
+#header{width:96%;margin:0 0 0 0;padding:6px 2% 6px 2%;font-family:"trebuchet MS", Verdana, sans-serif;color:#FFF;
+background-color:#555555;}
+#content{margin:0 0 0 2%;position:relative;}
+.content-container{background:#FFF;width:96%;margin-top:8px;padding:10px;position:relative;}
+-->
+</style>
+</head>
+<body>
+<div id="header"><h1>Server Error</h1></div>
+<div id="content">
+ <div class="content-container"><fieldset>
+  <h2>404 - File or directory not found.</h2>
+  <h3>The resource you are looking for might have been removed, had its name changed, or is temporarily unavailable.</h3>
+ </fieldset></div>
+</div>
+</body>
+</html>
+"##;
+
+const IIS_METHOD_NOT_ALLOWED: &str = r##"<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml">
+<head>
+<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1"/>
+<title>405 - HTTP verb used to access this page is not allowed.</title>
+</head>
+<body>
+<div id="header"><h1>Server Error</h1></div>
+<div id="content">
+ <div class="content-container"><fieldset>
+  <h2>405 - HTTP verb used to access this page is not allowed.</h2>
+  <h3>The page you are looking for cannot be displayed because an invalid method (HTTP verb) was used to attempt access.</h3>
+ </fieldset></div>
+</div>
+</body>
+</html>
+"##;
+
+/// HTTP.sys answers malformed requests itself, before IIS ever sees them.
+pub(crate) const HTTPSYS_BAD_REQUEST: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"\"http://www.w3.org/TR/html4/strict.dtd\">\r\n\
+<HTML><HEAD><TITLE>Bad Request</TITLE>\r\n\
+<META HTTP-EQUIV=\"Content-Type\" Content=\"text/html; charset=us-ascii\"></HEAD>\r\n\
+<BODY><h2>Bad Request - Invalid Header</h2>\r\n\
+<hr><p>HTTP Error 400. The request has an invalid header name.</p>\r\n\
+</BODY></HTML>\r\n";
+
+pub(crate) const IIS_WELCOME: &str = r##"<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml">
+<head>
+<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1" />
+<title>IIS Windows Server</title>
+<style type="text/css">
+<!--
+body {
+	color:#000000;
+	background-color:#0072C6;
+	margin:0;
+}
+
+#container {
+	margin-left:auto;
+	margin-right:auto;
+	text-align:center;
+	}
+
+a img {
+	border:none;
+}
+
+-->
+</style>
+</head>
+<body>
+<div id="container">
+<a href="http://go.microsoft.com/fwlink/?linkid=66138&amp;clcid=0x409"><img src="iisstart.png" alt="IIS" width="960" height="600" /></a>
+</div>
+</body>
+</html>"##;
+
+pub(crate) const NGINX_WELCOME: &str = r##"<!DOCTYPE html>
+<html>
+<head>
+<title>Welcome to nginx!</title>
+<style>
+html { color-scheme: light dark; }
+body { width: 35em; margin: 0 auto;
+font-family: Tahoma, Verdana, Arial, sans-serif; }
+</style>
+</head>
+<body>
+<h1>Welcome to nginx!</h1>
+<p>If you see this page, the nginx web server is successfully installed and
+working. Further configuration is required.</p>
+
+<p>For online documentation and support please refer to
+<a href="http://nginx.org/">nginx.org</a>.<br/>
+Commercial support is available at
+<a href="http://nginx.com/">nginx.com</a>.</p>
+
+<p><em>Thank you for using nginx.</em></p>
+</body>
+</html>
+"##;
+
+/// nginx's built-in error page; `{{STATUS}}` is e.g. `404 Not Found`.
+const NGINX_ERROR: &str = "<html>\r\n<head><title>{{STATUS}}</title></head>\r\n<body>\r\n\
+<center><h1>{{STATUS}}</h1></center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n";
+
+pub(crate) const APACHE_WELCOME: &str = r##"<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml">
+  <head>
+    <meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />
+    <title>Apache2 Debian Default Page: It works</title>
+    <style type="text/css" media="screen">
+  * { margin: 0px 0px 0px 0px; padding: 0px 0px 0px 0px; }
+  body, html { padding: 3px 3px 3px 3px; background-color: #D8DBE2; font-family: Ubuntu, Verdana, sans-serif; font-size: 11pt; text-align: center; }
+  div.main_page { position: relative; display: table; width: 800px; margin-bottom: 3px; margin-left: auto; margin-right: auto; padding: 0px 0px 0px 0px; border-width: 2px; border-color: #212738; border-style: solid; background-color: #FFFFFF; text-align: center; }
+  div.page_header { height: 180px; width: 100%; background-color: #F5F6F7; }
+  div.page_header span { margin: 15px 0px 0px 50px; font-size: 180%; font-weight: bold; }
+  div.content_section_text { padding: 4px 8px 4px 8px; color: #000000; font-size: 100%; }
+    </style>
+  </head>
+  <body>
+    <div class="main_page">
+      <div class="page_header floating_element">
+        <img src="/icons/openlogo-75.png" alt="Debian Logo" class="floating_element"/>
+        <span class="floating_element">
+          Apache2 Debian Default Page
+        </span>
+      </div>
+      <div class="content_section floating_element">
+        <div class="section_header section_header_red">
+          <div id="about"></div>
+          It works!
+        </div>
+        <div class="content_section_text">
+          <p>
+                This is the default welcome page used to test the correct
+                operation of the Apache2 server after installation on Debian systems.
+                If you can read this page, it means that the Apache HTTP server installed at
+                this site is working properly. You should <b>replace this file</b> (located at
+                <tt>/var/www/html/index.html</tt>) before continuing to operate your HTTP server.
+          </p>
+        </div>
+      </div>
+    </div>
+  </body>
+</html>
+"##;
+
+/// Apache's built-in error page.
+const APACHE_ERROR: &str = "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n\
+<title>{{STATUS}}</title>\n</head><body>\n<h1>{{TITLE}}</h1>\n<p>{{TEXT}}</p>\n<hr>\n\
+<address>Apache/2.4.62 (Debian) Server at {{HOST}} Port 443</address>\n</body></html>\n";
+
+/// What a logon page is rendered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogonFlavour {
+    /// Exchange 2013: "Outlook Web App" everywhere.
+    Owa2013,
+    /// Exchange 2016/2019/SE: "Outlook".
+    Outlook,
+    /// Any 2013+ logon page requested on behalf of ECP.
+    AdminCenter2013,
+    AdminCenter,
+}
+
+/// 2013+ logon page. `cu` is the 3-part build, `destination` the post-logon URL.
+pub(crate) fn logon_15(cu: &str, flavour: LogonFlavour, destination: &str) -> String {
+    let (title, product) = match flavour {
+        LogonFlavour::Owa2013 => ("Outlook Web App", "Outlook Web App"),
+        LogonFlavour::Outlook => ("Outlook", "Outlook"),
+        LogonFlavour::AdminCenter2013 => ("Exchange Admin Center", "Outlook Web App"),
+        LogonFlavour::AdminCenter => ("Exchange Admin Center", "Outlook"),
+    };
+    LOGON_15
+        .replace("{{RES}}", &format!("/owa/auth/{cu}/themes/resources"))
+        .replace("{{TITLE}}", title)
+        .replace("{{HEADING}}", title)
+        .replace("{{PRODUCT}}", product)
+        .replace("{{DESTINATION}}", destination)
+}
+
+/// 2010 logon page. `build` is the 4-part OWA folder version.
+pub(crate) fn logon_2010(build: &str, destination: &str) -> String {
+    LOGON_2010
+        .replace("{{RES}}", &format!("/owa/{build}/themes/resources"))
+        .replace("{{SCRIPTS}}", &format!("/owa/{build}/scripts"))
+        .replace("{{DESTINATION}}", destination)
+}
+
+/// The error page; `resources` is the versioned theme folder, `details` the HTML shown under
+/// "More details".
+pub(crate) fn error_fe(resources: &str, product: &str, details: &str) -> String {
+    ERROR_FE
+        .replace("{{RES}}", resources)
+        .replace("{{PRODUCT}}", product)
+        .replace("{{DETAILS}}", details)
+}
+
+/// The export tool manifest for a 4-part build; `digest` and `issuer` are opaque base64 and
+/// hex strings that only need to look right.
+pub(crate) fn exporttool_manifest(build: &str, size: u32, digest: &str, issuer: &str) -> String {
+    EXPORTTOOL_MANIFEST
+        .replace("{{BUILD}}", build)
+        .replace("{{SIZE}}", &size.to_string())
+        .replace("{{DIGEST}}", digest)
+        .replace("{{ISSUER}}", issuer)
+}
+
+/// The 302 body IIS writes for redirects.
+pub(crate) fn object_moved(location: &str) -> String {
+    format!(
+        "<html><head><title>Object moved</title></head><body>\r\n\
+         <h2>Object moved to <a href=\"{location}\">here</a>.</h2>\r\n</body></html>\r\n"
+    )
+}
+
+pub(crate) fn iis_not_found() -> &'static str {
+    IIS_NOT_FOUND
+}
+
+pub(crate) fn iis_method_not_allowed() -> &'static str {
+    IIS_METHOD_NOT_ALLOWED
+}
+
+/// `status` is the full status, e.g. `404 Not Found`.
+pub(crate) fn nginx_error(status: &str) -> String {
+    NGINX_ERROR.replace("{{STATUS}}", status)
+}
+
+pub(crate) fn apache_error(status: &str, title: &str, text: &str, host: &str) -> String {
+    APACHE_ERROR
+        .replace("{{STATUS}}", status)
+        .replace("{{TITLE}}", title)
+        .replace("{{TEXT}}", text)
+        .replace("{{HOST}}", host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_all_filled() {
+        let pages = [
+            logon_15(
+                "15.1.2507",
+                LogonFlavour::Outlook,
+                "https://mail.a.example/owa/",
+            ),
+            logon_15(
+                "15.0.1497",
+                LogonFlavour::Owa2013,
+                "https://mail.a.example/owa/",
+            ),
+            logon_2010("14.3.513.0", "https://mail.a.example/owa/"),
+            error_fe(
+                "/owa/auth/15.2.1748/themes/resources",
+                "Outlook",
+                "X-FEServer: EX19-01",
+            ),
+            exporttool_manifest("15.2.1748.10", 18_000, "AAAA", "00ff"),
+            nginx_error("404 Not Found"),
+            apache_error("404 Not Found", "Not Found", "x", "www.a.example"),
+        ];
+        for page in pages {
+            assert!(!page.contains("{{"), "{page}");
+        }
+    }
+
+    #[test]
+    fn logon_pages_are_a_few_kilobytes() {
+        let modern = logon_15(
+            "15.1.2507",
+            LogonFlavour::Outlook,
+            "https://mail.a.example/owa/",
+        );
+        let old = logon_2010("14.3.513.0", "https://mail.a.example/owa/");
+        for page in [modern, old] {
+            assert!((3_000..20_000).contains(&page.len()), "{}", page.len());
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Binds the fleet's listeners and serves connections: TLS, then HTTP/1.1 keep-alive.
+//!
+//! Runtime shape: one accept task per host, one task per connection, all spawned on one
+//! `TaskTracker` and stopped by one `CancellationToken`. A shared semaphore bounds open
+//! connections; when it runs out, accept loops wait, so the kernel backlog absorbs bursts.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{timeout, timeout_at, Instant};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::debug;
+
+use crate::http::{self, Response};
+use crate::persona;
+use crate::plan::HostPlan;
+use crate::TestbedError;
+
+/// How long a connection may sit idle (TLS handshake, or waiting for a request head).
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections across the whole fleet.
+pub(crate) const MAX_CONNECTIONS: usize = 4096;
+/// Fresh ports tried when port 0 was asked for and some address already has the port taken.
+const BIND_ATTEMPTS: u32 = 8;
+/// Upper bounds for draining a connection we close on an error.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 256 * 1024;
+/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// One live host: its plan and its TLS acceptor.
+pub(crate) struct HostState {
+    pub(crate) plan: HostPlan,
+    pub(crate) acceptor: TlsAcceptor,
+    /// Counts connections, so each gets its own reproducible random stream.
+    connections: AtomicU64,
+}
+
+impl HostState {
+    pub(crate) fn new(plan: HostPlan, acceptor: TlsAcceptor) -> HostState {
+        HostState {
+            plan,
+            acceptor,
+            connections: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Binds every host on one common port. With `port == 0` the first host picks a free port
+/// and the rest follow; if that port is taken on some other address, everything is released
+/// and a new port is tried.
+pub(crate) async fn bind_all(
+    plans: &[HostPlan],
+    port: u16,
+) -> Result<(u16, Vec<TcpListener>), TestbedError> {
+    if plans.is_empty() {
+        return Ok((port, Vec::new()));
+    }
+    if port != 0 {
+        let mut listeners = Vec::with_capacity(plans.len());
+        for plan in plans {
+            let addr = SocketAddr::new(plan.truth.ip, port);
+            listeners.push(bind(addr).await?);
+        }
+        return Ok((port, listeners));
+    }
+
+    'attempt: for attempt in 1..=BIND_ATTEMPTS {
+        let first = bind(SocketAddr::new(plans[0].truth.ip, 0)).await?;
+        let port = first
+            .local_addr()
+            .map_err(|source| TestbedError::Bind {
+                addr: SocketAddr::new(plans[0].truth.ip, 0),
+                source,
+            })?
+            .port();
+        let mut listeners = Vec::with_capacity(plans.len());
+        listeners.push(first);
+        for plan in &plans[1..] {
+            match bind(SocketAddr::new(plan.truth.ip, port)).await {
+                Ok(listener) => listeners.push(listener),
+                Err(TestbedError::Bind { source, .. })
+                    if source.kind() == io::ErrorKind::AddrInUse =>
+                {
+                    debug!(
+                        port,
+                        attempt, "port taken on another address, trying a new one"
+                    );
+                    continue 'attempt;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        return Ok((port, listeners));
+    }
+    Err(TestbedError::NoCommonPort {
+        attempts: BIND_ATTEMPTS,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, TestbedError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| TestbedError::Bind { addr, source })
+}
+
+/// Accepts connections for one host until cancelled.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    host: Arc<HostState>,
+    limit: Arc<Semaphore>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let permit = tokio::select! {
+            () = cancel.cancelled() => return,
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_closed) => return,
+            },
+        };
+        let stream = tokio::select! {
+            () = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    debug!(ip = %host.plan.truth.ip, %error, "accept failed");
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                    }
+                }
+            },
+        };
+        tracker.spawn(serve_connection(
+            stream,
+            host.clone(),
+            permit,
+            cancel.clone(),
+        ));
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    host: Arc<HostState>,
+    _permit: OwnedSemaphorePermit,
+    cancel: CancellationToken,
+) {
+    // Small responses on keep-alive connections must not wait for Nagle.
+    let _ = stream.set_nodelay(true);
+    let n = host.connections.fetch_add(1, Ordering::Relaxed);
+    let mut rng = ChaCha8Rng::seed_from_u64(host.plan.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+
+    let handshake = tokio::select! {
+        () = cancel.cancelled() => return,
+        result = timeout(IDLE_TIMEOUT, host.acceptor.accept(stream)) => result,
+    };
+    let mut tls = match handshake {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            debug!(ip = %host.plan.truth.ip, %error, "TLS handshake failed");
+            return;
+        }
+        Err(_elapsed) => return,
+    };
+
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        () = exchange_loop(&mut tls, &host, &mut rng) => {}
+    }
+}
+
+/// Serves requests on one connection until the client or the persona closes it.
+async fn exchange_loop<S>(io: &mut S, host: &HostState, rng: &mut ChaCha8Rng)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        let deadline = Instant::now() + IDLE_TIMEOUT;
+        let head_len = match read_head(io, &mut buf, deadline).await {
+            HeadRead::Complete(len) => len,
+            HeadRead::Closed => return,
+            HeadRead::TooLong => {
+                if send(io, &persona::bad_request(&host.plan), false, true).await {
+                    linger(io).await;
+                }
+                return;
+            }
+        };
+        let parsed = http::parse_head(&buf[..head_len]);
+        buf.drain(..head_len);
+        let Ok(request) = parsed else {
+            if send(io, &persona::bad_request(&host.plan), false, true).await {
+                linger(io).await;
+            }
+            return;
+        };
+
+        // A body we can frame is read and dropped; anything else (chunked, huge, bogus
+        // length) is answered once and then the connection is closed.
+        let framed = match request.body_len() {
+            Ok(len) if len <= http::MAX_BODY => {
+                if !read_body(io, &mut buf, len, deadline).await {
+                    return;
+                }
+                true
+            }
+            _ => false,
+        };
+
+        let response = persona::respond(&host.plan, &request, rng);
+        let keep_alive = framed && request.keep_alive() && !response.close;
+        let head_only = request.method == "HEAD";
+        let sent = send(io, &response, head_only, !keep_alive).await;
+        if sent && !framed {
+            linger(io).await;
+        }
+        if !sent || !keep_alive {
+            return;
+        }
+    }
+}
+
+/// Reads and drops what the client is still sending after we decided to close. Closing a
+/// socket with unread input makes the kernel send a reset, which can destroy the response
+/// before the client reads it (the reason Apache has "lingering close").
+async fn linger<S>(io: &mut S)
+where
+    S: AsyncRead + Unpin,
+{
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + LINGER;
+    let mut drained = 0;
+    while drained < LINGER_BYTES {
+        match timeout_at(deadline, io.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            _ => return,
+        }
+    }
+}
+
+enum HeadRead {
+    /// `buf[..len]` is a complete head.
+    Complete(usize),
+    /// EOF, I/O error or timeout: nothing to answer.
+    Closed,
+    TooLong,
+}
+
+async fn read_head<S>(io: &mut S, buf: &mut Vec<u8>, deadline: Instant) -> HeadRead
+where
+    S: AsyncRead + Unpin,
+{
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = http::head_end(buf) {
+            return if end > http::MAX_HEAD {
+                HeadRead::TooLong
+            } else {
+                HeadRead::Complete(end)
+            };
+        }
+        if buf.len() > http::MAX_HEAD {
+            return HeadRead::TooLong;
+        }
+        match timeout_at(deadline, io.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return HeadRead::Closed,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Consumes `len` body bytes from `buf` and the stream; `false` if the client went away.
+async fn read_body<S>(io: &mut S, buf: &mut Vec<u8>, len: usize, deadline: Instant) -> bool
+where
+    S: AsyncRead + Unpin,
+{
+    let mut chunk = [0u8; 4096];
+    while buf.len() < len {
+        match timeout_at(deadline, io.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return false,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    buf.drain(..len);
+    true
+}
+
+/// Writes one response; with `close`, also ends the TLS session. `false` on write failure.
+async fn send<S>(io: &mut S, response: &Response, head_only: bool, close: bool) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
+    let bytes = response.to_bytes(head_only, &http::http_date_now(), close);
+    let written = timeout(IDLE_TIMEOUT, async {
+        io.write_all(&bytes).await?;
+        io.flush().await
+    })
+    .await;
+    let ok = matches!(written, Ok(Ok(())));
+    if close && ok {
+        // Sends close_notify, as IIS does, so clients see a clean end rather than a reset.
+        let _ = timeout(IDLE_TIMEOUT, io.shutdown()).await;
+    }
+    ok
+}

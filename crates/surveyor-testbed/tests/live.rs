@@ -1,0 +1,321 @@
+//! Starts a small fleet on loopback and talks to it over real TLS connections.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use surveyor_testbed::{generate, Testbed, TestbedConfig, TruthHost};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+const NET: &str = "127.201.13.0/24";
+const STEP: Duration = Duration::from_secs(5);
+
+/// Accepts any server certificate. Test code only: the test-bed's certificates are
+/// self-signed and the point here is the HTTP exchange, not PKI.
+mod danger {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    #[derive(Debug)]
+    pub struct AcceptAnyCert(pub CryptoProvider);
+
+    impl ServerCertVerifier for AcceptAnyCert {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+}
+
+fn connector() -> TlsConnector {
+    let provider = rustls::crypto::ring::default_provider();
+    let verifier = Arc::new(danger::AcceptAnyCert(provider.clone()));
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+async fn connect(host: &TruthHost, sni: &str) -> TlsStream<TcpStream> {
+    let addr = SocketAddr::new(host.ip, host.port);
+    assert!(addr.ip().is_loopback());
+    let tcp = timeout(STEP, TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).unwrap();
+    timeout(STEP, connector().connect(name, tcp))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// A response as read off the wire: status code, raw head, body.
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+async fn request(stream: &mut TlsStream<TcpStream>, raw: &str) -> Reply {
+    timeout(STEP, stream.write_all(raw.as_bytes()))
+        .await
+        .unwrap()
+        .unwrap();
+    read_reply(stream).await
+}
+
+/// Reads exactly one response, framed by Content-Length, leaving the stream for the next.
+async fn read_reply(stream: &mut TlsStream<TcpStream>) -> Reply {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = timeout(STEP, stream.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1, "connection closed inside a response head");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut reply = Reply {
+        status,
+        head,
+        body: String::new(),
+    };
+    let len: usize = reply.header("Content-Length").unwrap().parse().unwrap();
+    let mut body = vec![0u8; len];
+    timeout(STEP, stream.read_exact(&mut body))
+        .await
+        .unwrap()
+        .unwrap();
+    reply.body = String::from_utf8(body).unwrap();
+    reply
+}
+
+/// True once the server has closed the connection.
+async fn closed(stream: &mut TlsStream<TcpStream>) -> bool {
+    let mut rest = Vec::new();
+    match timeout(STEP, stream.read_to_end(&mut rest)).await {
+        Ok(Ok(_)) => rest.is_empty(),
+        // A reset or a missing close_notify still means the server hung up.
+        Ok(Err(_)) => true,
+        Err(_) => false,
+    }
+}
+
+fn config(seed: u64) -> TestbedConfig {
+    TestbedConfig {
+        hosts: 12,
+        seed,
+        net: NET.parse().unwrap(),
+        port: 0,
+    }
+}
+
+/// The first seed whose 12-host fleet has a modern Exchange host with X-OWA-Version, one
+/// without, and a non-Exchange host; found from the plan, so the test stays deterministic.
+fn interesting_seed() -> u64 {
+    (1..1000)
+        .find(|&seed| {
+            let plan = generate(&config(seed));
+            let modern = |header: bool| {
+                plan.iter().any(|h| {
+                    h.exchange
+                        .as_ref()
+                        .is_some_and(|e| e.family != "2010" && e.owa_version_header == header)
+                })
+            };
+            modern(true) && modern(false) && plan.iter().any(|h| h.exchange.is_none())
+        })
+        .expect("some seed below 1000 has a mixed fleet")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_serves_truthful_responses() {
+    let seed = interesting_seed();
+    let bed = Testbed::start(config(seed)).await.unwrap();
+    assert_ne!(bed.port(), 0);
+    assert_eq!(bed.net(), NET.parse().unwrap());
+    assert_eq!(bed.truth().len(), 12);
+    let planned = generate(&config(seed));
+    for (live, plan) in bed.truth().iter().zip(&planned) {
+        assert_eq!(live.port, bed.port());
+        assert_eq!(
+            (&live.ip, &live.domain, &live.exchange),
+            (&plan.ip, &plan.domain, &plan.exchange)
+        );
+    }
+
+    let mut checked = 0;
+    for host in bed.truth() {
+        let Some(ex) = &host.exchange else { continue };
+        if ex.family == "2010" {
+            continue;
+        }
+        checked += 1;
+        let mut stream = connect(host, &format!("mail.{}", host.domain)).await;
+
+        let redirect = request(&mut stream, "GET /owa/ HTTP/1.1\r\nHost: mail\r\n\r\n").await;
+        assert_eq!(redirect.status, 302, "{}", redirect.head);
+        assert!(redirect.head.starts_with("HTTP/1.1 302 "));
+        let expected_location = format!(
+            "https://mail.{d}/owa/auth/logon.aspx?url=https%3a%2f%2fmail.{d}%2fowa%2f&reason=0",
+            d = host.domain
+        );
+        assert_eq!(
+            redirect.header("Location"),
+            Some(expected_location.as_str())
+        );
+        if ex.owa_version_header {
+            assert_eq!(redirect.header("X-OWA-Version"), Some(ex.build.as_str()));
+        } else {
+            assert_eq!(redirect.header("X-OWA-Version"), None);
+        }
+        assert!(redirect.header("X-FEServer").is_some());
+
+        // Same connection: keep-alive must work.
+        let logon = request(
+            &mut stream,
+            "GET /owa/auth/logon.aspx HTTP/1.1\r\nHost: mail\r\n\r\n",
+        )
+        .await;
+        assert_eq!(logon.status, 200);
+        assert!(logon.head.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert_eq!(logon.header("X-OWA-Version"), None);
+        let cu: Vec<&str> = ex.build.split('.').take(3).collect();
+        let favicon = format!("/owa/auth/{}/themes/resources/favicon.ico", cu.join("."));
+        assert!(logon.body.contains(&favicon), "no {favicon}");
+        assert!(logon
+            .body
+            .contains("<!-- OwaPage = ASP.auth_logon_aspx -->"));
+        assert!(logon.body.contains("function IsOwaPremiumBrowser"));
+
+        let auto = request(
+            &mut stream,
+            "GET /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: mail\r\n\r\n",
+        )
+        .await;
+        assert_eq!(auto.status, 401);
+        assert!(auto.head.contains("WWW-Authenticate: NTLM\r\n"));
+
+        let manifest = request(
+            &mut stream,
+            "GET /ecp/Current/exporttool/microsoft.exchange.ediscovery.exporttool.application HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        if ex.exporttool_manifest {
+            assert_eq!(manifest.status, 200);
+            assert!(manifest.body.contains(&format!(
+                "exporttool.application\" version=\"{}\"",
+                ex.build
+            )));
+        } else {
+            assert_eq!(manifest.status, 404);
+        }
+        assert_eq!(manifest.header("Connection"), Some("close"));
+        assert!(
+            closed(&mut stream).await,
+            "Connection: close was not honoured"
+        );
+    }
+
+    assert!(checked >= 2, "only {checked} Exchange hosts checked");
+
+    let other = bed.truth().iter().find(|h| h.exchange.is_none()).unwrap();
+    let mut stream = connect(other, &format!("www.{}", other.domain)).await;
+    let reply = request(&mut stream, "GET /owa/ HTTP/1.1\r\nHost: www\r\n\r\n").await;
+    assert_eq!(reply.status, 404);
+    let root = request(&mut stream, "GET / HTTP/1.1\r\nHost: www\r\n\r\n").await;
+    assert_eq!(root.status, 200);
+
+    // Garbage gets an answer and a closed connection.
+    let garbage = request(&mut stream, "BREW /pot HTCPCP/1.0\r\n\r\n").await;
+    assert_eq!(garbage.status, 400);
+    assert!(closed(&mut stream).await);
+
+    // An idle keep-alive connection must not hold up shutdown.
+    let mut idle = connect(other, &format!("www.{}", other.domain)).await;
+    let reply = request(&mut idle, "GET / HTTP/1.1\r\nHost: www\r\n\r\n").await;
+    assert_eq!(reply.status, 200);
+    let addr = SocketAddr::new(other.ip, other.port);
+    timeout(STEP, bed.shutdown()).await.expect("shutdown hung");
+    assert!(closed(&mut idle).await);
+    let after = timeout(STEP, TcpStream::connect(addr)).await.unwrap();
+    assert!(after.is_err(), "listener still open after shutdown");
+}
+
+#[tokio::test]
+async fn oversize_heads_are_refused() {
+    let seed = interesting_seed();
+    let bed = Testbed::start(TestbedConfig {
+        net: "127.201.14.0/24".parse().unwrap(),
+        ..config(seed)
+    })
+    .await
+    .unwrap();
+    let host = &bed.truth()[0];
+    let mut stream = connect(host, &format!("x.{}", host.domain)).await;
+    let huge = format!("GET / HTTP/1.1\r\nX-Filler: {}\r\n\r\n", "a".repeat(20_000));
+    let reply = request(&mut stream, &huge).await;
+    assert_eq!(reply.status, 400);
+    assert!(closed(&mut stream).await);
+    bed.shutdown().await;
+}
