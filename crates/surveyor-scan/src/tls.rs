@@ -46,8 +46,8 @@ fn describe_certificate(der: &CertificateDer<'_>, info: &mut TlsInfo) {
     let Ok((_, cert)) = X509Certificate::from_der(der.as_ref()) else {
         return;
     };
-    info.subject = Some(cert.subject().to_string());
-    info.issuer = Some(cert.issuer().to_string());
+    info.subject = Some(clean(&cert.subject().to_string()));
+    info.issuer = Some(clean(&cert.issuer().to_string()));
     info.not_before =
         OffsetDateTime::from_unix_timestamp(cert.validity().not_before.timestamp()).ok();
     info.not_after =
@@ -58,11 +58,17 @@ fn describe_certificate(der: &CertificateDer<'_>, info: &mut TlsInfo) {
             .general_names
             .iter()
             .filter_map(|n| match n {
-                GeneralName::DNSName(name) => Some(name.to_string()),
+                GeneralName::DNSName(name) => Some(clean(name)),
                 _ => None,
             })
             .collect();
     }
+}
+
+/// Certificates are attacker-controlled: control characters (NUL above all, which PostgreSQL
+/// text cannot hold) are dropped and length is bounded before anything is stored.
+fn clean(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(1024).collect()
 }
 
 fn hex(bytes: &[u8]) -> String {

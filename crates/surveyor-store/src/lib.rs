@@ -164,7 +164,7 @@ impl fmt::Display for Backend {
 pub async fn open(url: &str) -> Result<Store, StoreError> {
     match url::parse(url)? {
         url::Target::Postgres(options) => {
-            let store = Arc::new(postgres::PgStore::connect(options).await?);
+            let store = Arc::new(postgres::PgStore::connect(*options).await?);
             Ok(Store {
                 scans: store.clone(),
                 census: store,

@@ -10,7 +10,7 @@ use crate::StoreError;
 /// What a database URL names. Deliberately not `Debug`: `PgConnectOptions`' Debug shows the
 /// password.
 pub(crate) enum Target {
-    Postgres(PgConnectOptions),
+    Postgres(Box<PgConnectOptions>),
     Sqlite(SqliteLocation),
 }
 
@@ -44,7 +44,7 @@ pub(crate) fn parse(url: &str) -> Result<Target, StoreError> {
     };
     match scheme.to_ascii_lowercase().as_str() {
         "postgres" | "postgresql" => PgConnectOptions::from_str(url)
-            .map(Target::Postgres)
+            .map(|options| Target::Postgres(Box::new(options)))
             .map_err(|_| invalid(scheme, "not a well-formed PostgreSQL URL")),
         "sqlite" => {
             let rest = &url[scheme.len() + 1..];

@@ -1,0 +1,180 @@
+//! The engine against the test-bed and against servers that misbehave, all on loopback.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use surveyor_model::{Observation, Signal, Status};
+use surveyor_scan::{targets, Exclusions, ProbeConfig, ScanConfig, ScanStats};
+use surveyor_testbed::{Testbed, TestbedConfig};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+async fn scan(nets: &[IpNet], ports: &[u16], config: ScanConfig) -> (ScanStats, Vec<Observation>) {
+    let (tx, mut rx) = mpsc::channel(16);
+    let exclusions = Exclusions::builtin(true);
+    let collect = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(o) = rx.recv().await {
+            all.push(o);
+        }
+        all
+    });
+    let stats = surveyor_scan::run(
+        &config,
+        targets::expand(nets, ports, &exclusions),
+        tx,
+        CancellationToken::new(),
+    )
+    .await;
+    (stats, collect.await.unwrap())
+}
+
+fn quick() -> ScanConfig {
+    ScanConfig {
+        probe: ProbeConfig {
+            connect_timeout: Duration::from_millis(500),
+            target_timeout: Duration::from_millis(1500),
+            ..ProbeConfig::default()
+        },
+        concurrency: 32,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_tls_and_exchange_signals_from_the_testbed() {
+    let bed = Testbed::start(TestbedConfig {
+        hosts: 20,
+        seed: 11,
+        net: "127.79.1.0/24".parse().unwrap(),
+        port: 0,
+    })
+    .await
+    .unwrap();
+    let (stats, observations) = scan(&[IpNet::V4(bed.net())], &[bed.port()], quick()).await;
+    assert_eq!(stats.targets, 256);
+    assert_eq!(stats.connected, 20);
+    assert_eq!(stats.refused, 236);
+    assert!(!stats.cancelled);
+    let by_ip: BTreeMap<IpAddr, &Observation> = observations.iter().map(|o| (o.ip, o)).collect();
+    for host in bed.truth() {
+        let obs = by_ip[&host.ip];
+        assert_eq!(obs.status, Status::Success);
+        let tls = obs.tls.as_ref().expect("TLS recorded");
+        assert_eq!(tls.cert_sha256.as_ref().map(String::len), Some(64));
+        assert!(
+            tls.names.iter().all(|n| n.ends_with(&host.domain)),
+            "{:?}",
+            tls.names
+        );
+        assert!(tls.version.starts_with("TLSv1."));
+        assert!(tls.not_after > tls.not_before);
+        let fp = &obs.fingerprint;
+        match &host.exchange {
+            Some(t) => {
+                let header: Vec<_> = fp
+                    .of(Signal::OwaVersionHeader)
+                    .map(|e| e.value.as_str())
+                    .collect();
+                if t.owa_version_header {
+                    assert!(
+                        header.contains(&t.build.as_str()),
+                        "{header:?} vs {}",
+                        t.build
+                    );
+                } else {
+                    assert!(header.is_empty());
+                }
+                let path = fp
+                    .of(Signal::OwaResourcePath)
+                    .next()
+                    .expect("resource path")
+                    .value
+                    .clone();
+                assert!(t.build.starts_with(&path), "{path} vs {}", t.build);
+                assert!(fp.of(Signal::LogonPageMarker).count() >= 2);
+                let manifest = fp.of(Signal::ExportToolManifest).next();
+                // The manifest is only asked for when nothing else gave the exact build.
+                if t.exporttool_manifest && !t.owa_version_header && t.family != "2010" {
+                    assert_eq!(manifest.map(|e| e.value.as_str()), Some(t.build.as_str()));
+                }
+                if t.owa_version_header {
+                    assert!(
+                        manifest.is_none(),
+                        "no extra request once the build is exact"
+                    );
+                }
+            }
+            None => assert!(
+                fp.is_empty(),
+                "{} ({}) showed {:?}",
+                host.ip,
+                host.persona,
+                fp
+            ),
+        }
+    }
+    bed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_servers_are_data_not_errors() {
+    // A plain-text server on an HTTPS port, and a tarpit that accepts and never speaks.
+    let plain = TcpListener::bind("127.79.2.1:0").await.unwrap();
+    let port = plain.local_addr().unwrap().port();
+    let tarpit = TcpListener::bind(("127.79.2.2", port)).await.unwrap();
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            tokio::select! {
+                Ok((mut s, _)) = plain.accept() => {
+                    let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n").await;
+                }
+                Ok((s, _)) = tarpit.accept() => held.push(s),
+                () = c.cancelled() => break,
+            }
+        }
+    });
+    let nets: Vec<IpNet> = vec![
+        "127.79.2.1/32".parse().unwrap(),
+        "127.79.2.2/32".parse().unwrap(),
+        "127.79.2.3/32".parse().unwrap(),
+    ];
+    let (stats, observations) = scan(&nets, &[port], quick()).await;
+    cancel.cancel();
+    assert_eq!(stats.targets, 3);
+    assert_eq!(stats.connected, 2);
+    assert_eq!(stats.refused, 1);
+    let status: BTreeMap<String, Status> = observations
+        .iter()
+        .map(|o| (o.ip.to_string(), o.status))
+        .collect();
+    assert_eq!(status["127.79.2.1"], Status::TlsError);
+    assert_eq!(status["127.79.2.2"], Status::IoTimeout);
+    assert!(observations
+        .iter()
+        .all(|o| o.error.is_some() && o.exchange.is_none()));
+}
+
+#[tokio::test]
+async fn cancellation_stops_the_scan() {
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let (tx, _rx) = mpsc::channel(1);
+    let exclusions = Exclusions::builtin(true);
+    let nets: Vec<IpNet> = vec!["127.79.3.0/24".parse().unwrap()];
+    let stats = surveyor_scan::run(
+        &quick(),
+        targets::expand(&nets, &[9], &exclusions),
+        tx,
+        cancel,
+    )
+    .await;
+    assert!(stats.cancelled);
+    assert_eq!(stats.targets, 0);
+}
