@@ -32,14 +32,14 @@ CREATE TABLE observations (
     exchange_build        TEXT,
     exchange_version_name TEXT,
     exchange_support      TEXT,
-    exchange_evidence     JSONB,
+    exchange_verdict     JSONB,
     UNIQUE (scan_id, ip, port),
     -- The verdict is one value: all of its columns are set, or none is.
     CHECK (
         (exchange_family IS NULL) = (exchange_build IS NULL)
         AND (exchange_family IS NULL) = (exchange_version_name IS NULL)
         AND (exchange_family IS NULL) = (exchange_support IS NULL)
-        AND (exchange_family IS NULL) = (exchange_evidence IS NULL)
+        AND (exchange_family IS NULL) = (exchange_verdict IS NULL)
     )
 );
 

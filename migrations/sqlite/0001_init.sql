@@ -30,14 +30,14 @@ CREATE TABLE observations (
     exchange_build        TEXT,
     exchange_version_name TEXT,
     exchange_support      TEXT,
-    exchange_evidence     TEXT CHECK (exchange_evidence IS NULL OR json_valid(exchange_evidence)),
+    exchange_verdict     TEXT CHECK (exchange_verdict IS NULL OR json_valid(exchange_verdict)),
     UNIQUE (scan_id, ip, port),
     -- The verdict is one value: all of its columns are set, or none is.
     CHECK (
         (exchange_family IS NULL) = (exchange_build IS NULL)
         AND (exchange_family IS NULL) = (exchange_version_name IS NULL)
         AND (exchange_family IS NULL) = (exchange_support IS NULL)
-        AND (exchange_family IS NULL) = (exchange_evidence IS NULL)
+        AND (exchange_family IS NULL) = (exchange_verdict IS NULL)
     )
 ) STRICT;
 

@@ -127,7 +127,7 @@ impl ScanStore for PgStore {
             let mut insert = QueryBuilder::<Postgres>::new(
                 "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
                  tls, http_server, fingerprint, exchange_family, exchange_build, \
-                 exchange_version_name, exchange_support, exchange_evidence) ",
+                 exchange_version_name, exchange_support, exchange_verdict) ",
             );
             insert.push_values(chunk, |mut row, c| {
                 row.push_bind(scan.0);
@@ -144,7 +144,7 @@ impl ScanStore for PgStore {
                 row.push_bind(&c.exchange_build);
                 row.push_bind(&c.exchange_version_name);
                 row.push_bind(c.exchange_support);
-                row.push_bind(&c.exchange_evidence)
+                row.push_bind(&c.exchange_verdict)
                     .push_unseparated("::jsonb");
             });
             insert
@@ -189,7 +189,7 @@ impl ScanStore for PgStore {
         let rows = sqlx::query(
             "SELECT id, host(ip) AS ip, port, scheme, observed_at, status, error, tls::text AS tls, \
              http_server, fingerprint::text AS fingerprint, exchange_family, exchange_build, \
-             exchange_version_name, exchange_support, exchange_evidence::text AS exchange_evidence \
+             exchange_version_name, exchange_support, exchange_verdict::text AS exchange_verdict \
              FROM observations WHERE scan_id = $1 ORDER BY observations.ip, port",
         )
         .bind(scan.0)
@@ -296,7 +296,7 @@ fn observation_from_row(row: &PgRow) -> Result<StoredObservation, StoreError> {
         exchange_build: get(row, "exchange_build")?,
         exchange_version_name: get(row, "exchange_version_name")?,
         exchange_support: get(row, "exchange_support")?,
-        exchange_evidence: get(row, "exchange_evidence")?,
+        exchange_verdict: get(row, "exchange_verdict")?,
     })
 }
 

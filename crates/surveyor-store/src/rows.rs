@@ -31,7 +31,7 @@ pub(crate) struct Columns {
     pub exchange_build: Option<String>,
     pub exchange_version_name: Option<String>,
     pub exchange_support: Option<&'static str>,
-    pub exchange_evidence: Option<String>,
+    pub exchange_verdict: Option<String>,
 }
 
 impl Columns {
@@ -64,8 +64,8 @@ impl Columns {
             exchange_build: exchange.map(|x| x.build.to_string()),
             exchange_version_name: exchange.map(|x| x.version_name.clone()),
             exchange_support: exchange.map(|x| x.support.as_str()),
-            exchange_evidence: exchange
-                .map(|x| to_json(o, &x.evidence, "evidence"))
+            exchange_verdict: exchange
+                .map(|x| to_json(o, x, "exchange verdict"))
                 .transpose()?,
         })
     }
@@ -102,7 +102,7 @@ pub(crate) struct StoredObservation {
     pub exchange_build: Option<String>,
     pub exchange_version_name: Option<String>,
     pub exchange_support: Option<String>,
-    pub exchange_evidence: Option<String>,
+    pub exchange_verdict: Option<String>,
 }
 
 impl StoredObservation {
@@ -114,20 +114,22 @@ impl StoredObservation {
             self.exchange_build,
             self.exchange_version_name,
             self.exchange_support,
-            self.exchange_evidence,
+            self.exchange_verdict,
         ) {
             (None, None, None, None, None) => None,
-            (Some(family), Some(build), Some(version_name), Some(support), Some(evidence)) => {
-                Some(ExchangeVerdict {
-                    family: parse_family(id, &family)?,
-                    build: build
-                        .parse::<Build>()
-                        .map_err(|_| corrupt("exchange_build"))?,
-                    version_name,
-                    support: parse_support(id, &support)?,
-                    evidence: from_json::<Vec<Evidence>>(&evidence)
-                        .ok_or_else(|| corrupt("exchange_evidence"))?,
-                })
+            (Some(family), Some(build), Some(version_name), Some(support), Some(verdict)) => {
+                // The whole verdict is kept as JSON so that new verdict fields need no new
+                // columns; the flat columns exist for queries and must agree with it.
+                let verdict = from_json::<ExchangeVerdict>(&verdict)
+                    .ok_or_else(|| corrupt("exchange_verdict"))?;
+                let agrees = verdict.family == parse_family(id, &family)?
+                    && Some(verdict.build) == build.parse::<Build>().ok()
+                    && verdict.version_name == version_name
+                    && verdict.support == parse_support(id, &support)?;
+                if !agrees {
+                    return Err(corrupt("exchange verdict (columns disagree with its JSON)"));
+                }
+                Some(verdict)
             }
             _ => return Err(corrupt("exchange verdict (some of its columns are null)")),
         };

@@ -181,7 +181,7 @@ impl ScanStore for SqliteStore {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
                  tls, http_server, fingerprint, exchange_family, exchange_build, \
-                 exchange_version_name, exchange_support, exchange_evidence) ",
+                 exchange_version_name, exchange_support, exchange_verdict) ",
             );
             insert.push_values(chunk, |mut row, (c, observed_at)| {
                 row.push_bind(scan.0);
@@ -198,7 +198,7 @@ impl ScanStore for SqliteStore {
                 row.push_bind(&c.exchange_build);
                 row.push_bind(&c.exchange_version_name);
                 row.push_bind(c.exchange_support);
-                row.push_bind(&c.exchange_evidence);
+                row.push_bind(&c.exchange_verdict);
             });
             insert
                 .build()
@@ -242,7 +242,7 @@ impl ScanStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT id, ip, port, scheme, observed_at, status, error, tls, http_server, \
              fingerprint, exchange_family, exchange_build, exchange_version_name, \
-             exchange_support, exchange_evidence \
+             exchange_support, exchange_verdict \
              FROM observations WHERE scan_id = ?",
         )
         .bind(scan.0)
@@ -380,7 +380,7 @@ fn observation_from_row(row: &SqliteRow) -> Result<StoredObservation, StoreError
         exchange_build: get(row, "exchange_build")?,
         exchange_version_name: get(row, "exchange_version_name")?,
         exchange_support: get(row, "exchange_support")?,
-        exchange_evidence: get(row, "exchange_evidence")?,
+        exchange_verdict: get(row, "exchange_verdict")?,
     })
 }
 
