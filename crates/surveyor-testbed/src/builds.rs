@@ -10,6 +10,9 @@ use crate::TestbedError;
 
 /// The build table shared with the knowledge base crate, read as plain data.
 const BUILD_TABLE: &str = include_str!("../../surveyor-kb/data/exchange-builds.csv");
+/// Exchange 2007 builds, which the shared table does not carry. Same columns; every row
+/// names its source (the fingerprinting notes cite exactly one 2007 build).
+const BUILD_TABLE_2007: &str = include_str!("../data/exchange-2007-builds.csv");
 
 /// Share (in percent) of picks that come from the family's newest CU; the rest is uniform
 /// over every row of the family, so both current and stale builds show up in a fleet.
@@ -18,6 +21,7 @@ const NEWEST_CU_PERCENT: u32 = 60;
 /// An Exchange product family as the census reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Family {
+    Ex2007,
     Ex2010,
     Ex2013,
     Ex2016,
@@ -26,7 +30,8 @@ pub(crate) enum Family {
 }
 
 impl Family {
-    pub(crate) const ALL: [Family; 5] = [
+    pub(crate) const ALL: [Family; 6] = [
+        Family::Ex2007,
         Family::Ex2010,
         Family::Ex2013,
         Family::Ex2016,
@@ -34,20 +39,10 @@ impl Family {
         Family::Se,
     ];
 
-    /// Family shares in percent, after the BSI Exchange census of October 2025.
-    pub(crate) fn weight(self) -> u32 {
-        match self {
-            Family::Ex2010 => 3,
-            Family::Ex2013 => 4,
-            Family::Ex2016 => 40,
-            Family::Ex2019 => 45,
-            Family::Se => 8,
-        }
-    }
-
     /// The label used in [`crate::TruthExchange::family`].
     pub(crate) fn label(self) -> &'static str {
         match self {
+            Family::Ex2007 => "2007",
             Family::Ex2010 => "2010",
             Family::Ex2013 => "2013",
             Family::Ex2016 => "2016",
@@ -58,6 +53,7 @@ impl Family {
 
     fn from_product(product: &str) -> Option<Family> {
         match product {
+            "Exchange Server 2007" => Some(Family::Ex2007),
             "Exchange Server 2010" => Some(Family::Ex2010),
             "Exchange Server 2013" => Some(Family::Ex2013),
             "Exchange Server 2016" => Some(Family::Ex2016),
@@ -94,49 +90,19 @@ pub(crate) struct BuildTable {
 }
 
 impl BuildTable {
-    /// Parses the compiled-in table.
+    /// Parses the compiled-in tables.
     pub(crate) fn load() -> Result<BuildTable, TestbedError> {
-        BuildTable::parse(BUILD_TABLE)
+        let mut rows = parse_rows(BUILD_TABLE)?;
+        rows.extend(parse_rows(BUILD_TABLE_2007)?);
+        BuildTable::from_rows(rows)
     }
 
+    #[cfg(test)]
     fn parse(text: &str) -> Result<BuildTable, TestbedError> {
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
-        let headers = reader.headers().map_err(bad_table)?.clone();
-        let column = |name: &str| {
-            headers
-                .iter()
-                .position(|h| h == name)
-                .ok_or_else(|| TestbedError::BadBuildTable {
-                    reason: format!("missing column {name}"),
-                })
-        };
-        let (product_col, name_col, build_col) = (
-            column("product")?,
-            column("version_name")?,
-            column("build")?,
-        );
+        BuildTable::from_rows(parse_rows(text)?)
+    }
 
-        let mut rows: Vec<BuildRow> = Vec::new();
-        for record in reader.records() {
-            let record = record.map_err(bad_table)?;
-            let field = |i: usize| record.get(i).unwrap_or("").trim();
-            // Rows of products the census does not model (or future ones) are skipped.
-            let Some(family) = Family::from_product(field(product_col)) else {
-                continue;
-            };
-            // The table may carry placeholder builds; a host cannot run one of those.
-            let Some(parts) = parse_build(field(build_col)) else {
-                continue;
-            };
-            rows.push(BuildRow {
-                family,
-                product: field(product_col).to_owned(),
-                version_name: field(name_col).to_owned(),
-                build: field(build_col).to_owned(),
-                parts,
-            });
-        }
-
+    fn from_rows(rows: Vec<BuildRow>) -> Result<BuildTable, TestbedError> {
         let mut families = Vec::new();
         for family in Family::ALL {
             let all: Vec<BuildRow> = rows
@@ -193,6 +159,48 @@ fn parse_build(text: &str) -> Option<[u32; 4]> {
         *slot = piece.parse().ok()?;
     }
     pieces.next().is_none().then_some(parts)
+}
+
+/// The usable rows of one CSV text with the build table's columns.
+fn parse_rows(text: &str) -> Result<Vec<BuildRow>, TestbedError> {
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().map_err(bad_table)?.clone();
+        let column = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h == name)
+                .ok_or_else(|| TestbedError::BadBuildTable {
+                    reason: format!("missing column {name}"),
+                })
+        };
+        let (product_col, name_col, build_col) = (
+            column("product")?,
+            column("version_name")?,
+            column("build")?,
+        );
+
+        let mut rows: Vec<BuildRow> = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(bad_table)?;
+            let field = |i: usize| record.get(i).unwrap_or("").trim();
+            // Rows of products the census does not model (or future ones) are skipped.
+            let Some(family) = Family::from_product(field(product_col)) else {
+                continue;
+            };
+            // The table may carry placeholder builds; a host cannot run one of those.
+            let Some(parts) = parse_build(field(build_col)) else {
+                continue;
+            };
+            rows.push(BuildRow {
+                family,
+                product: field(product_col).to_owned(),
+                version_name: field(name_col).to_owned(),
+                build: field(build_col).to_owned(),
+                parts,
+            });
+        }
+
+        Ok(rows)
 }
 
 fn bad_table(error: csv::Error) -> TestbedError {

@@ -62,23 +62,40 @@ const SURNAMES: &[(&str, &str)] = &[
     ("lange", "Lange"),
 ];
 
-/// Organisation kinds: domain pattern and display pattern, `{}` is the town or surname.
-const TOWN_KINDS: &[(&str, &str)] = &[
-    ("stadtwerke-{}", "Stadtwerke {}"),
-    ("gymnasium-{}", "Gymnasium {}"),
-    ("gemeinde-{}", "Gemeinde {}"),
-    ("klinikum-{}", "Klinikum {}"),
-    ("kreisverwaltung-{}", "Kreisverwaltung {}"),
-    ("wohnbau-{}", "Wohnungsbaugesellschaft {} mbH"),
-    ("volkshochschule-{}", "Volkshochschule {}"),
+/// Organisation kinds: domain pattern, display pattern (`{}` is the town or surname) and
+/// sector. Sectors are the target groups BSI names in its Exchange warnings.
+const TOWN_KINDS: &[(&str, &str, &str)] = &[
+    ("stadtwerke-{}", "Stadtwerke {}", "municipal-utility"),
+    ("gymnasium-{}", "Gymnasium {}", "school"),
+    ("gemeinde-{}", "Gemeinde {}", "municipality"),
+    ("klinikum-{}", "Klinikum {}", "hospital"),
+    ("kreisverwaltung-{}", "Kreisverwaltung {}", "municipality"),
+    ("wohnbau-{}", "Wohnungsbaugesellschaft {} mbH", "business"),
+    ("volkshochschule-{}", "Volkshochschule {}", "school"),
+    ("hochschule-{}", "Hochschule {}", "university"),
+    ("diakonie-{}", "Diakonisches Werk {}", "social-services"),
 ];
-const PERSON_KINDS: &[(&str, &str)] = &[
-    ("praxis-{}", "Praxis Dr. {}"),
-    ("kanzlei-{}", "Kanzlei {} & Partner"),
-    ("autohaus-{}", "Autohaus {} GmbH"),
-    ("{}-maschinenbau", "{} Maschinenbau GmbH"),
-    ("steuerberatung-{}", "Steuerberatung {}"),
-    ("{}-logistik", "{} Logistik GmbH & Co. KG"),
+const PERSON_KINDS: &[(&str, &str, &str)] = &[
+    ("praxis-{}", "Praxis Dr. {}", "medical-practice"),
+    ("kanzlei-{}", "Kanzlei {} & Partner", "law-firm"),
+    ("autohaus-{}", "Autohaus {} GmbH", "business"),
+    ("{}-maschinenbau", "{} Maschinenbau GmbH", "business"),
+    ("steuerberatung-{}", "Steuerberatung {}", "tax-adviser"),
+    ("{}-logistik", "{} Logistik GmbH & Co. KG", "business"),
+];
+
+/// Every sector an organisation can have.
+pub(crate) const SECTORS: &[&str] = &[
+    "hospital",
+    "medical-practice",
+    "school",
+    "university",
+    "social-services",
+    "law-firm",
+    "tax-adviser",
+    "municipal-utility",
+    "municipality",
+    "business",
 ];
 
 /// An invented organisation.
@@ -88,17 +105,39 @@ pub(crate) struct Organisation {
     pub(crate) name: String,
     /// DNS domain under `.example`.
     pub(crate) domain: String,
+    /// One of [`SECTORS`].
+    pub(crate) sector: &'static str,
+    /// Language for notifications: `"de"`, or `"en"` for some universities and businesses.
+    pub(crate) language: &'static str,
+}
+
+impl Organisation {
+    /// The domain without `.example`, used for the invented AD domain `<slug>.local`.
+    pub(crate) fn slug(&self) -> &str {
+        self.domain.strip_suffix(".example").unwrap_or(&self.domain)
+    }
 }
 
 /// Draws an organisation whose domain is not yet in `taken`, and records it there.
 pub(crate) fn organisation(rng: &mut ChaCha8Rng, taken: &mut HashSet<String>) -> Organisation {
-    let (pattern, display, (slug, word)) = if rng.gen_bool(0.5) {
-        let (p, d) = TOWN_KINDS[rng.gen_range(0..TOWN_KINDS.len())];
-        (p, d, TOWNS[rng.gen_range(0..TOWNS.len())])
+    let ((pattern, display, sector), (slug, word)) = if rng.gen_bool(0.5) {
+        (
+            TOWN_KINDS[rng.gen_range(0..TOWN_KINDS.len())],
+            TOWNS[rng.gen_range(0..TOWNS.len())],
+        )
     } else {
-        let (p, d) = PERSON_KINDS[rng.gen_range(0..PERSON_KINDS.len())];
-        (p, d, SURNAMES[rng.gen_range(0..SURNAMES.len())])
+        (
+            PERSON_KINDS[rng.gen_range(0..PERSON_KINDS.len())],
+            SURNAMES[rng.gen_range(0..SURNAMES.len())],
+        )
     };
+    // International research and export-oriented firms often ask for English reports.
+    let english = match sector {
+        "university" => 0.4,
+        "business" => 0.15,
+        _ => 0.0,
+    };
+    let language = if rng.gen_bool(english) { "en" } else { "de" };
     let base = pattern.replace("{}", slug);
     let mut name = display.replace("{}", word);
     // Big fleets run out of combinations; real registries solve that with a number too.
@@ -112,7 +151,12 @@ pub(crate) fn organisation(rng: &mut ChaCha8Rng, taken: &mut HashSet<String>) ->
         name = format!("{name} ({})", n - 1);
     }
     taken.insert(domain.clone());
-    Organisation { name, domain }
+    Organisation {
+        name,
+        domain,
+        sector,
+        language,
+    }
 }
 
 /// A NetBIOS name for an Exchange front end, in the styles admins actually use.
@@ -151,6 +195,8 @@ mod tests {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'));
             assert!(!org.name.is_empty());
+            assert!(SECTORS.contains(&org.sector));
+            assert!(["de", "en"].contains(&org.language));
         }
         assert_eq!(taken.len(), 1000);
     }
