@@ -6,6 +6,7 @@ mod report;
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,7 +14,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ipnet::{IpNet, Ipv4Net};
-use surveyor_scan::{targets, Exclusions, ProbeConfig, ScanConfig};
+use surveyor_scan::targets::{self, Entry, InputFormat, OptOut};
+use surveyor_scan::{Exclusions, Order, ProbeConfig, ScanConfig, StopReason, TargetSpace};
 use surveyor_store::{ScanId, Store};
 use time::{Date, OffsetDateTime};
 use tokio_util::sync::CancellationToken;
@@ -59,9 +61,23 @@ struct DbArg {
 struct ScanArgs {
     /// Addresses or CIDR prefixes (IPv4, or IPv6 up to /112).
     targets: Vec<String>,
-    /// Read more targets from a file (`-` for stdin): one per line, `#` comments allowed.
+    /// Read more targets from a file (`-` for stdin).
     #[arg(long, value_name = "FILE|-")]
     targets_file: Option<String>,
+    /// Format of --targets-file: plain (addresses, prefixes, ranges; ZMap's default output),
+    /// zgrab-csv (IP, DOMAIN, TAG, PORT), zmap-json, masscan-list, masscan-json, or auto.
+    #[arg(long, default_value = "auto", value_parser = parse_input_format)]
+    input_format: InputFormat,
+    /// Never scan these prefixes (one per line, `#` comments allowed).
+    #[arg(long, value_name = "FILE")]
+    blocklist_file: Option<PathBuf>,
+    /// Scan only inside these prefixes (one per line); built-in exclusions still apply.
+    #[arg(long, value_name = "FILE")]
+    allowlist_file: Option<PathBuf>,
+    /// Organisations that asked not to be scanned (one prefix per line); re-read on SIGHUP
+    /// while the scan runs.
+    #[arg(long, value_name = "FILE")]
+    opt_out_file: Option<PathBuf>,
     /// Ports to probe, comma separated. 80 and 8080 speak HTTP, all others HTTPS.
     #[arg(long, default_value = "443", value_delimiter = ',')]
     ports: Vec<u16>,
@@ -85,6 +101,30 @@ struct EngineArgs {
     /// Targets probed at once.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
+    /// New targets per second over the whole scan (0: no limit).
+    #[arg(long, default_value_t = 2000)]
+    rate: u32,
+    /// New targets per second into one /24 (IPv6: /48) (0: no limit).
+    #[arg(long, default_value_t = 200)]
+    network_rate: u32,
+    /// New targets per second to one address (0: no limit).
+    #[arg(long, default_value_t = 10)]
+    host_rate: u32,
+    /// Seed of the pseudo-random scan order; the same seed gives the same order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Split the target space into this many disjoint shards…
+    #[arg(long, default_value_t = 1)]
+    shards: u32,
+    /// …and scan this one (0-based).
+    #[arg(long, default_value_t = 0)]
+    shard: u32,
+    /// Stop after this many targets (the scan is then not marked finished).
+    #[arg(long)]
+    max_targets: Option<u64>,
+    /// Stop admitting targets after this many seconds (the scan is then not marked finished).
+    #[arg(long)]
+    max_runtime: Option<f64>,
     /// Seconds allowed for a TCP connect.
     #[arg(long, default_value_t = 5.0)]
     connect_timeout: f64,
@@ -268,49 +308,118 @@ fn scan_config(args: &EngineArgs) -> Result<ScanConfig> {
             args.concurrency
         );
     }
+    if args.shards == 0 || args.shard >= args.shards {
+        bail!(
+            "--shard must be below --shards (got shard {} of {})",
+            args.shard,
+            args.shards
+        );
+    }
+    let probe = ProbeConfig {
+        connect_timeout: secs("connect-timeout", args.connect_timeout)?,
+        target_timeout: secs("target-timeout", args.target_timeout)?,
+        user_agent: surveyor_scan::default_user_agent(args.info_url.as_deref()),
+        ..ProbeConfig::default()
+    };
+    let max_runtime = match args.max_runtime {
+        Some(v) if !(v.is_finite() && v > 0.0) => {
+            bail!("--max-runtime must be a positive number of seconds")
+        }
+        Some(v) => Some(Duration::from_secs_f64(v)),
+        None => None,
+    };
     Ok(ScanConfig {
-        probe: ProbeConfig {
-            connect_timeout: secs("connect-timeout", args.connect_timeout)?,
-            target_timeout: secs("target-timeout", args.target_timeout)?,
-            user_agent: surveyor_scan::default_user_agent(args.info_url.as_deref()),
-            ..ProbeConfig::default()
-        },
+        drain_timeout: probe.target_timeout.min(Duration::from_secs(10)),
+        probe,
         concurrency: args.concurrency,
+        rate: NonZeroU32::new(args.rate),
+        network_rate: NonZeroU32::new(args.network_rate),
+        host_rate: NonZeroU32::new(args.host_rate),
+        max_targets: args.max_targets,
+        max_runtime,
     })
 }
 
+fn scan_order(args: &EngineArgs) -> Order {
+    Order {
+        seed: args.seed,
+        shards: args.shards,
+        shard: args.shard,
+    }
+}
+
+fn parse_input_format(s: &str) -> Result<InputFormat, String> {
+    InputFormat::parse(s).ok_or_else(|| {
+        "one of auto, plain, zgrab-csv, zmap-json, masscan-list, masscan-json".to_string()
+    })
+}
+
+fn read_input(file: &str) -> Result<(String, String)> {
+    if file == "-" {
+        let text = std::io::read_to_string(std::io::stdin()).context("could not read stdin")?;
+        Ok((text, "stdin".to_string()))
+    } else {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("could not read {file}"))?;
+        Ok((text, file.to_string()))
+    }
+}
+
+fn read_cidr_file(path: &std::path::Path) -> Result<Vec<IpNet>> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("could not read {name}"))?;
+    Ok(targets::parse_cidr_list(&text, &name)?)
+}
+
+/// Re-reads the opt-out file on every SIGHUP. A file that no longer parses keeps the old list
+/// in force and says why: an opt-out must never silently lapse.
+fn reload_opt_out_on_sighup(path: PathBuf, opt_out: OptOut) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match read_cidr_file(&path) {
+                Ok(nets) => {
+                    let n = nets.len();
+                    opt_out.replace(nets);
+                    eprintln!("surveyor: reloaded {} ({n} prefixes)", path.display());
+                }
+                Err(e) => eprintln!("surveyor: kept the previous opt-out list: {e:#}"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (path, opt_out);
+}
+
 /// Reads and checks every target before anything is sent: one bad line stops the scan.
-fn collect_targets(args: &ScanArgs, exclusions: &Exclusions) -> Result<Vec<IpNet>> {
-    let mut nets = Vec::new();
+fn collect_targets(args: &ScanArgs, exclusions: &Exclusions) -> Result<Vec<Entry>> {
+    let mut entries = Vec::new();
     for (i, t) in args.targets.iter().enumerate() {
         let origin = format!("argument {}", i + 1);
-        let net = targets::parse_target(t, &origin)?;
-        exclusions.check(net, &origin)?;
-        nets.push(net);
+        for net in targets::parse_target(t, &origin)? {
+            exclusions.check(net, &origin)?;
+            entries.push(Entry::Net(net));
+        }
     }
     if let Some(file) = &args.targets_file {
-        let (text, name) = if file == "-" {
-            (
-                std::io::read_to_string(std::io::stdin())
-                    .context("could not read targets from stdin")?,
-                "stdin".to_string(),
-            )
-        } else {
-            (
-                std::fs::read_to_string(file).with_context(|| format!("could not read {file}"))?,
-                file.clone(),
-            )
-        };
-        let listed = targets::parse_target_list(&text, &name)?;
-        for net in &listed {
-            exclusions.check(*net, &name)?;
+        let (text, name) = read_input(file)?;
+        for entry in targets::parse_target_list(&text, &name, args.input_format)? {
+            let net = match &entry {
+                Entry::Net(net) => *net,
+                Entry::Target(t) => IpNet::from(t.ip),
+            };
+            exclusions.check(net, &name)?;
+            entries.push(entry);
         }
-        nets.extend(listed);
     }
-    if nets.is_empty() {
+    if entries.is_empty() {
         bail!("no targets: give addresses or prefixes as arguments or with --targets-file");
     }
-    Ok(nets)
+    Ok(entries)
 }
 
 fn check_ports(ports: &[u16]) -> Result<Vec<u16>> {
@@ -327,10 +436,23 @@ fn check_ports(ports: &[u16]) -> Result<Vec<u16>> {
 }
 
 async fn scan(args: ScanArgs) -> Result<()> {
-    let exclusions = Exclusions::builtin(args.allow_loopback);
-    let nets = collect_targets(&args, &exclusions)?;
+    let mut exclusions = Exclusions::builtin(args.allow_loopback);
+    if let Some(path) = &args.blocklist_file {
+        exclusions = exclusions.with_blocklist(read_cidr_file(path)?);
+    }
+    if let Some(path) = &args.allowlist_file {
+        exclusions = exclusions.with_allowlist(read_cidr_file(path)?);
+    }
+    if let Some(path) = &args.opt_out_file {
+        let opt_out = OptOut::default();
+        opt_out.replace(read_cidr_file(path)?);
+        exclusions = exclusions.with_opt_out(opt_out.clone());
+        reload_opt_out_on_sighup(path.clone(), opt_out);
+    }
+    let entries = collect_targets(&args, &exclusions)?;
     let ports = check_ports(&args.ports)?;
     let config = scan_config(&args.engine)?;
+    let order = scan_order(&args.engine);
     let store = open_store(&args.db.db).await?;
     let mut out: Box<dyn Write + Send> = if args.output == "-" {
         Box::new(std::io::BufWriter::new(std::io::stdout()))
@@ -340,16 +462,20 @@ async fn scan(args: ScanArgs) -> Result<()> {
                 .with_context(|| format!("could not create {}", args.output))?,
         ))
     };
-    let description = nets
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let total = targets::count(&nets, &ports);
-    eprintln!("surveyor: scanning {total} targets ({description}, ports {ports:?})");
+    let description = describe(&args, &entries);
+    let space = TargetSpace::new(entries, &ports);
+    eprintln!(
+        "surveyor: scanning {} of {} targets ({description}, ports {ports:?}, seed {}, shard {}/{})",
+        space.shard_len(order),
+        space.len(),
+        order.seed,
+        order.shard,
+        order.shards
+    );
     let job = ScanJob {
-        nets,
+        space,
         ports,
+        order,
         exclusions,
         as_of: args.as_of.unwrap_or_else(today),
         config,
@@ -360,20 +486,43 @@ async fn scan(args: ScanArgs) -> Result<()> {
     Ok(())
 }
 
+/// How the targets were given, stored with the scan: the arguments, and the file by name.
+fn describe(args: &ScanArgs, entries: &[Entry]) -> String {
+    let mut parts: Vec<String> = args.targets.clone();
+    if let Some(file) = &args.targets_file {
+        parts.push(format!(
+            "{} ({} entries)",
+            if file == "-" { "stdin" } else { file },
+            entries.len() - args.targets.len().min(entries.len())
+        ));
+    }
+    parts.join(" ")
+}
+
 fn print_summary(o: &pipeline::ScanOutcome) {
     let s = &o.stats;
+    let stopped = match s.stopped {
+        None => "",
+        Some(StopReason::Cancelled) => " INTERRUPTED (not marked finished)",
+        Some(StopReason::MaxTargets) => " stopped at --max-targets (not marked finished)",
+        Some(StopReason::MaxRuntime) => " stopped at --max-runtime (not marked finished)",
+    };
+    let statuses: Vec<String> = s
+        .by_status
+        .iter()
+        .map(|(st, n)| format!("{} {n}", st.as_str()))
+        .collect();
     eprintln!(
-        "surveyor: scan {}{}: {} targets, {} answered, {} refused, {} timed out, {} Exchange",
+        "surveyor: scan {}{stopped}: {} targets in {:.1} s, {} answered ({}), {} refused, {} timed out, {} excluded, {} abandoned, {} Exchange",
         o.scan.0,
-        if s.cancelled {
-            " INTERRUPTED (not marked finished)"
-        } else {
-            ""
-        },
         s.targets,
+        s.duration.as_secs_f64(),
         s.connected,
+        if statuses.is_empty() { "-".to_string() } else { statuses.join(", ") },
         s.refused,
         s.timed_out,
+        s.excluded,
+        s.abandoned,
         o.exchange
     );
 }
@@ -453,11 +602,21 @@ async fn demo(args: DemoArgs) -> Result<()> {
         None => Box::new(std::io::sink()),
     };
     let job = ScanJob {
-        nets: vec![IpNet::V4(bed.net())],
+        space: TargetSpace::new(vec![Entry::Net(IpNet::V4(bed.net()))], &[bed.port()]),
         ports: vec![bed.port()],
+        order: Order {
+            seed: args.seed,
+            ..Order::default()
+        },
         exclusions: Exclusions::builtin(true),
         as_of: today(),
-        config: ScanConfig::default(),
+        // Loopback only: politeness limits would only slow the demo down.
+        config: ScanConfig {
+            rate: None,
+            network_rate: None,
+            host_rate: None,
+            ..ScanConfig::default()
+        },
         description: format!("demo test-bed {} seed {}", bed.net(), args.seed),
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown.clone()).await?;
@@ -468,7 +627,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
         started.elapsed().as_secs_f64(),
         db
     );
-    if outcome.stats.cancelled {
+    if outcome.stats.stopped.is_some() {
         bail!("interrupted before the scan finished");
     }
     let report = surveyor_api::census_report(&store, Some(outcome.scan))

@@ -3,10 +3,9 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use ipnet::IpNet;
 use surveyor_kb::BuildTable;
 use surveyor_model::Observation;
-use surveyor_scan::{targets, Exclusions, ScanConfig, ScanStats};
+use surveyor_scan::{Exclusions, Order, ScanConfig, ScanStats, TargetSpace};
 use surveyor_store::{NewScan, ScanId, Store};
 use time::{Date, OffsetDateTime};
 use tokio::sync::mpsc;
@@ -17,8 +16,9 @@ const BATCH: usize = 500;
 
 /// A validated scan request.
 pub struct ScanJob {
-    pub nets: Vec<IpNet>,
+    pub space: TargetSpace,
     pub ports: Vec<u16>,
+    pub order: Order,
     pub exclusions: Exclusions,
     pub as_of: Date,
     pub config: ScanConfig,
@@ -34,8 +34,8 @@ pub struct ScanOutcome {
 }
 
 /// Runs a scan, classifying each observation as of `job.as_of`, writing it as one JSON line to
-/// `out` and storing it. The scan is marked finished only when it ran to the end, so an
-/// interrupted scan never becomes "the latest census".
+/// `out` and storing it. The scan is marked finished only when it walked every target, so an
+/// interrupted or truncated scan never becomes "the latest census".
 pub async fn run_scan(
     job: ScanJob,
     store: &Store,
@@ -56,16 +56,11 @@ pub async fn run_scan(
 
     let (tx, mut rx) = mpsc::channel::<Observation>(1024);
     let engine = {
-        let (config, nets, ports, exclusions, cancel) = (
-            job.config.clone(),
-            job.nets.clone(),
-            job.ports.clone(),
-            job.exclusions.clone(),
-            cancel.clone(),
-        );
+        let (config, space, order) = (job.config.clone(), job.space, job.order);
+        let (exclusions, cancel) = (job.exclusions.clone(), cancel.clone());
         tokio::spawn(async move {
-            let targets = targets::expand(&nets, &ports, &exclusions);
-            surveyor_scan::run(&config, targets, tx, cancel).await
+            let targets = space.walk(order, 0).map(|(_, target)| target);
+            surveyor_scan::run(&config, targets, &exclusions, tx, cancel).await
         })
     };
 
@@ -96,7 +91,7 @@ pub async fn run_scan(
     }
     out.flush().context("could not write output")?;
     let stats = engine.await.context("the scan engine failed")?;
-    if !stats.cancelled {
+    if stats.stopped.is_none() {
         store
             .scans
             .finish_scan(scan, OffsetDateTime::now_utc())

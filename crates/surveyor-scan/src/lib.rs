@@ -1,20 +1,26 @@
-//! The scan engine: a bounded window of probes over a lazily expanded target space, streaming
+//! The scan engine: a bounded window of probes over a lazily walked target space, streaming
 //! observations into a channel. It knows nothing of where observations go.
 
 mod danger;
 pub mod fingerprint;
+mod permute;
 mod probe;
 pub mod targets;
 mod tls;
 
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
-use surveyor_model::Observation;
+use governor::{Quota, RateLimiter};
+use surveyor_model::{Observation, Status};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use targets::{Exclusions, Target, TargetError};
+pub use permute::Permutation;
+pub use targets::{Exclusions, Order, Target, TargetError, TargetSpace};
 
 /// Probe settings, validated by the binary before a scan starts.
 #[derive(Debug, Clone)]
@@ -53,12 +59,24 @@ pub fn default_user_agent(info_url: Option<&str>) -> String {
     )
 }
 
-/// Engine settings.
+/// Politeness and limits: policy, separate from the probing mechanism.
 #[derive(Debug, Clone)]
 pub struct ScanConfig {
     pub probe: ProbeConfig,
     /// Targets in flight at once.
     pub concurrency: usize,
+    /// New targets per second, over the whole scan.
+    pub rate: Option<NonZeroU32>,
+    /// New targets per second into one destination network (IPv4 /24, IPv6 /48).
+    pub network_rate: Option<NonZeroU32>,
+    /// New targets per second to one address (several ports of one host).
+    pub host_rate: Option<NonZeroU32>,
+    /// Stop admitting targets after this many.
+    pub max_targets: Option<u64>,
+    /// Stop admitting targets after this long.
+    pub max_runtime: Option<Duration>,
+    /// After a stop, how long in-flight probes may finish before they are abandoned.
+    pub drain_timeout: Duration,
 }
 
 impl Default for ScanConfig {
@@ -66,72 +84,198 @@ impl Default for ScanConfig {
         ScanConfig {
             probe: ProbeConfig::default(),
             concurrency: 256,
+            rate: NonZeroU32::new(2_000),
+            network_rate: NonZeroU32::new(200),
+            host_rate: NonZeroU32::new(10),
+            max_targets: None,
+            max_runtime: None,
+            drain_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// Why a scan stopped before walking every target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Cancelled,
+    MaxTargets,
+    MaxRuntime,
 }
 
 /// Counters of a finished scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanStats {
+    /// Targets admitted and probed.
     pub targets: u64,
+    /// Targets skipped because their address is excluded.
+    pub excluded: u64,
     pub refused: u64,
     pub timed_out: u64,
     /// Targets that accepted a connection: each produced one observation.
     pub connected: u64,
-    /// True when the scan stopped early on cancellation.
-    pub cancelled: bool,
+    /// Observations by status.
+    pub by_status: Vec<(Status, u64)>,
+    /// In-flight probes abandoned when the drain deadline passed after a stop.
+    pub abandoned: u64,
+    pub stopped: Option<StopReason>,
+    pub duration: Duration,
 }
 
-/// Probes every target, at most `concurrency` at a time, sending one observation per target
-/// that accepted a connection. Backpressure: when the receiver is slow, the window stops
-/// admitting targets. Returns when all targets are done or `cancel` fires.
+impl ScanStats {
+    fn count_status(&mut self, status: Status) {
+        match self.by_status.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => self.by_status.push((status, 1)),
+        }
+    }
+}
+
+/// Probes every admissible target, at most `concurrency` at a time and within the rate
+/// limits, sending one observation per target that accepted a connection. The exclusion list
+/// is checked here, immediately before a target is admitted, whatever the caller filtered.
+/// Backpressure: when the receiver is slow, probes wait on `send` and the window stops
+/// admitting targets. Returns when all targets are done or the scan is stopped.
 pub async fn run<I>(
     config: &ScanConfig,
     targets: I,
+    exclusions: &Exclusions,
     out: mpsc::Sender<Observation>,
     cancel: CancellationToken,
 ) -> ScanStats
 where
     I: IntoIterator<Item = Target>,
 {
+    let started = Instant::now();
     let tls = probe::tls_connector();
     let probe_config = std::sync::Arc::new(config.probe.clone());
     let window = config.concurrency.max(1);
+    let global = config
+        .rate
+        .map(|r| RateLimiter::direct(Quota::per_second(r)));
+    let per_network = config
+        .network_rate
+        .map(|r| RateLimiter::keyed(Quota::per_second(r)));
+    let per_host = config
+        .host_rate
+        .map(|r| RateLimiter::keyed(Quota::per_second(r)));
+    let runtime_over = config.max_runtime.map(|d| started + d);
     let mut stats = ScanStats::default();
     let mut in_flight = JoinSet::new();
     let mut targets = targets.into_iter();
-    loop {
-        while in_flight.len() < window && !cancel.is_cancelled() {
-            let Some(target) = targets.next() else { break };
+    let mut exhausted = false;
+
+    while stats.stopped.is_none() && !exhausted {
+        // Admit targets while the window has room.
+        while in_flight.len() < window {
+            if cancel.is_cancelled() {
+                stats.stopped = Some(StopReason::Cancelled);
+                break;
+            }
+            if runtime_over.is_some_and(|t| Instant::now() >= t) {
+                stats.stopped = Some(StopReason::MaxRuntime);
+                break;
+            }
+            if config.max_targets.is_some_and(|max| stats.targets >= max) {
+                stats.stopped = Some(StopReason::MaxTargets);
+                break;
+            }
+            let Some(target) = targets.next() else {
+                exhausted = true;
+                break;
+            };
+            if !exclusions.allows(target.ip) {
+                stats.excluded += 1;
+                continue;
+            }
+            let limits = async {
+                if let Some(l) = &global {
+                    l.until_ready().await;
+                }
+                if let Some(l) = &per_network {
+                    l.until_key_ready(&network_key(target.ip)).await;
+                }
+                if let Some(l) = &per_host {
+                    l.until_key_ready(&target.ip).await;
+                }
+            };
+            tokio::select! {
+                () = limits => {}
+                () = cancel.cancelled() => continue,
+            }
             stats.targets += 1;
+            if stats.targets % 65_536 == 0 {
+                // Keyed limiter state would otherwise grow with every network ever seen.
+                if let Some(l) = &per_network {
+                    l.retain_recent();
+                }
+                if let Some(l) = &per_host {
+                    l.retain_recent();
+                }
+            }
             let (tls, cfg, out) = (tls.clone(), probe_config.clone(), out.clone());
             in_flight.spawn(async move {
                 let result = probe::probe(target, &cfg, &tls).await;
-                if let Ok(obs) = &result {
-                    // A closed receiver means the consumer is gone; the scan winds down.
-                    let _ = out.send(obs.clone()).await;
+                match result {
+                    Ok(obs) => {
+                        let status = obs.status;
+                        // A closed receiver means the consumer is gone; the scan winds down.
+                        let _ = out.send(obs).await;
+                        Ok(status)
+                    }
+                    Err(silent) => Err(silent),
                 }
-                result.map(|_| ())
             });
         }
-        let next = tokio::select! {
-            next = in_flight.join_next() => next,
-            () = cancel.cancelled() => {
-                stats.cancelled = true;
+        if in_flight.is_empty() {
+            break;
+        }
+        tokio::select! {
+            next = in_flight.join_next() => {
+                if let Some(result) = next {
+                    tally(&mut stats, result);
+                }
+            }
+            () = cancel.cancelled(), if stats.stopped.is_none() => stats.stopped = Some(StopReason::Cancelled),
+        }
+    }
+
+    // Drain: in-flight probes may finish within the drain deadline; the rest are abandoned.
+    let drain_until = Instant::now() + config.drain_timeout;
+    while !in_flight.is_empty() {
+        match tokio::time::timeout_at(drain_until, in_flight.join_next()).await {
+            Ok(Some(result)) => tally(&mut stats, result),
+            Ok(None) => break,
+            Err(_) => {
+                stats.abandoned = in_flight.len() as u64;
                 in_flight.abort_all();
                 while in_flight.join_next().await.is_some() {}
-                break;
-            }
-        };
-        match next {
-            None => break,
-            Some(Ok(Ok(()))) => stats.connected += 1,
-            Some(Ok(Err(probe::Silent::Refused))) => stats.refused += 1,
-            Some(Ok(Err(probe::Silent::Timeout))) => stats.timed_out += 1,
-            Some(Err(join_error)) => {
-                tracing::error!(%join_error, "a probe task failed");
             }
         }
     }
+    stats.duration = started.elapsed();
     stats
+}
+
+fn tally(
+    stats: &mut ScanStats,
+    result: Result<Result<Status, probe::Silent>, tokio::task::JoinError>,
+) {
+    match result {
+        Ok(Ok(status)) => {
+            stats.connected += 1;
+            stats.count_status(status);
+        }
+        Ok(Err(probe::Silent::Refused)) => stats.refused += 1,
+        Ok(Err(probe::Silent::Timeout)) => stats.timed_out += 1,
+        Err(join_error) if join_error.is_cancelled() => {}
+        Err(join_error) => tracing::error!(%join_error, "a probe task failed"),
+    }
+}
+
+/// The destination network a target belongs to, for per-network politeness.
+fn network_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4) >> 8),
+        IpAddr::V6(v6) => (u128::from(v6) >> 80) | (1 << 127),
+    }
 }

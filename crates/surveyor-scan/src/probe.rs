@@ -65,9 +65,17 @@ pub async fn probe(
         exchange: None,
     };
     match target.scheme {
-        Scheme::Http => http_plan(tcp, target, config, deadline, &mut obs).await,
+        Scheme::Http => http_plan(tcp, target.clone(), config, deadline, &mut obs).await,
         Scheme::Https => {
-            let name = ServerName::IpAddress(target.ip.into());
+            // SNI carries the input's domain when there is one; rustls sends none for addresses.
+            let name = match target
+                .domain
+                .as_deref()
+                .map(|d| ServerName::try_from(d.to_string()))
+            {
+                Some(Ok(name)) => name,
+                _ => ServerName::IpAddress(target.ip.into()),
+            };
             match timeout_at(deadline, tls.connect(name, tcp)).await {
                 Err(_) => fail(
                     &mut obs,
@@ -77,7 +85,7 @@ pub async fn probe(
                 Ok(Err(e)) => fail(&mut obs, Status::TlsError, tls_failure(&e)),
                 Ok(Ok(stream)) => {
                     obs.tls = Some(crate::tls::record(stream.get_ref().1));
-                    http_plan(stream, target, config, deadline, &mut obs).await;
+                    http_plan(stream, target.clone(), config, deadline, &mut obs).await;
                 }
             }
         }
@@ -260,9 +268,13 @@ impl Client<'_> {
                 error: "the server closed the HTTP connection",
             });
         }
+        let name = match &self.target.domain {
+            Some(domain) => domain.to_string(),
+            None => host_literal(self.target.ip),
+        };
         let host = match (self.target.scheme, self.target.port) {
-            (Scheme::Https, 443) | (Scheme::Http, 80) => host_literal(self.target.ip),
-            (_, port) => format!("{}:{port}", host_literal(self.target.ip)),
+            (Scheme::Https, 443) | (Scheme::Http, 80) => name,
+            (_, port) => format!("{name}:{port}"),
         };
         let request = Request::get(path)
             .header(header::HOST, host)

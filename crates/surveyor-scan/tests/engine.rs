@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use surveyor_model::{Observation, Signal, Status};
-use surveyor_scan::{targets, Exclusions, ProbeConfig, ScanConfig, ScanStats};
+use surveyor_scan::targets::Entry;
+use surveyor_scan::{Exclusions, Order, ProbeConfig, ScanConfig, ScanStats, TargetSpace};
 use surveyor_testbed::{Testbed, TestbedConfig};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -41,6 +42,10 @@ fn quick() -> ScanConfig {
             ..ProbeConfig::default()
         },
         concurrency: 32,
+        rate: None,
+        network_rate: None,
+        host_rate: None,
+        ..ScanConfig::default()
     }
 }
 
@@ -58,7 +63,7 @@ async fn records_tls_and_exchange_signals_from_the_testbed() {
     assert_eq!(stats.targets, 256);
     assert_eq!(stats.connected, 20);
     assert_eq!(stats.refused, 236);
-    assert!(!stats.cancelled);
+    assert_eq!(stats.stopped, None);
     let by_ip: BTreeMap<IpAddr, &Observation> = observations.iter().map(|o| (o.ip, o)).collect();
     for host in bed.truth() {
         let obs = by_ip[&host.ip];

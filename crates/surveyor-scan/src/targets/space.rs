@@ -1,0 +1,236 @@
+//! The target space: every (address, port) of the inputs, indexed without materialising it,
+//! and walked in a keyed pseudo-random order, optionally one shard of several.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::{scheme_for_port, Entry, Target};
+use crate::permute::Permutation;
+
+/// Scan order: the permutation seed, and which shard of how many this process scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    pub seed: u64,
+    pub shards: u32,
+    /// 0-based, below `shards`.
+    pub shard: u32,
+}
+
+impl Default for Order {
+    fn default() -> Order {
+        Order {
+            seed: 0,
+            shards: 1,
+            shard: 0,
+        }
+    }
+}
+
+/// Prefixes crossed with ports, plus explicit targets; index `i` names one target.
+#[derive(Debug, Clone)]
+pub struct TargetSpace {
+    nets: Vec<IpNet>,
+    /// `ends[k]` = number of targets in `nets[..=k]`.
+    ends: Vec<u128>,
+    ports: Vec<u16>,
+    explicit: Vec<Target>,
+}
+
+impl TargetSpace {
+    /// Prefixes expand over `ports`; an explicit target with port 0 (a ZGrab2 line without a
+    /// PORT) is probed on each of `ports`.
+    pub fn new(entries: Vec<Entry>, ports: &[u16]) -> TargetSpace {
+        let mut nets = Vec::new();
+        let mut explicit = Vec::new();
+        for entry in entries {
+            match entry {
+                Entry::Net(net) => nets.push(net),
+                Entry::Target(t) if t.port == 0 => {
+                    explicit.extend(ports.iter().map(|&port| Target {
+                        port,
+                        scheme: scheme_for_port(port),
+                        ..t.clone()
+                    }))
+                }
+                Entry::Target(t) => explicit.push(t),
+            }
+        }
+        let per_address = ports.len() as u128;
+        let mut total = 0u128;
+        let ends = nets
+            .iter()
+            .map(|net| {
+                total = total.saturating_add(addresses_in(net).saturating_mul(per_address));
+                total
+            })
+            .collect();
+        TargetSpace {
+            nets,
+            ends,
+            ports: ports.to_vec(),
+            explicit,
+        }
+    }
+
+    /// Number of targets, before exclusions.
+    pub fn len(&self) -> u128 {
+        self.ends.last().copied().unwrap_or(0) + self.explicit.len() as u128
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The prefixes, for descriptions and checks.
+    pub fn nets(&self) -> &[IpNet] {
+        &self.nets
+    }
+
+    /// The target at index `i < len()`.
+    pub fn get(&self, i: u128) -> Target {
+        let from_nets = self.ends.last().copied().unwrap_or(0);
+        if i >= from_nets {
+            return self.explicit[(i - from_nets) as usize].clone();
+        }
+        let k = self.ends.partition_point(|&end| end <= i);
+        let start = if k == 0 { 0 } else { self.ends[k - 1] };
+        let offset = i - start;
+        let per_address = self.ports.len() as u128;
+        let port = self.ports[(offset % per_address) as usize];
+        let ip = nth_address(&self.nets[k], offset / per_address);
+        Target {
+            ip,
+            port,
+            scheme: scheme_for_port(port),
+            domain: None,
+        }
+    }
+
+    /// Number of positions in one shard's walk.
+    pub fn shard_len(&self, order: Order) -> u128 {
+        let (n, s, i) = (
+            self.len(),
+            u128::from(order.shards.max(1)),
+            u128::from(order.shard),
+        );
+        if i >= n {
+            0
+        } else {
+            (n - i).div_ceil(s)
+        }
+    }
+
+    /// Walks this shard's targets in permuted order from `from` (a position within the
+    /// shard's walk, for resuming). Shards are disjoint and together complete: shard `i` takes
+    /// the permutation's positions `i, i + shards, i + 2 shards, …`.
+    pub fn walk(
+        &self,
+        order: Order,
+        from: u128,
+    ) -> impl Iterator<Item = (u128, Target)> + Send + '_ {
+        let perm = Permutation::new(self.len(), order.seed);
+        let shards = u128::from(order.shards.max(1));
+        let shard = u128::from(order.shard);
+        (from..self.shard_len(order)).map(move |pos| (pos, self.get(perm.at(shard + pos * shards))))
+    }
+}
+
+fn addresses_in(net: &IpNet) -> u128 {
+    let bits = match net {
+        IpNet::V4(n) => 32 - u32::from(n.prefix_len()),
+        IpNet::V6(n) => 128 - u32::from(n.prefix_len()),
+    };
+    1u128.checked_shl(bits).unwrap_or(u128::MAX)
+}
+
+fn nth_address(net: &IpNet, n: u128) -> IpAddr {
+    match net {
+        IpNet::V4(v4) => IpAddr::V4(Ipv4Addr::from(
+            u32::from(v4.network()).wrapping_add(n as u32),
+        )),
+        IpNet::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6.network()).wrapping_add(n))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::targets::parse_target_list;
+    use crate::targets::InputFormat;
+
+    fn space(text: &str, ports: &[u16]) -> TargetSpace {
+        TargetSpace::new(
+            parse_target_list(text, "t", InputFormat::Auto).unwrap(),
+            ports,
+        )
+    }
+
+    fn key(t: &Target) -> String {
+        format!("{}:{}", t.ip, t.port)
+    }
+
+    #[test]
+    fn indexes_every_target_once() {
+        let s = space("198.51.100.0/30\n203.0.113.9\n", &[443, 80]);
+        assert_eq!(s.len(), 10);
+        let all: BTreeSet<String> = (0..s.len()).map(|i| key(&s.get(i))).collect();
+        assert_eq!(all.len(), 10);
+        assert!(all.contains("198.51.100.3:80") && all.contains("203.0.113.9:443"));
+        assert_eq!(s.get(1).scheme, surveyor_model::Scheme::Http);
+    }
+
+    #[test]
+    fn explicit_targets_keep_their_domain_and_port() {
+        let s = space(
+            "198.51.100.7, mail.example.org, t, 8443\n198.51.100.8, owa.example.net\n",
+            &[443, 80],
+        );
+        assert_eq!(s.len(), 3);
+        let t: Vec<Target> = (0..3).map(|i| s.get(i)).collect();
+        assert_eq!(
+            (t[0].port, t[0].domain.as_deref()),
+            (8443, Some("mail.example.org"))
+        );
+        assert_eq!(
+            (t[2].port, t[2].domain.as_deref()),
+            (80, Some("owa.example.net"))
+        );
+    }
+
+    #[test]
+    fn shards_are_disjoint_and_complete_and_resume_continues() {
+        let s = space("198.51.100.0/26\n203.0.113.0/28\n", &[443, 25, 80]);
+        let mut seen = BTreeSet::new();
+        for shard in 0..3 {
+            let order = Order {
+                seed: 9,
+                shards: 3,
+                shard,
+            };
+            for (_, t) in s.walk(order, 0) {
+                assert!(seen.insert(key(&t)), "{} twice", key(&t));
+            }
+        }
+        assert_eq!(seen.len() as u128, s.len());
+        let order = Order {
+            seed: 9,
+            shards: 1,
+            shard: 0,
+        };
+        let full: Vec<String> = s.walk(order, 0).map(|(_, t)| key(&t)).collect();
+        let resumed: Vec<String> = s.walk(order, 100).map(|(_, t)| key(&t)).collect();
+        assert_eq!(&full[100..], &resumed[..]);
+        let sequential: Vec<String> = (0..s.len()).map(|i| key(&s.get(i))).collect();
+        assert_ne!(full, sequential, "the walk is permuted");
+    }
+
+    #[test]
+    fn huge_spaces_are_not_materialised() {
+        let s = space("0.0.0.0/0\n", &[443]);
+        assert_eq!(s.len(), 1u128 << 32);
+        assert_eq!(s.walk(Order::default(), 0).take(3).count(), 3);
+    }
+}
