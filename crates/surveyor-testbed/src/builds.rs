@@ -163,44 +163,44 @@ fn parse_build(text: &str) -> Option<[u32; 4]> {
 
 /// The usable rows of one CSV text with the build table's columns.
 fn parse_rows(text: &str) -> Result<Vec<BuildRow>, TestbedError> {
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
-        let headers = reader.headers().map_err(bad_table)?.clone();
-        let column = |name: &str| {
-            headers
-                .iter()
-                .position(|h| h == name)
-                .ok_or_else(|| TestbedError::BadBuildTable {
-                    reason: format!("missing column {name}"),
-                })
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().map_err(bad_table)?.clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| TestbedError::BadBuildTable {
+                reason: format!("missing column {name}"),
+            })
+    };
+    let (product_col, name_col, build_col) = (
+        column("product")?,
+        column("version_name")?,
+        column("build")?,
+    );
+
+    let mut rows: Vec<BuildRow> = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(bad_table)?;
+        let field = |i: usize| record.get(i).unwrap_or("").trim();
+        // Rows of products the census does not model (or future ones) are skipped.
+        let Some(family) = Family::from_product(field(product_col)) else {
+            continue;
         };
-        let (product_col, name_col, build_col) = (
-            column("product")?,
-            column("version_name")?,
-            column("build")?,
-        );
+        // The table may carry placeholder builds; a host cannot run one of those.
+        let Some(parts) = parse_build(field(build_col)) else {
+            continue;
+        };
+        rows.push(BuildRow {
+            family,
+            product: field(product_col).to_owned(),
+            version_name: field(name_col).to_owned(),
+            build: field(build_col).to_owned(),
+            parts,
+        });
+    }
 
-        let mut rows: Vec<BuildRow> = Vec::new();
-        for record in reader.records() {
-            let record = record.map_err(bad_table)?;
-            let field = |i: usize| record.get(i).unwrap_or("").trim();
-            // Rows of products the census does not model (or future ones) are skipped.
-            let Some(family) = Family::from_product(field(product_col)) else {
-                continue;
-            };
-            // The table may carry placeholder builds; a host cannot run one of those.
-            let Some(parts) = parse_build(field(build_col)) else {
-                continue;
-            };
-            rows.push(BuildRow {
-                family,
-                product: field(product_col).to_owned(),
-                version_name: field(name_col).to_owned(),
-                build: field(build_col).to_owned(),
-                parts,
-            });
-        }
-
-        Ok(rows)
+    Ok(rows)
 }
 
 fn bad_table(error: csv::Error) -> TestbedError {

@@ -264,6 +264,48 @@ fn http_date(unix_secs: u64) -> String {
     )
 }
 
+/// The current time as an RFC 5322 date in German local time, the way Exchange's SMTP
+/// banner prints it (`Tue, 14 Nov 2023 23:13:20 +0100`).
+pub(crate) fn smtp_date_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    smtp_date(secs)
+}
+
+fn smtp_date(unix_secs: u64) -> String {
+    // Central European (Summer) Time: EU summer time runs from 01:00 UTC on the last
+    // Sunday of March to 01:00 UTC on the last Sunday of October.
+    let (year, _, _) = civil_from_days(unix_secs / 86_400);
+    let last_sunday = |month: u64, last_day: u64| {
+        let day = days_from_civil(year, month, last_day);
+        // 1970-01-01 was a Thursday (weekday 4, Sunday = 0).
+        let back = (day + 4) % 7;
+        (day - back) * 86_400 + 3600
+    };
+    let summer = (last_sunday(3, 31)..last_sunday(10, 31)).contains(&unix_secs);
+    let (offset, zone) = if summer {
+        (7200, "+0200")
+    } else {
+        (3600, "+0100")
+    };
+    let local = http_date(unix_secs + offset);
+    // "Tue, 14 Nov 2023 23:13:20 GMT" with the zone swapped in.
+    format!("{} {zone}", local.trim_end_matches(" GMT"))
+}
+
+/// (year, month, day) to days since 1970-01-01; Howard Hinnant's `days_from_civil`.
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's `civil_from_days`.
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
@@ -351,6 +393,18 @@ mod tests {
         assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(http_date(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 GMT");
         assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn smtp_dates_follow_german_time() {
+        assert_eq!(smtp_date(1_700_000_000), "Tue, 14 Nov 2023 23:13:20 +0100");
+        // 2024-07-01 12:00:00 UTC is summer time.
+        assert_eq!(smtp_date(1_719_835_200), "Mon, 01 Jul 2024 14:00:00 +0200");
+        // Summer time 2024 began at 2024-03-31 01:00 UTC.
+        assert_eq!(smtp_date(1_711_846_799), "Sun, 31 Mar 2024 01:59:59 +0100");
+        assert_eq!(smtp_date(1_711_846_800), "Sun, 31 Mar 2024 03:00:00 +0200");
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 2, 29), 11_016);
     }
 
     #[test]

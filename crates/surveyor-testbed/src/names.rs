@@ -85,7 +85,7 @@ const PERSON_KINDS: &[(&str, &str, &str)] = &[
 ];
 
 /// Every sector an organisation can have.
-pub(crate) const SECTORS: &[&str] = &[
+pub const SECTORS: &[&str] = &[
     "hospital",
     "medical-practice",
     "school",

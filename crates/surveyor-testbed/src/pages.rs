@@ -603,6 +603,113 @@ const APACHE_ERROR: &str = "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">
 <title>{{STATUS}}</title>\n</head><body>\n<h1>{{TITLE}}</h1>\n<p>{{TEXT}}</p>\n<hr>\n\
 <address>Apache/2.4.62 (Debian) Server at {{HOST}} Port 443</address>\n</body></html>\n";
 
+/// Exchange 2007 logon page (shortened). `{{BASE}}` is `/owa/<a.b.c.d>/themes/base`.
+const LOGON_2007: &str = r##"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.0 Transitional//EN">
+<!-- Copyright (c) 2006 Microsoft Corporation.  All rights reserved. -->
+<!-- OwaPage = ASP.auth_logon_aspx -->
+<html>
+<head>
+<meta http-equiv="Content-Type" content="text/html; CHARSET=utf-8">
+<meta name="Robots" content="NOINDEX, NOFOLLOW">
+<title>Microsoft Exchange - Outlook Web Access</title>
+<link type="text/css" rel="stylesheet" href="{{BASE}}/logon.css">
+<link rel="shortcut icon" href="{{BASE}}/favicon.ico" type="image/x-icon">
+</head>
+<body class="owaLgnBdy">
+<noscript>
+	<div id="dvErr">
+		<table cellpadding="0" cellspacing="0">
+		<tr>
+			<td><img src="{{BASE}}/warn.png" alt=""></td>
+			<td style="width:100%">To use Outlook Web Access, browser settings must allow scripts to run. For information about how to allow scripts, consult the Help for your browser.</td>
+		</tr>
+		</table>
+	</div>
+</noscript>
+<form action="/owa/auth/owaauth.dll" method="POST" name="logonForm" autocomplete="off">
+<input type="hidden" name="destination" value="{{DESTINATION}}">
+<input type="hidden" name="flags" value="0">
+<input type="hidden" name="forcedownlevel" value="0">
+<table id="tblMain" cellpadding="0" cellspacing="0">
+<tr><td id="mdLft">&nbsp;</td>
+<td id="mdMid">
+	<table id="tblMid" class="mid">
+	<tr><td id="expltxt" class="expl">&nbsp;</td></tr>
+	<tr><td>
+		<table cellpadding="0" cellspacing="0">
+		<tr><td><input id="rdoPblc" type="radio" name="trusted" value="0" class="rdo" checked></td><td><label for="rdoPblc">This is a public or shared computer</label></td></tr>
+		<tr><td><input id="rdoPrvt" type="radio" name="trusted" value="4" class="rdo"></td><td><label for="rdoPrvt">This is a private computer</label></td></tr>
+		<tr><td><input id="chkBsc" type="checkbox" class="rdo"></td><td nowrap><label for="chkBsc">Use Outlook Web Access Light</label></td></tr>
+		</table>
+		<table cellpadding="0" cellspacing="0" class="nowrap">
+		<tr><td nowrap><label for="username">Domain\user name:</label></td><td class="txtpad"><input id="username" name="username" type="text" class="txt"></td></tr>
+		<tr><td nowrap><label for="password">Password:</label></td><td class="txtpad"><input id="password" name="password" type="password" class="txt"></td></tr>
+		<tr><td colspan="2" align="right" class="txtpad"><input type="submit" class="btn" value="Log On"><input name="isUtf8" value="1" type="hidden"></td></tr>
+		</table>
+	</td></tr>
+	<tr><td><table cellpadding="0" cellspacing="0" class="tblConn"><tr><td class="tdConnImg"><img src="{{BASE}}/lgnexlogo.gif" alt=""></td><td class="tdConn">Connected to Microsoft Exchange<br>&copy; 2006 Microsoft Corporation. All rights reserved.</td></tr></table></td></tr>
+	</table>
+</td>
+<td id="mdRt">&nbsp;</td></tr>
+</table>
+</form>
+</body>
+</html>
+"##;
+
+/// The export tool manifest with a billion-laughs DTD; `{{ENTITIES}}` is the entity list.
+const EXPORTTOOL_BOMB: &str = r##"<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE asmv1:assembly [
+{{ENTITIES}}]>
+<asmv1:assembly manifestVersion="1.0" xmlns:asmv1="urn:schemas-microsoft-com:asm.v1" xmlns="urn:schemas-microsoft-com:asm.v2">
+  <assemblyIdentity name="microsoft.exchange.ediscovery.exporttool.application" version="&lol9;" publicKeyToken="b1d1a6c45aa418ce" language="neutral" processorArchitecture="msil" xmlns="urn:schemas-microsoft-com:asm.v1" />
+  <description asmv2:publisher="&lol9;" co.v1:suiteName="Microsoft Exchange" xmlns="urn:schemas-microsoft-com:asm.v1" />
+</asmv1:assembly>
+"##;
+
+/// Roundcube 1.6 (elastic skin) login page, shortened.
+const ROUNDCUBE_LOGIN: &str = r##"<!DOCTYPE html>
+<html lang="en">
+<head>
+<title>Roundcube Webmail :: Welcome to Roundcube Webmail</title>
+<meta name="viewport" content="width=device-width, initial-scale=1.0, shrink-to-fit=no">
+<meta http-equiv="content-type" content="text/html; charset=UTF-8">
+<meta name="referrer" content="same-origin">
+<meta http-equiv="X-UA-Compatible" content="IE=edge">
+<meta name="robots" content="noindex,nofollow">
+<link rel="shortcut icon" href="skins/elastic/images/favicon.ico?s=1700000000">
+<link rel="stylesheet" href="skins/elastic/deps/bootstrap.min.css?s=1700000000">
+<link rel="stylesheet" href="skins/elastic/styles/styles.min.css?s=1700000000">
+<script src="program/js/jquery.min.js?s=1700000000"></script>
+<script src="program/js/common.min.js?s=1700000000"></script>
+<script src="program/js/app.min.js?s=1700000000"></script>
+<script>
+var rcmail = new rcube_webmail();
+rcmail.set_env({"task":"login","x_frame_options":"sameorigin","standard_windows":false,"locale":"en_US","devel_mode":null,"rcversion":10607,"cookie_domain":"","cookie_path":"/","cookie_secure":true,"skin":"elastic","request_token":"{{TOKEN}}"});
+rcmail.gui_container("loginfooter","login-footer");
+</script>
+</head>
+<body class="task-login action-none">
+<div id="layout">
+<h1 class="voice">{{HOST}} Webmail Login</h1>
+<div id="layout-content" class="selected no-navbar" role="main">
+<img src="skins/elastic/images/logo.svg?s=1700000000" id="logo" alt="Logo">
+<form id="login-form" name="login-form" method="post" class="propform" action="./?_task=login">
+<input type="hidden" name="_token" value="{{TOKEN}}">
+<input type="hidden" name="_task" value="login"><input type="hidden" name="_action" value="login"><input type="hidden" name="_timezone" id="rcmlogintz" value="_default_"><input type="hidden" name="_url" id="rcmloginurl" value="">
+<table><tbody>
+<tr><td class="title"><label for="rcmloginuser">Username</label></td><td class="input"><input name="_user" id="rcmloginuser" required size="40" autocapitalize="off" autocomplete="off" type="text"></td></tr>
+<tr><td class="title"><label for="rcmloginpwd">Password</label></td><td class="input"><input name="_pass" id="rcmloginpwd" required size="40" autocapitalize="off" autocomplete="off" type="password"></td></tr>
+</tbody></table>
+<p class="formbuttons"><button type="submit" id="rcmloginsubmit" class="button mainaction submit">Login</button></p>
+</form>
+</div>
+<div id="login-footer" role="contentinfo">Roundcube Webmail</div>
+</div>
+</body>
+</html>
+"##;
+
 /// What a logon page is rendered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LogonFlavour {
@@ -617,6 +724,16 @@ pub(crate) enum LogonFlavour {
 
 /// 2013+ logon page. `cu` is the 3-part build, `destination` the post-logon URL.
 pub(crate) fn logon_15(cu: &str, flavour: LogonFlavour, destination: &str) -> String {
+    logon_15_at(
+        &format!("/owa/auth/{cu}/themes/resources"),
+        flavour,
+        destination,
+    )
+}
+
+/// 2013+ logon page with its theme folder at `resources` (a phishing copy hot-links the
+/// victim's absolute URL here).
+pub(crate) fn logon_15_at(resources: &str, flavour: LogonFlavour, destination: &str) -> String {
     let (title, product) = match flavour {
         LogonFlavour::Owa2013 => ("Outlook Web App", "Outlook Web App"),
         LogonFlavour::Outlook => ("Outlook", "Outlook"),
@@ -624,7 +741,7 @@ pub(crate) fn logon_15(cu: &str, flavour: LogonFlavour, destination: &str) -> St
         LogonFlavour::AdminCenter => ("Exchange Admin Center", "Outlook"),
     };
     LOGON_15
-        .replace("{{RES}}", &format!("/owa/auth/{cu}/themes/resources"))
+        .replace("{{RES}}", resources)
         .replace("{{TITLE}}", title)
         .replace("{{HEADING}}", title)
         .replace("{{PRODUCT}}", product)
@@ -633,11 +750,120 @@ pub(crate) fn logon_15(cu: &str, flavour: LogonFlavour, destination: &str) -> St
 
 /// 2010 logon page. `build` is the 4-part OWA folder version.
 pub(crate) fn logon_2010(build: &str, destination: &str) -> String {
+    logon_2010_at(&format!("/owa/{build}"), destination)
+}
+
+/// 2010 logon page whose versioned folder is `base` (`/owa/<build>` or an absolute URL).
+pub(crate) fn logon_2010_at(base: &str, destination: &str) -> String {
     LOGON_2010
-        .replace("{{RES}}", &format!("/owa/{build}/themes/resources"))
-        .replace("{{SCRIPTS}}", &format!("/owa/{build}/scripts"))
+        .replace("{{RES}}", &format!("{base}/themes/resources"))
+        .replace("{{SCRIPTS}}", &format!("{base}/scripts"))
         .replace("{{DESTINATION}}", destination)
 }
+
+/// 2007 logon page (section 1.1 and 1.2 of the notes): title "Microsoft Exchange - Outlook
+/// Web Access", `owaLgnBdy`, resources under `/owa/<a.b.c.d>/themes/base/`.
+pub(crate) fn logon_2007(build: &str, destination: &str) -> String {
+    LOGON_2007
+        .replace("{{BASE}}", &format!("/owa/{build}/themes/base"))
+        .replace("{{DESTINATION}}", destination)
+}
+
+/// The export tool manifest as a billion-laughs document: nine levels of tenfold entity
+/// expansion (3 GB expanded), with the version attribute made of entities so that no
+/// build can be read from it without expanding them.
+pub(crate) fn exporttool_bomb() -> String {
+    let mut entities = String::from("  <!ENTITY lol \"lol\">\n");
+    for level in 1..=9 {
+        let previous = if level == 1 {
+            "lol".to_owned()
+        } else {
+            format!("lol{}", level - 1)
+        };
+        let refs = format!("&{previous};").repeat(10);
+        entities.push_str(&format!("  <!ENTITY lol{level} \"{refs}\">\n"));
+    }
+    EXPORTTOOL_BOMB.replace("{{ENTITIES}}", &entities)
+}
+
+/// The 301 body IIS's HTTP Redirect module writes.
+pub(crate) fn document_moved(location: &str) -> String {
+    format!(
+        "<head><title>Document Moved</title></head>\n<body><h1>Object Moved</h1>This document \
+         may be found <a HREF=\"{location}\">here</a></body>"
+    )
+}
+
+/// Roundcube's login page; `{{HOST}}` is the server name.
+pub(crate) fn roundcube_login(host: &str, token: &str) -> String {
+    ROUNDCUBE_LOGIN
+        .replace("{{HOST}}", host)
+        .replace("{{TOKEN}}", token)
+}
+
+pub(crate) const ZIMBRA_LOGIN: &str = r##"<!DOCTYPE html>
+<!-- set this class so CSS definitions that now use REM size, would work relative to this.
+	Since now almost everything is relative to one of the 2 absolute font size classese -->
+<html class="user_font_size_normal" lang="en">
+<head>
+<!--
+ ***** BEGIN LICENSE BLOCK *****
+ Zimbra Collaboration Suite Web Client
+ Copyright (C) 2007, 2008, 2009, 2010, 2011, 2012, 2013, 2014, 2015, 2016 Synacor, Inc.
+ ***** END LICENSE BLOCK *****
+-->
+    <meta http-equiv="Content-Type" content="text/html;charset=utf-8">
+    <title>Zimbra Web Client Sign In</title>
+    <meta name="viewport" content="width=device-width, initial-scale=1.0">
+    <meta name="description" content="Zimbra provides open source server and client software for messaging and collaboration. To find out more visit https://www.zimbra.com.">
+    <meta name="apple-mobile-web-app-capable" content="yes" />
+    <link rel="stylesheet" type="text/css" href="/css/common,login,zhtml,skin.css?skin=harmony&v=230216090455">
+    <link rel="SHORTCUT ICON" href="/img/logo/favicon.ico">
+</head>
+<body onload="onLoad();">
+<div class="LoginScreen">
+    <div class="center">
+        <div class="contentBox">
+            <h1><a href="https://www.zimbra.com/" id="bannerLink" target="_new" title='Zimbra'><span class="ScreenReaderOnly">Zimbra</span>
+                <span class="ImgLoginBanner"></span>
+            </a></h1>
+            <div id="ZLoginAppName">Web Client</div>
+            <form method="post" name="loginForm" action="/" accept-charset="UTF-8">
+                <input type="hidden" name="loginOp" value="login"/>
+                <input type="hidden" name="login_csrf" value="{{TOKEN}}"/>
+                <table class="form">
+                    <tr>
+                        <td><label for="username">Username:</label></td>
+                        <td><input id="username" tabindex="1" class="zLoginField" name="username" type="text" value="" size="40" maxlength="1024" autocapitalize="off" autocorrect="off"/></td>
+                    </tr>
+                    <tr>
+                        <td><label for="password">Password:</label></td>
+                        <td><input id="password" tabindex="2" autocomplete="off" class="zLoginField" name="password" type="password" value="" size="40" maxlength="1024"/></td>
+                    </tr>
+                    <tr>
+                        <td>&nbsp;</td>
+                        <td class="submitTD"><input type="submit" class="ZLoginButton DwtButton" value="Sign In" tabindex="5"/></td>
+                    </tr>
+                </table>
+            </form>
+        </div>
+        <div class="decor1"></div>
+    </div>
+    <div class="Footer">
+        <div id="ZLoginNotice" class="legalNotice-small">Copyright &copy; 2005-2023 Synacor, Inc. All rights reserved. "Zimbra" is a registered trademark of Synacor, Inc.</div>
+    </div>
+</div>
+<script>
+function onLoad() {
+    var loginForm = document.loginForm;
+    if (loginForm.username) {
+        loginForm.username.focus();
+    }
+}
+</script>
+</body>
+</html>
+"##;
 
 /// The error page; `resources` is the versioned theme folder, `details` the HTML shown under
 /// "More details".

@@ -5,8 +5,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::builds::Family;
 use crate::http::{Request, Response};
+use crate::ntlm::{self, base64};
 use crate::pages::{self, LogonFlavour};
-use crate::plan::{ExchangeSpec, HostPlan, Persona};
+use crate::plan::{ExchangeSpec, HostPlan, Persona, Quirk};
 
 const EXPORTTOOL_PATH: &str =
     "/ecp/current/exporttool/microsoft.exchange.ediscovery.exporttool.application";
@@ -20,27 +21,71 @@ pub(crate) fn respond(host: &HostPlan, request: &Request, rng: &mut ChaCha8Rng) 
             domain,
             request_id: request_id(rng),
         }
-        .respond(request),
+        .respond(request, rng),
         Persona::IisDefault => iis_default(request),
-        Persona::Nginx => nginx(request),
+        // Hostile personas that get here answer like the nginx they sit behind.
+        Persona::Nginx | Persona::Hostile(_) => {
+            if let Persona::Hostile(crate::plan::Hostile::RedirectLoop) = host.persona {
+                return redirect_loop(request, domain);
+            }
+            nginx(request)
+        }
         Persona::Apache => apache(request, domain),
+        Persona::Roundcube => roundcube(request, domain, rng),
+        Persona::Zimbra => zimbra(request, rng),
+        Persona::OwaPhishingCopy { resources, ex2010 } => {
+            phishing_copy(request, domain, resources, *ex2010)
+        }
+        Persona::ExchangeOnlineLike {
+            build,
+            be_target,
+            fe_server,
+        } => exchange_online(request, build, be_target, fe_server, rng),
+        Persona::SharePoint { version } => sharepoint(version, rng),
     }
+}
+
+/// The plain-HTTP port of an Exchange host: IIS's HTTP Redirect to the same path on https.
+pub(crate) fn http_redirect(host: &HostPlan, request: &Request) -> Response {
+    let server = match &host.persona {
+        Persona::Exchange(spec) => spec.iis_version(),
+        _ => "Microsoft-IIS/10.0",
+    };
+    let mut location = format!("https://mail.{}{}", host.truth.domain, request.path);
+    if !request.query.is_empty() {
+        location.push('?');
+        location.push_str(&request.query);
+    }
+    Response::new(301, "Moved Permanently")
+        .header("Content-Type", "text/html; charset=UTF-8")
+        .header("Location", location.clone())
+        .header("Server", server)
+        .header("X-Powered-By", "ASP.NET")
+        .header("Date", "")
+        .header("Content-Length", "")
+        .body(pages::document_moved(&location))
 }
 
 /// The answer to a head we could not parse; the connection is closed after it.
 pub(crate) fn bad_request(host: &HostPlan) -> Response {
     let response = match host.persona {
         // On Windows, HTTP.sys rejects bad requests before IIS or Exchange see them.
-        Persona::Exchange(_) | Persona::IisDefault => Response::new(400, "Bad Request")
+        Persona::Exchange(_)
+        | Persona::IisDefault
+        | Persona::SharePoint { .. }
+        | Persona::ExchangeOnlineLike { .. } => Response::new(400, "Bad Request")
             .header("Content-Type", "text/html; charset=us-ascii")
             .header("Server", "Microsoft-HTTPAPI/2.0")
             .body(pages::HTTPSYS_BAD_REQUEST),
-        Persona::Nginx => Response::new(400, "Bad Request")
+        Persona::Nginx
+        | Persona::Zimbra
+        | Persona::OwaPhishingCopy { .. }
+        | Persona::Hostile(_) => Response::new(400, "Bad Request")
             .header("Server", "nginx/1.24.0")
             .header("Date", "")
             .header("Content-Type", "text/html")
             .body(pages::nginx_error("400 Bad Request")),
-        Persona::Apache => Response::new(400, "Bad Request")
+        Persona::Apache | Persona::Roundcube => Response::new(400, "Bad Request")
             .header("Date", "")
             .header("Server", "Apache/2.4.62 (Debian)")
             .header("Content-Length", "")
@@ -62,32 +107,101 @@ struct Exchange<'a> {
 }
 
 impl Exchange<'_> {
-    fn respond(&self, request: &Request) -> Response {
+    fn respond(&self, request: &Request, rng: &mut ChaCha8Rng) -> Response {
         let path = request.path.as_str();
-        // Autodiscover answers every verb with the auth challenge; clients POST to it.
+        let old = matches!(self.spec.family, Family::Ex2007 | Family::Ex2010);
+        // Autodiscover and the NTLM endpoints answer every verb with the auth challenge;
+        // clients POST to them.
         if path == "/autodiscover/autodiscover.xml" {
             return self.autodiscover();
+        }
+        let mapi = path == "/mapi" || path.starts_with("/mapi/");
+        if path == "/ews/exchange.asmx" || path == "/rpc/rpcproxy.dll" || (mapi && !old) {
+            return self.ntlm_endpoint(request, path.starts_with("/rpc/"), rng);
         }
         if request.method != "GET" && request.method != "HEAD" {
             return self.method_not_allowed();
         }
+        let ex2007 = self.spec.family == Family::Ex2007;
         match path {
             "/" => self.redirect(&format!("https://mail.{}/owa/", self.domain), false),
             "/owa" | "/owa/" => self.redirect(&self.logon_url("owa"), true),
-            "/ecp" | "/ecp/" => self.redirect(&self.logon_url("ecp"), true),
+            // 2007 has no ECP and no errorFE page.
+            "/ecp" | "/ecp/" if !ex2007 => self.redirect(&self.logon_url("ecp"), true),
             "/owa/auth/logon.aspx" => self.logon_page(&request.query),
-            "/owa/auth/errorfe.aspx" => self.error_page(),
+            "/owa/auth/errorfe.aspx" if !ex2007 => self.error_page(),
+            EXPORTTOOL_PATH if self.spec.quirk == Quirk::XmlBombManifest => self.exporttool_bomb(),
             EXPORTTOOL_PATH if self.spec.exporttool_manifest => self.exporttool(),
             _ => self.not_found(),
         }
     }
 
     fn iis_version(&self) -> &'static str {
-        match self.spec.family {
-            Family::Ex2010 => "Microsoft-IIS/7.5",
-            Family::Ex2013 => "Microsoft-IIS/8.5",
-            Family::Ex2016 | Family::Ex2019 | Family::Se => "Microsoft-IIS/10.0",
+        self.spec.iis_version()
+    }
+
+    /// 2013+ front ends name themselves in `X-FEServer`; 2007 and 2010 have no such role.
+    fn has_fe_server(&self) -> bool {
+        !matches!(self.spec.family, Family::Ex2007 | Family::Ex2010)
+    }
+
+    /// EWS, MAPI and RPC: a 401 offering Negotiate and NTLM, or the NTLM challenge when
+    /// the request carries a NEGOTIATE_MESSAGE.
+    fn ntlm_endpoint(&self, request: &Request, basic: bool, rng: &mut ChaCha8Rng) -> Response {
+        let mut response = Response::new(401, "Unauthorized")
+            .header("Server", self.iis_version())
+            .header("request-id", self.request_id.clone());
+        let type1 = request
+            .header("authorization")
+            .and_then(ntlm::negotiate_message);
+        match type1 {
+            Some(scheme) => {
+                let computer = self.spec.fe_server.as_str();
+                let dns_computer = self.spec.internal_fqdn();
+                let (major, minor) = self.spec.windows_version();
+                let id = ntlm::ServerIdentity {
+                    netbios_computer: computer,
+                    netbios_domain: &self.spec.netbios_domain,
+                    dns_computer: &dns_computer,
+                    dns_domain: &self.spec.ad_domain,
+                    dns_tree: &self.spec.ad_domain,
+                    version: (major, minor, self.spec.windows_build),
+                };
+                let mut token = base64(&ntlm::challenge(&id, rng.gen()));
+                if self.spec.quirk == Quirk::MalformedNtlm {
+                    // Cut mid-message, and put a character outside the alphabet into it.
+                    token.truncate(token.len() / 2 + 1);
+                    token.insert(12, '*');
+                }
+                response =
+                    response.header("WWW-Authenticate", format!("{} {token}", scheme.name()));
+            }
+            None => {
+                response = response
+                    .header("WWW-Authenticate", "Negotiate")
+                    .header("WWW-Authenticate", "NTLM");
+                if basic {
+                    response = response.header(
+                        "WWW-Authenticate",
+                        format!("Basic realm=\"mail.{}\"", self.domain),
+                    );
+                }
+            }
         }
+        response = response.header("X-Powered-By", "ASP.NET");
+        if self.has_fe_server() {
+            response = response.header("X-FEServer", self.spec.fe_server.clone());
+        }
+        response.header("Date", "").header("Content-Length", "")
+    }
+
+    fn exporttool_bomb(&self) -> Response {
+        let response = Response::new(200, "OK")
+            .header("Content-Type", "application/x-ms-application")
+            .header("Last-Modified", "Tue, 09 Sep 2025 18:24:12 GMT")
+            .header("Accept-Ranges", "bytes")
+            .body(pages::exporttool_bomb());
+        self.finish(response, false, false)
     }
 
     /// The headers IIS and the Exchange modules add after the handler's own, in IIS order.
@@ -102,8 +216,8 @@ impl Exchange<'_> {
             response = response.header("X-AspNet-Version", "4.0.30319");
         }
         response = response.header("X-Powered-By", "ASP.NET");
-        // 2010 has no front-end proxy role, hence no X-FEServer.
-        if self.spec.family != Family::Ex2010 {
+        // 2007 and 2010 have no front-end proxy role, hence no X-FEServer.
+        if self.has_fe_server() {
             response = response.header("X-FEServer", self.spec.fe_server.clone());
         }
         response.header("Date", "").header("Content-Length", "")
@@ -132,6 +246,7 @@ impl Exchange<'_> {
         let vdir = if for_ecp { "ecp" } else { "owa" };
         let destination = format!("https://mail.{}/{vdir}/", self.domain);
         let body = match (self.spec.family, for_ecp) {
+            (Family::Ex2007, _) => pages::logon_2007(&self.spec.build, &destination),
             (Family::Ex2010, _) => pages::logon_2010(&self.spec.build, &destination),
             (Family::Ex2013, false) => {
                 pages::logon_15(&self.spec.cu, LogonFlavour::Owa2013, &destination)
@@ -155,7 +270,7 @@ impl Exchange<'_> {
 
     fn error_page(&self) -> Response {
         let (resources, product) = match self.spec.family {
-            Family::Ex2010 => (
+            Family::Ex2007 | Family::Ex2010 => (
                 format!("/owa/{}/themes/resources", self.spec.build),
                 "Outlook Web App",
             ),
@@ -171,7 +286,7 @@ impl Exchange<'_> {
         // The real page also prints X-OWA-Version here; it is left out so that a host whose
         // proxy strips the header really hides its 4-part build, as the truth says.
         let mut details = format!("request-id: {}<br>", self.request_id);
-        if self.spec.family != Family::Ex2010 {
+        if self.has_fe_server() {
             details.push_str(&format!("X-FEServer: {}<br>", self.spec.fe_server));
         }
         let response = Response::new(200, "OK")
@@ -199,7 +314,7 @@ impl Exchange<'_> {
                 format!("Basic realm=\"mail.{}\"", self.domain),
             )
             .header("X-Powered-By", "ASP.NET");
-        if self.spec.family != Family::Ex2010 {
+        if self.has_fe_server() {
             response = response.header("X-FEServer", self.spec.fe_server.clone());
         }
         response.header("Date", "").header("Content-Length", "")
@@ -372,23 +487,183 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
+/// Every path answers 302 to itself.
+fn redirect_loop(request: &Request, domain: &str) -> Response {
+    let mut location = format!("https://www.{domain}{}", request.path);
+    if !request.query.is_empty() {
+        location.push('?');
+        location.push_str(&request.query);
     }
-    out
+    Response::new(302, "Moved Temporarily")
+        .header("Server", "nginx/1.24.0")
+        .header("Date", "")
+        .header("Content-Type", "text/html")
+        .header("Content-Length", "")
+        .header("Location", location)
+        .body(pages::nginx_error("302 Found"))
+}
+
+/// Roundcube on Debian's Apache: the login page at `/`, Apache's 404 elsewhere.
+fn roundcube(request: &Request, domain: &str, rng: &mut ChaCha8Rng) -> Response {
+    if !matches!(request.path.as_str(), "/" | "/index.php") {
+        return apache(request, domain);
+    }
+    let token = hex(&rng.gen::<[u8; 16]>());
+    let session = hex(&rng.gen::<[u8; 13]>());
+    Response::new(200, "OK")
+        .header("Date", "")
+        .header("Server", "Apache/2.4.62 (Debian)")
+        .header(
+            "Set-Cookie",
+            format!("roundcube_sessid={session}; path=/; secure; HttpOnly"),
+        )
+        .header("Expires", "Thu, 19 Nov 1981 08:52:00 GMT")
+        .header(
+            "Cache-Control",
+            "private, no-cache, no-store, must-revalidate",
+        )
+        .header("X-Frame-Options", "sameorigin")
+        .header("Content-Language", "en")
+        .header("Vary", "Accept-Encoding")
+        .header("Content-Length", "")
+        .header("Content-Type", "text/html; charset=UTF-8")
+        .body(pages::roundcube_login(&format!("www.{domain}"), &token))
+}
+
+/// Zimbra behind its own nginx proxy: the web client sign-in at `/`.
+fn zimbra(request: &Request, rng: &mut ChaCha8Rng) -> Response {
+    if request.path != "/" {
+        return nginx(request);
+    }
+    let token = hex(&rng.gen::<[u8; 20]>());
+    Response::new(200, "OK")
+        .header("Server", "nginx")
+        .header("Date", "")
+        .header("Content-Type", "text/html;charset=utf-8")
+        .header("Content-Length", "")
+        .header("Set-Cookie", "ZM_TEST=true;Secure")
+        .header("Set-Cookie", "ZM_LOGIN_CSRF=; Path=/; Secure; HttpOnly")
+        .header("X-Frame-Options", "SAMEORIGIN")
+        .header("X-Content-Type-Options", "nosniff")
+        .header("X-XSS-Protection", "1; mode=block")
+        .body(pages::ZIMBRA_LOGIN.replace("{{TOKEN}}", &token))
+}
+
+/// A phishing kit on nginx: the copied logon page wherever OWA would have one, with every
+/// resource hot-linked from the victim's real server.
+fn phishing_copy(request: &Request, domain: &str, resources: &str, ex2010: bool) -> Response {
+    if !matches!(
+        request.path.as_str(),
+        "/" | "/owa" | "/owa/" | "/owa/auth/logon.aspx"
+    ) {
+        return nginx(request);
+    }
+    let destination = format!("https://www.{domain}/owa/");
+    let body = if ex2010 {
+        let base = resources
+            .strip_suffix("/themes/resources")
+            .unwrap_or(resources);
+        pages::logon_2010_at(base, &destination)
+    } else {
+        pages::logon_15_at(resources, LogonFlavour::Outlook, &destination)
+    };
+    Response::new(200, "OK")
+        .header("Server", "nginx/1.24.0")
+        .header("Date", "")
+        .header("Content-Type", "text/html; charset=utf-8")
+        .header("Content-Length", "")
+        .header("Connection", "keep-alive")
+        .body(body)
+}
+
+/// Exchange Online's public face: 15.20 builds, `*.prod.outlook.com` back ends and OAuth
+/// Bearer challenges instead of NTLM.
+fn exchange_online(
+    request: &Request,
+    build: &str,
+    be_target: &str,
+    fe_server: &str,
+    rng: &mut ChaCha8Rng,
+) -> Response {
+    let request_id = request_id(rng);
+    let path = request.path.as_str();
+    let protected = path == "/autodiscover/autodiscover.xml"
+        || path == "/ews/exchange.asmx"
+        || path.starts_with("/mapi")
+        || path == "/rpc/rpcproxy.dll"
+        || path == "/owa/service.svc";
+    let mut response = if protected {
+        Response::new(401, "Unauthorized")
+            .header("Content-Type", "text/html")
+            .header("Server", "Microsoft-IIS/10.0")
+            .header("request-id", request_id.clone())
+            .header("X-CalculatedBETarget", be_target)
+            .header("X-BackEndHttpStatus", "401")
+            .header(
+                "WWW-Authenticate",
+                "Bearer client_id=\"00000002-0000-0ff1-ce00-000000000000\", \
+                 trusted_issuers=\"00000001-0000-0000-c000-000000000000@*\", \
+                 token_types=\"app_asserted_user_v1 service_asserted_app_v1\", \
+                 authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", \
+                 error=\"invalid_token\"",
+            )
+            .header("WWW-Authenticate", "Basic Realm=\"\"")
+    } else if matches!(path, "/" | "/owa" | "/owa/" | "/owa/auth/logon.aspx") {
+        let location = format!(
+            "https://login.microsoftonline.com/common/oauth2/authorize?client_id=00000002-0000-0ff1-ce00-000000000000\
+             &redirect_uri=https%3a%2f%2foutlook.office365.com%2fowa%2f&resource=00000002-0000-0ff1-ce00-000000000000\
+             &response_mode=form_post&response_type=code+id_token&scope=openid&msafed=1&msaredir=1\
+             &client-request-id={request_id}&protectedtoken=true"
+        );
+        Response::new(302, "Found")
+            .header("Content-Type", "text/html; charset=utf-8")
+            .header("Location", location.clone())
+            .header("Server", "Microsoft-IIS/10.0")
+            .header("request-id", request_id.clone())
+            .header("X-CalculatedBETarget", be_target)
+            .body(pages::object_moved(&location))
+    } else {
+        Response::new(404, "Not Found")
+            .header("Server", "Microsoft-IIS/10.0")
+            .header("request-id", request_id.clone())
+    };
+    response = response
+        .header("X-OWA-Version", build)
+        .header("X-FEServer", fe_server)
+        .header(
+            "X-BEServer",
+            be_target.split('.').next().unwrap_or(be_target),
+        )
+        .header("X-Powered-By", "ASP.NET")
+        .header(
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains; preload",
+        )
+        .header("Date", "")
+        .header("Content-Length", "");
+    response
+}
+
+/// SharePoint on IIS: everything asks for Windows authentication.
+fn sharepoint(version: &str, rng: &mut ChaCha8Rng) -> Response {
+    let guid = request_id(rng);
+    Response::new(401, "Unauthorized")
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .header("Server", "Microsoft-IIS/10.0")
+        .header("SPRequestGuid", guid.clone())
+        .header("request-id", guid)
+        .header("X-FRAME-OPTIONS", "SAMEORIGIN")
+        .header("SPRequestDuration", "3")
+        .header("SPIisLatency", "0")
+        .header("WWW-Authenticate", "NTLM")
+        .header("WWW-Authenticate", "Negotiate")
+        .header("X-Powered-By", "ASP.NET")
+        .header("MicrosoftSharePointTeamServices", version)
+        .header("X-Content-Type-Options", "nosniff")
+        .header("X-MS-InvokeApp", "1; RequireReadOnly")
+        .header("Date", "")
+        .header("Content-Length", "")
+        .body("401 UNAUTHORIZED")
 }
 
 #[cfg(test)]
@@ -422,17 +697,30 @@ mod tests {
         assert_eq!(&id[14..15], "4");
     }
 
-    fn exchange_host(family: Family, header: bool, exporttool: bool) -> HostPlan {
-        let (build, cu) = match family {
-            Family::Ex2010 => ("14.3.513.0", "14.3.513"),
-            _ => ("15.2.1748.39", "15.2.1748"),
-        };
+    fn any_host(persona: Persona) -> HostPlan {
         let config = crate::TestbedConfig {
             hosts: 1,
             ..crate::TestbedConfig::default()
         };
-        let mut host = crate::plan::plan(&config).unwrap().remove(0);
-        host.persona = Persona::Exchange(ExchangeSpec {
+        let mut host = crate::plan::plan(&config, &crate::FleetOptions::default())
+            .unwrap()
+            .remove(0);
+        host.persona = persona;
+        host.truth.domain = "a.example".to_owned();
+        host
+    }
+
+    fn exchange_host(family: Family, header: bool, exporttool: bool) -> HostPlan {
+        exchange_quirk(family, header, exporttool, Quirk::None)
+    }
+
+    fn exchange_quirk(family: Family, header: bool, exporttool: bool, quirk: Quirk) -> HostPlan {
+        let (build, cu, windows) = match family {
+            Family::Ex2007 => ("8.3.485.1", "8.3.485", 6002),
+            Family::Ex2010 => ("14.3.513.0", "14.3.513", 7601),
+            _ => ("15.2.1748.39", "15.2.1748", 17763),
+        };
+        any_host(Persona::Exchange(ExchangeSpec {
             family,
             build: build.to_owned(),
             version_name: String::new(),
@@ -440,13 +728,21 @@ mod tests {
             fe_server: "EX19-01".to_owned(),
             owa_version_header: header,
             exporttool_manifest: exporttool,
-        });
-        host.truth.domain = "a.example".to_owned();
-        host
+            windows_build: windows,
+            netbios_domain: "A".to_owned(),
+            ad_domain: "a.local".to_owned(),
+            quirk,
+        }))
     }
 
     fn get(host: &HostPlan, target: &str) -> (u16, String) {
-        let request = parse_head(format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes()).unwrap();
+        get_with(host, target, "")
+    }
+
+    /// GET with extra header lines (each ending in CRLF).
+    fn get_with(host: &HostPlan, target: &str, headers: &str) -> (u16, String) {
+        let request =
+            parse_head(format!("GET {target} HTTP/1.1\r\n{headers}\r\n").as_bytes()).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let response = respond(host, &request, &mut rng);
         let bytes = response.to_bytes(false, "D", false);
@@ -501,5 +797,151 @@ mod tests {
         assert!(text.contains(
             "<assemblyIdentity name=\"microsoft.exchange.ediscovery.exporttool.application\" version=\"15.2.1748.39\" publicKeyToken=\"b1d1a6c45aa418ce\""
         ));
+    }
+
+    const NMAP_TYPE1: &str = "TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw==";
+
+    /// The base64 token of the `WWW-Authenticate: <scheme> <token>` header, if any.
+    fn challenge_token<'a>(text: &'a str, scheme: &str) -> Option<&'a str> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("WWW-Authenticate: {scheme} ")))
+    }
+
+    #[test]
+    fn ntlm_endpoints_challenge_with_the_hosts_identity() {
+        let host = exchange_host(Family::Ex2019, true, false);
+        for path in [
+            "/EWS/Exchange.asmx",
+            "/mapi/",
+            "/mapi/emsmdb/",
+            "/rpc/rpcproxy.dll",
+        ] {
+            let (status, text) = get(&host, path);
+            assert_eq!(status, 401, "{path}");
+            assert!(text.contains("WWW-Authenticate: Negotiate\r\n"), "{path}");
+            assert!(text.contains("WWW-Authenticate: NTLM\r\n"), "{path}");
+            let (status, text) = get_with(
+                &host,
+                path,
+                &format!("Authorization: NTLM {NMAP_TYPE1}\r\n"),
+            );
+            assert_eq!(status, 401);
+            let token = challenge_token(&text, "NTLM").expect("challenge");
+            let msg = ntlm::base64_decode(token).unwrap();
+            assert_eq!(&msg[..12], b"NTLMSSP\0\x02\0\0\0");
+            assert_eq!(&msg[48..52], &[10, 0, 0x63, 0x45]);
+            let (_, text) = get_with(
+                &host,
+                path,
+                &format!("Authorization: Negotiate {NMAP_TYPE1}\r\n"),
+            );
+            assert!(challenge_token(&text, "Negotiate").is_some());
+        }
+        let (_, text) = get(&host, "/rpc/rpcproxy.dll");
+        assert!(text.contains("WWW-Authenticate: Basic realm=\"mail.a.example\"\r\n"));
+        // MAPI over HTTP does not exist before 2013.
+        let old = exchange_host(Family::Ex2010, false, false);
+        assert_eq!(get(&old, "/mapi/").0, 404);
+        assert_eq!(get(&old, "/EWS/Exchange.asmx").0, 401);
+    }
+
+    #[test]
+    fn malformed_ntlm_garbles_the_challenge() {
+        let host = exchange_quirk(Family::Ex2016, true, false, Quirk::MalformedNtlm);
+        let (status, text) = get_with(
+            &host,
+            "/EWS/Exchange.asmx",
+            &format!("Authorization: NTLM {NMAP_TYPE1}\r\n"),
+        );
+        assert_eq!(status, 401);
+        let token = challenge_token(&text, "NTLM").unwrap();
+        assert!(ntlm::base64_decode(token).is_none(), "{token}");
+        // Everything else is ordinary Exchange.
+        assert_eq!(get(&host, "/owa/").0, 302);
+    }
+
+    #[test]
+    fn xml_bomb_manifest_hides_the_build() {
+        let host = exchange_quirk(Family::Ex2019, true, false, Quirk::XmlBombManifest);
+        let (status, text) = get(&host, EXPORTTOOL_PATH);
+        assert_eq!(status, 200);
+        assert!(text.contains("<!ENTITY lol9 \"&lol8;&lol8;"));
+        assert!(text.contains("version=\"&lol9;\""));
+        assert!(!text.contains("15.2.1748"));
+    }
+
+    #[test]
+    fn exchange_2007_logon_page() {
+        let host = exchange_host(Family::Ex2007, false, false);
+        let (_, text) = get(&host, "/owa/auth/logon.aspx?url=x");
+        assert!(text.contains("<title>Microsoft Exchange - Outlook Web Access</title>"));
+        assert!(text.contains("<body class=\"owaLgnBdy\">"));
+        assert!(text.contains("/owa/8.3.485.1/themes/base/logon.css"));
+        assert!(text.contains("Server: Microsoft-IIS/7.0\r\n"));
+        assert!(!text.contains("X-FEServer"));
+        assert_eq!(get(&host, "/ecp/").0, 404);
+        assert_eq!(get(&host, "/owa/auth/errorFE.aspx").0, 404);
+    }
+
+    #[test]
+    fn lookalikes_are_not_exchange_but_look_close() {
+        let phish = any_host(Persona::OwaPhishingCopy {
+            resources: "https://webmail.victim-7.example/owa/auth/15.1.2507/themes/resources"
+                .to_owned(),
+            ex2010: false,
+        });
+        let (status, text) = get(&phish, "/owa/auth/logon.aspx");
+        assert_eq!(status, 200);
+        assert!(text.contains(
+            "href=\"https://webmail.victim-7.example/owa/auth/15.1.2507/themes/resources/favicon.ico\""
+        ));
+        assert!(!text.contains("\"/owa/auth/15.1.2507"));
+        assert!(text.contains("Server: nginx/1.24.0\r\n"));
+
+        let exo = any_host(Persona::ExchangeOnlineLike {
+            build: "15.20.8835.25".to_owned(),
+            be_target: "XX1PR01MB0001.eurprd01.prod.outlook.com".to_owned(),
+            fe_server: "FR0P281CA0001".to_owned(),
+        });
+        let (status, text) = get(&exo, "/autodiscover/autodiscover.xml");
+        assert_eq!(status, 401);
+        assert!(text.contains("X-OWA-Version: 15.20.8835.25\r\n"));
+        assert!(text.contains("X-CalculatedBETarget: XX1PR01MB0001.eurprd01.prod.outlook.com\r\n"));
+        assert!(text.contains("WWW-Authenticate: Bearer client_id="));
+        assert!(!text.contains("NTLM"));
+
+        let sp = any_host(Persona::SharePoint {
+            version: "16.0.0.10417".to_owned(),
+        });
+        let (status, text) = get(&sp, "/");
+        assert_eq!(status, 401);
+        assert!(text.contains("MicrosoftSharePointTeamServices: 16.0.0.10417\r\n"));
+        assert!(text.contains("WWW-Authenticate: NTLM\r\n"));
+
+        let (status, text) = get(&any_host(Persona::Roundcube), "/");
+        assert_eq!(status, 200);
+        assert!(text.contains("<title>Roundcube Webmail :: Welcome to Roundcube Webmail</title>"));
+        assert!(text.contains("Set-Cookie: roundcube_sessid="));
+        let (status, text) = get(&any_host(Persona::Zimbra), "/");
+        assert_eq!(status, 200);
+        assert!(text.contains("<title>Zimbra Web Client Sign In</title>"));
+    }
+
+    #[test]
+    fn redirect_loop_points_at_itself() {
+        let host = any_host(Persona::Hostile(crate::plan::Hostile::RedirectLoop));
+        let (status, text) = get(&host, "/owa/?a=1");
+        assert_eq!(status, 302);
+        assert!(text.contains("Location: https://www.a.example/owa/?a=1\r\n"));
+    }
+
+    #[test]
+    fn plain_http_redirects_to_https() {
+        let host = exchange_host(Family::Ex2016, true, false);
+        let request = parse_head(b"GET /owa/?x=1 HTTP/1.1\r\n\r\n").unwrap();
+        let response = http_redirect(&host, &request);
+        assert_eq!(response.status, 301);
+        let text = String::from_utf8(response.to_bytes(false, "D", false)).unwrap();
+        assert!(text.contains("Location: https://mail.a.example/owa/?x=1\r\n"));
     }
 }

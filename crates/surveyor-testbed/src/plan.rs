@@ -1,4 +1,5 @@
-//! Plans a fleet from a seed: addresses, personas, builds and names, without binding anything.
+//! Plans a fleet from a seed: organisations, addresses, personas, builds and names, without
+//! binding anything.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -8,22 +9,42 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::builds::{BuildTable, Family};
-use crate::names;
-use crate::{TestbedConfig, TestbedError, TruthExchange, TruthHost};
+use crate::names::{self, Organisation};
+use crate::{FamilyWeights, FleetOptions, TestbedConfig, TestbedError, TruthExchange, TruthHost};
 
-/// Share (in percent) of live hosts that run Exchange.
-const EXCHANGE_PERCENT: u32 = 75;
 /// Share of Exchange hosts whose `X-OWA-Version` header survives any reverse proxy.
 const OWA_HEADER_PROBABILITY: f64 = 0.8;
 /// Share of 2013+ hosts that still serve the eDiscovery export tool manifest.
 const EXPORTTOOL_PROBABILITY: f64 = 0.7;
+/// Chance that the next address belongs to the same organisation as the previous one, as
+/// long as that organisation has fewer than [`MAX_HOSTS_PER_ORG`] hosts.
+const SAME_ORG_PROBABILITY: f64 = 0.3;
+const MAX_HOSTS_PER_ORG: usize = 3;
+
+/// Non-Exchange personas and their weights, in percent of all non-hostile hosts when the
+/// non-Exchange share is the default 25 %.
+const OTHER_WEIGHTS: [(Other, u32); 8] = [
+    (Other::IisDefault, 5),
+    (Other::Nginx, 5),
+    (Other::Apache, 4),
+    (Other::Roundcube, 3),
+    (Other::Zimbra, 2),
+    (Other::OwaPhishingCopy, 2),
+    (Other::ExchangeOnlineLike, 2),
+    (Other::SharePoint, 2),
+];
 
 /// Everything a host needs to answer requests; the truth is the part the scanner should find.
 #[derive(Debug, Clone)]
 pub(crate) struct HostPlan {
     pub(crate) truth: TruthHost,
+    /// Index of the host's organisation in the fleet; hosts of one organisation share
+    /// certificates.
+    pub(crate) org: usize,
     /// Organisation display name for the certificate subject.
     pub(crate) org_name: String,
+    /// Seeds the organisation's certificate dates, so all its hosts agree.
+    pub(crate) org_seed: u64,
     pub(crate) persona: Persona,
     /// Seeds this host's own random stream (request ids), so answers are reproducible.
     pub(crate) seed: u64,
@@ -36,6 +57,108 @@ pub(crate) enum Persona {
     IisDefault,
     Nginx,
     Apache,
+    Roundcube,
+    Zimbra,
+    /// A phishing kit's copy of an OWA logon page whose resources point at the victim.
+    OwaPhishingCopy {
+        /// Absolute URL of the copied theme folder on the victim's server.
+        resources: String,
+        /// `true`: a 2010 page, else a 2016 one.
+        ex2010: bool,
+    },
+    /// Exchange Online as seen on its public endpoints: 15.20 builds, Bearer challenges.
+    ExchangeOnlineLike {
+        build: String,
+        be_target: String,
+        fe_server: String,
+    },
+    SharePoint {
+        /// `MicrosoftSharePointTeamServices` value, e.g. `16.0.0.10417`.
+        version: String,
+    },
+    /// A server that misbehaves below HTTP's semantics.
+    Hostile(Hostile),
+}
+
+/// Hostile personas that are not Exchange; see `docs/testbed.md` for what each one does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hostile {
+    Tarpit,
+    SlowDrip,
+    EndlessBody,
+    HugeHeaders,
+    MalformedStatusLine,
+    GarbageAfterTls,
+    RedirectLoop,
+    GzipBomb,
+    WrongContentLength,
+}
+
+impl Hostile {
+    const ALL: [Hostile; 9] = [
+        Hostile::Tarpit,
+        Hostile::SlowDrip,
+        Hostile::EndlessBody,
+        Hostile::HugeHeaders,
+        Hostile::MalformedStatusLine,
+        Hostile::GarbageAfterTls,
+        Hostile::RedirectLoop,
+        Hostile::GzipBomb,
+        Hostile::WrongContentLength,
+    ];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Hostile::Tarpit => "tarpit",
+            Hostile::SlowDrip => "slow-drip",
+            Hostile::EndlessBody => "endless-body",
+            Hostile::HugeHeaders => "huge-headers",
+            Hostile::MalformedStatusLine => "malformed-status-line",
+            Hostile::GarbageAfterTls => "garbage-after-tls",
+            Hostile::RedirectLoop => "redirect-loop",
+            Hostile::GzipBomb => "gzip-bomb",
+            Hostile::WrongContentLength => "wrong-content-length",
+        }
+    }
+
+    /// What a correct scanner records for this host.
+    pub(crate) fn expected_status(self) -> &'static str {
+        match self {
+            Hostile::Tarpit | Hostile::SlowDrip => "io-timeout",
+            Hostile::HugeHeaders | Hostile::MalformedStatusLine | Hostile::GarbageAfterTls => {
+                "protocol-error"
+            }
+            // The head is complete and valid; what follows is the body limit's problem, and
+            // a short body after a complete head is reported by HTTP clients as a body error
+            // after the head arrived.
+            Hostile::EndlessBody
+            | Hostile::RedirectLoop
+            | Hostile::GzipBomb
+            | Hostile::WrongContentLength => "success",
+        }
+    }
+}
+
+/// Exchange hosts that are hostile in one place only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Quirk {
+    None,
+    /// The NTLM challenge on the NTLM endpoints is truncated, garbled base64.
+    MalformedNtlm,
+    /// The export tool manifest is a billion-laughs XML document.
+    XmlBombManifest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Other {
+    IisDefault,
+    Nginx,
+    Apache,
+    Roundcube,
+    Zimbra,
+    OwaPhishingCopy,
+    ExchangeOnlineLike,
+    SharePoint,
 }
 
 /// The installation details an Exchange persona needs to render its responses.
@@ -48,30 +171,87 @@ pub(crate) struct ExchangeSpec {
     pub(crate) version_name: String,
     /// `a.b.c`, the CU folder of 2013+ logon pages.
     pub(crate) cu: String,
-    /// NetBIOS name of the front end, sent as `X-FEServer` by 2013+.
+    /// NetBIOS name of the server, sent as `X-FEServer` by 2013+ and in NTLM challenges.
     pub(crate) fe_server: String,
     pub(crate) owa_version_header: bool,
     pub(crate) exporttool_manifest: bool,
+    /// Windows build number (e.g. 17763), which also decides the IIS version.
+    pub(crate) windows_build: u16,
+    /// NetBIOS domain name, upper case.
+    pub(crate) netbios_domain: String,
+    /// DNS name of the AD domain, `<slug>.local`.
+    pub(crate) ad_domain: String,
+    pub(crate) quirk: Quirk,
+}
+
+impl ExchangeSpec {
+    /// `Microsoft-IIS/x` for the Windows build.
+    pub(crate) fn iis_version(&self) -> &'static str {
+        match self.windows_build {
+            6002 => "Microsoft-IIS/7.0",
+            7601 => "Microsoft-IIS/7.5",
+            9600 => "Microsoft-IIS/8.5",
+            _ => "Microsoft-IIS/10.0",
+        }
+    }
+
+    /// (major, minor) of the Windows version for the build.
+    pub(crate) fn windows_version(&self) -> (u8, u8) {
+        match self.windows_build {
+            6002 => (6, 0),
+            7601 => (6, 1),
+            9600 => (6, 3),
+            _ => (10, 0),
+        }
+    }
+
+    /// The server's DNS name inside the AD domain, as SMTP and NTLM show it.
+    pub(crate) fn internal_fqdn(&self) -> String {
+        format!("{}.{}", self.fe_server.to_ascii_lowercase(), self.ad_domain)
+    }
 }
 
 impl Persona {
     pub(crate) fn label(&self) -> &'static str {
         match self {
-            Persona::Exchange(_) => "exchange",
+            Persona::Exchange(spec) => match spec.quirk {
+                Quirk::None => "exchange",
+                Quirk::MalformedNtlm => "malformed-ntlm",
+                Quirk::XmlBombManifest => "xml-bomb-manifest",
+            },
             Persona::IisDefault => "iis-default",
             Persona::Nginx => "nginx",
             Persona::Apache => "apache",
+            Persona::Roundcube => "roundcube",
+            Persona::Zimbra => "zimbra",
+            Persona::OwaPhishingCopy { .. } => "owa-phishing-copy",
+            Persona::ExchangeOnlineLike { .. } => "exchange-online-like",
+            Persona::SharePoint { .. } => "sharepoint",
+            Persona::Hostile(h) => h.label(),
+        }
+    }
+
+    /// The mail software on the SMTP port, if the host runs one.
+    pub(crate) fn smtp(&self) -> Option<&'static str> {
+        match self {
+            Persona::Exchange(_) => Some("exchange"),
+            Persona::Roundcube | Persona::Zimbra => Some("postfix"),
+            _ => None,
         }
     }
 }
 
-/// Checks the config and lays out the fleet. Same config, same plan.
-pub(crate) fn plan(config: &TestbedConfig) -> Result<Vec<HostPlan>, TestbedError> {
+/// Checks config and options and lays out the fleet. Same inputs, same plan.
+pub(crate) fn plan(
+    config: &TestbedConfig,
+    options: &FleetOptions,
+) -> Result<Vec<HostPlan>, TestbedError> {
     let net = config.net.trunc();
     let loopback = Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).expect("8 is a valid prefix");
     if !loopback.contains(&net) {
         return Err(TestbedError::NetNotLoopback { net: config.net });
     }
+    options.validate()?;
     let table = BuildTable::load()?;
 
     let (first, available) = usable_range(net);
@@ -91,10 +271,32 @@ pub(crate) fn plan(config: &TestbedConfig) -> Result<Vec<HostPlan>, TestbedError
     let base = u32::from(net.network());
     let mut taken = HashSet::new();
     let mut hosts = Vec::with_capacity(config.hosts);
+    let mut org: Option<(usize, Organisation, u64, usize)> = None;
+    let mut orgs = 0;
     for offset in offsets {
         let offset = u32::try_from(offset).expect("a /8 has fewer than 2^32 addresses");
         let ip = Ipv4Addr::from(base + first + offset);
-        hosts.push(plan_host(ip, config.port, &table, &mut rng, &mut taken));
+        // Neighbouring addresses often belong to one organisation (a web server beside the
+        // mail server), which gives the registry multi-host rows.
+        let continue_org = matches!(&org, Some((_, _, _, n)) if *n < MAX_HOSTS_PER_ORG)
+            && rng.gen_bool(SAME_ORG_PROBABILITY);
+        match &mut org {
+            Some((_, _, _, n)) if continue_org => *n += 1,
+            _ => {
+                let o = names::organisation(&mut rng, &mut taken);
+                org = Some((orgs, o, rng.gen(), 1));
+                orgs += 1;
+            }
+        }
+        let (index, organisation, org_seed, _) = org.as_ref().expect("set just above");
+        hosts.push(plan_host(
+            ip,
+            config.port,
+            (*index, organisation, *org_seed),
+            options,
+            &table,
+            &mut rng,
+        ));
     }
     Ok(hosts)
 }
@@ -102,57 +304,185 @@ pub(crate) fn plan(config: &TestbedConfig) -> Result<Vec<HostPlan>, TestbedError
 fn plan_host(
     ip: Ipv4Addr,
     port: u16,
+    (org, organisation, org_seed): (usize, &Organisation, u64),
+    options: &FleetOptions,
     table: &BuildTable,
     rng: &mut ChaCha8Rng,
-    taken: &mut HashSet<String>,
 ) -> HostPlan {
-    let org = names::organisation(rng, taken);
-    let persona = if rng.gen_range(0..100) < EXCHANGE_PERCENT {
-        Persona::Exchange(exchange_spec(table, rng))
-    } else {
-        match rng.gen_range(0..3) {
-            0 => Persona::IisDefault,
-            1 => Persona::Nginx,
-            _ => Persona::Apache,
+    let persona = if rng.gen_bool(options.hostile_share) {
+        // Nine hostile personas below HTTP plus two hostile Exchange hosts.
+        let pick = rng.gen_range(0..Hostile::ALL.len() + 2);
+        match Hostile::ALL.get(pick) {
+            Some(h) => Persona::Hostile(*h),
+            None if pick == Hostile::ALL.len() => Persona::Exchange(exchange_spec(
+                organisation,
+                &options.family_weights,
+                Quirk::MalformedNtlm,
+                table,
+                rng,
+            )),
+            None => Persona::Exchange(exchange_spec(
+                organisation,
+                &options.family_weights,
+                Quirk::XmlBombManifest,
+                table,
+                rng,
+            )),
         }
+    } else if rng.gen_bool(options.non_exchange_share) {
+        other_persona(rng)
+    } else {
+        Persona::Exchange(exchange_spec(
+            organisation,
+            &options.family_weights,
+            Quirk::None,
+            table,
+            rng,
+        ))
     };
     let exchange = match &persona {
-        Persona::Exchange(spec) => Some(TruthExchange {
-            family: spec.family.label().to_owned(),
-            build: spec.build.clone(),
-            version_name: spec.version_name.clone(),
-            owa_version_header: spec.owa_version_header,
-            exporttool_manifest: spec.exporttool_manifest,
-        }),
+        Persona::Exchange(spec) => {
+            let ntlm = spec.quirk != Quirk::MalformedNtlm;
+            Some(TruthExchange {
+                family: spec.family.label().to_owned(),
+                build: spec.build.clone(),
+                version_name: spec.version_name.clone(),
+                owa_version_header: spec.owa_version_header,
+                exporttool_manifest: spec.exporttool_manifest,
+                ad_domain: ntlm.then(|| spec.ad_domain.clone()),
+                netbios_domain: ntlm.then(|| spec.netbios_domain.clone()),
+                netbios_computer: ntlm.then(|| spec.fe_server.clone()),
+                windows_build: ntlm.then_some(u32::from(spec.windows_build)),
+            })
+        }
         _ => None,
     };
+    let expected_status = match &persona {
+        Persona::Hostile(h) => h.expected_status(),
+        _ => "success",
+    };
+    let smtp = options
+        .smtp_port
+        .and_then(|_| persona.smtp())
+        .map(str::to_owned);
     HostPlan {
         truth: TruthHost {
             ip: IpAddr::V4(ip),
             port,
             scheme: "https".to_owned(),
             persona: persona.label().to_owned(),
-            domain: org.domain,
+            domain: organisation.domain.clone(),
             exchange,
+            expected_status: Some(expected_status.to_owned()),
+            organisation: organisation.name.clone(),
+            sector: organisation.sector.to_owned(),
+            language: organisation.language.to_owned(),
+            smtp,
         },
-        org_name: org.name,
+        org,
+        org_name: organisation.name.clone(),
+        org_seed,
         persona,
         seed: rng.gen(),
     }
 }
 
-fn exchange_spec(table: &BuildTable, rng: &mut ChaCha8Rng) -> ExchangeSpec {
-    let family = pick_family(rng);
+fn other_persona(rng: &mut ChaCha8Rng) -> Persona {
+    let total: u32 = OTHER_WEIGHTS.iter().map(|(_, w)| w).sum();
+    let mut roll = rng.gen_range(0..total);
+    let mut kind = Other::IisDefault;
+    for (other, weight) in OTHER_WEIGHTS {
+        if roll < weight {
+            kind = other;
+            break;
+        }
+        roll -= weight;
+    }
+    match kind {
+        Other::IisDefault => Persona::IisDefault,
+        Other::Nginx => Persona::Nginx,
+        Other::Apache => Persona::Apache,
+        Other::Roundcube => Persona::Roundcube,
+        Other::Zimbra => Persona::Zimbra,
+        Other::OwaPhishingCopy => {
+            let victim = format!("https://webmail.victim-{}.example", rng.gen_range(1..1000));
+            // The kits seen in the wild copy a 2010 SP3 page (section 1.13) or a 2016 one.
+            let ex2010 = rng.gen_bool(0.5);
+            let resources = if ex2010 {
+                format!("{victim}/owa/14.3.123.3/themes/resources")
+            } else {
+                format!("{victim}/owa/auth/15.1.2507/themes/resources")
+            };
+            Persona::OwaPhishingCopy { resources, ex2010 }
+        }
+        Other::ExchangeOnlineLike => {
+            const SITES: [&str; 4] = ["AM", "DB", "VI", "FR"];
+            let site = SITES[rng.gen_range(0..SITES.len())];
+            let region = rng.gen_range(1..10);
+            Persona::ExchangeOnlineLike {
+                build: format!(
+                    "15.20.{}.{}",
+                    rng.gen_range(8000..9300),
+                    rng.gen_range(10..40)
+                ),
+                be_target: format!(
+                    "{site}{}PR0{region}MB{:04}.eurprd0{region}.prod.outlook.com",
+                    rng.gen_range(0..10),
+                    rng.gen_range(0..10_000)
+                ),
+                fe_server: format!(
+                    "{site}{}P281CA{:04}",
+                    rng.gen_range(0..10),
+                    rng.gen_range(0..10_000)
+                ),
+            }
+        }
+        Other::SharePoint => Persona::SharePoint {
+            // SharePoint Server 2016/2019/Subscription Edition all report 16.0.
+            version: format!("16.0.0.{}", rng.gen_range(4300..18000)),
+        },
+    }
+}
+
+fn exchange_spec(
+    organisation: &Organisation,
+    weights: &FamilyWeights,
+    quirk: Quirk,
+    table: &BuildTable,
+    rng: &mut ChaCha8Rng,
+) -> ExchangeSpec {
+    let mut family = pick_family(weights, rng);
+    if quirk == Quirk::XmlBombManifest && matches!(family, Family::Ex2007 | Family::Ex2010) {
+        // Only 2013+ has the export tool whose manifest is the bomb.
+        family = Family::Ex2016;
+    }
     let row = table.pick(family, rng);
-    let owa_version_header = rng.gen_bool(OWA_HEADER_PROBABILITY);
-    // 2010 has no ECP export tool at all.
-    let exporttool_manifest = family != Family::Ex2010 && rng.gen_bool(EXPORTTOOL_PROBABILITY);
+    // X-OWA-Version on 2007 is not documented in the notes; 2007 shows its 4-part build in
+    // the logon page's paths anyway.
+    let owa_version_header = match (quirk, family) {
+        (Quirk::XmlBombManifest, _) => true,
+        (_, Family::Ex2007) => false,
+        _ => rng.gen_bool(OWA_HEADER_PROBABILITY),
+    };
+    // 2007 and 2010 have no ECP export tool at all.
+    let exporttool_manifest = !matches!(family, Family::Ex2007 | Family::Ex2010)
+        && quirk != Quirk::XmlBombManifest
+        && rng.gen_bool(EXPORTTOOL_PROBABILITY);
     let tag = match family {
+        Family::Ex2007 => "07",
         Family::Ex2010 => "10",
         Family::Ex2013 => "13",
         Family::Ex2016 => "16",
         Family::Ex2019 => "19",
         Family::Se => "SE",
+    };
+    // Windows Server builds each family runs on (section 1.7 of the notes).
+    let windows: &[u16] = match family {
+        Family::Ex2007 => &[7601, 6002],
+        Family::Ex2010 => &[7601],
+        Family::Ex2013 => &[9600],
+        Family::Ex2016 => &[14393, 9600],
+        Family::Ex2019 | Family::Se => &[17763, 20348],
     };
     ExchangeSpec {
         family,
@@ -162,19 +492,39 @@ fn exchange_spec(table: &BuildTable, rng: &mut ChaCha8Rng) -> ExchangeSpec {
         fe_server: names::netbios_name(rng, tag),
         owa_version_header,
         exporttool_manifest,
+        windows_build: windows[rng.gen_range(0..windows.len())],
+        netbios_domain: netbios_domain(organisation.slug()),
+        ad_domain: format!("{}.local", organisation.slug()),
+        quirk,
     }
 }
 
-fn pick_family(rng: &mut ChaCha8Rng) -> Family {
-    let total: u32 = Family::ALL.iter().map(|f| f.weight()).sum();
+/// A short upper-case domain name in the style admins pick: initials of the leading words,
+/// then the last word, cut to NetBIOS's 15 characters (`stadtwerke-neustadt` → `SNEUSTADT`).
+fn netbios_domain(slug: &str) -> String {
+    let words: Vec<&str> = slug.split('-').filter(|w| !w.is_empty()).collect();
+    let mut name = String::new();
+    if let Some((last, leading)) = words.split_last() {
+        for word in leading {
+            name.extend(word.chars().next());
+        }
+        name.push_str(last);
+    }
+    name.make_ascii_uppercase();
+    name.truncate(15);
+    name
+}
+
+fn pick_family(weights: &FamilyWeights, rng: &mut ChaCha8Rng) -> Family {
+    let total: u32 = Family::ALL.iter().map(|f| weights.of(*f)).sum();
     let mut roll = rng.gen_range(0..total);
     for family in Family::ALL {
-        if roll < family.weight() {
+        if roll < weights.of(family) {
             return family;
         }
-        roll -= family.weight();
+        roll -= weights.of(family);
     }
-    unreachable!("roll is below the sum of weights")
+    unreachable!("roll is below the sum of weights, which validate() keeps above zero")
 }
 
 /// Offset of the first usable address and how many there are. Network and broadcast
@@ -191,6 +541,10 @@ fn usable_range(net: Ipv4Net) -> (u32, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan_default(config: &TestbedConfig) -> Vec<HostPlan> {
+        plan(config, &FleetOptions::default()).unwrap()
+    }
 
     #[test]
     fn usable_range_skips_network_and_broadcast() {
@@ -209,7 +563,7 @@ mod tests {
             net: "127.9.9.0/24".parse().unwrap(),
             ..TestbedConfig::default()
         };
-        let hosts = plan(&config).unwrap();
+        let hosts = plan_default(&config);
         let ips: HashSet<IpAddr> = hosts.iter().map(|h| h.truth.ip).collect();
         assert_eq!(ips.len(), 254);
         assert!(!ips.contains(&IpAddr::V4(Ipv4Addr::new(127, 9, 9, 0))));
@@ -223,7 +577,7 @@ mod tests {
             net: "127.9.9.77/24".parse().unwrap(),
             ..TestbedConfig::default()
         };
-        let hosts = plan(&config).unwrap();
+        let hosts = plan_default(&config);
         assert!(hosts.iter().all(|h| match h.truth.ip {
             IpAddr::V4(ip) => ip.octets()[..3] == [127, 9, 9],
             IpAddr::V6(_) => false,
@@ -231,21 +585,86 @@ mod tests {
     }
 
     #[test]
-    fn exchange_2010_never_serves_the_exporttool() {
+    fn old_exchange_never_serves_the_exporttool() {
         let config = TestbedConfig {
             hosts: 3000,
             net: "127.64.0.0/16".parse().unwrap(),
             ..TestbedConfig::default()
         };
-        let plans = plan(&config).unwrap();
-        let ex2010: Vec<&ExchangeSpec> = plans
+        let plans = plan_default(&config);
+        let old: Vec<&ExchangeSpec> = plans
             .iter()
             .filter_map(|p| match &p.persona {
-                Persona::Exchange(spec) if spec.family == Family::Ex2010 => Some(spec),
+                Persona::Exchange(spec)
+                    if matches!(spec.family, Family::Ex2007 | Family::Ex2010) =>
+                {
+                    Some(spec)
+                }
                 _ => None,
             })
             .collect();
-        assert!(!ex2010.is_empty());
-        assert!(ex2010.iter().all(|s| !s.exporttool_manifest));
+        assert!(old.iter().any(|s| s.family == Family::Ex2007));
+        assert!(old.iter().all(|s| !s.exporttool_manifest));
+    }
+
+    #[test]
+    fn windows_and_iis_fit_the_family() {
+        let config = TestbedConfig {
+            hosts: 2000,
+            net: "127.65.0.0/16".parse().unwrap(),
+            ..TestbedConfig::default()
+        };
+        for host in plan_default(&config) {
+            let Persona::Exchange(spec) = &host.persona else {
+                continue;
+            };
+            let ok = match spec.family {
+                Family::Ex2007 => [7601, 6002].contains(&spec.windows_build),
+                Family::Ex2010 => spec.windows_build == 7601,
+                Family::Ex2013 => spec.windows_build == 9600,
+                Family::Ex2016 => [14393, 9600].contains(&spec.windows_build),
+                Family::Ex2019 | Family::Se => [17763, 20348].contains(&spec.windows_build),
+            };
+            assert!(ok, "{:?} on {}", spec.family, spec.windows_build);
+            assert_eq!(
+                spec.iis_version() == "Microsoft-IIS/10.0",
+                spec.windows_version() == (10, 0)
+            );
+        }
+    }
+
+    #[test]
+    fn netbios_domains_are_short_and_upper_case() {
+        assert_eq!(netbios_domain("stadtwerke-neustadt"), "SNEUSTADT");
+        assert_eq!(netbios_domain("mueller-maschinenbau"), "MMASCHINENBAU");
+        assert_eq!(netbios_domain("praxis-wagner-2"), "PW2");
+        assert_eq!(
+            netbios_domain("kreisverwaltung-friedrichsau"),
+            "KFRIEDRICHSAU"
+        );
+        assert!(netbios_domain("a-verylongtownnamebeyondlimits").len() <= 15);
+    }
+
+    #[test]
+    fn zero_hostile_share_plans_no_hostile_host() {
+        let config = TestbedConfig {
+            hosts: 2000,
+            net: "127.66.0.0/16".parse().unwrap(),
+            ..TestbedConfig::default()
+        };
+        let options = FleetOptions {
+            hostile_share: 0.0,
+            ..FleetOptions::default()
+        };
+        let plans = plan(&config, &options).unwrap();
+        assert!(plans
+            .iter()
+            .all(|p| !matches!(p.persona, Persona::Hostile(_))
+                && p.truth.expected_status.as_deref() == Some("success")
+                && ["exchange"]
+                    .iter()
+                    .chain(&["iis-default", "nginx", "apache", "roundcube", "zimbra"])
+                    .chain(&["owa-phishing-copy", "exchange-online-like", "sharepoint"])
+                    .any(|l| *l == p.truth.persona)));
     }
 }

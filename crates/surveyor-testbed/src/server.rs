@@ -1,11 +1,13 @@
-//! Binds the fleet's listeners and serves connections: TLS, then HTTP/1.1 keep-alive.
+//! Binds the fleet's listeners and serves connections: TLS then HTTP/1.1 keep-alive, plain
+//! HTTP redirects, and SMTP.
 //!
-//! Runtime shape: one accept task per host, one task per connection, all spawned on one
-//! `TaskTracker` and stopped by one `CancellationToken`. A shared semaphore bounds open
-//! connections; when it runs out, accept loops wait, so the kernel backlog absorbs bursts.
+//! Runtime shape: one accept task per listener (host and service), one task per connection,
+//! all spawned on one `TaskTracker` and stopped by one `CancellationToken`. A shared
+//! semaphore bounds open connections; when it runs out, accept loops wait, so the kernel
+//! backlog absorbs bursts.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,15 +18,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, timeout_at, Instant};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::http::{self, Response};
-use crate::persona;
-use crate::plan::HostPlan;
-use crate::TestbedError;
+use crate::plan::{HostPlan, Hostile, Persona};
+use crate::tls::{CertCache, Role};
+use crate::{hostile, persona, smtp, TestbedError};
 
 /// How long a connection may sit idle (TLS handshake, or waiting for a request head).
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,19 +39,30 @@ const LINGER_BYTES: usize = 256 * 1024;
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
-/// One live host: its plan and its TLS acceptor.
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
+    /// TLS, then the host's persona over HTTP/1.1.
+    Https,
+    /// Plain HTTP answering every request with a 301 to https.
+    HttpRedirect,
+    /// SMTP with STARTTLS.
+    Smtp,
+}
+
+/// One live host: its plan and the fleet's certificate cache.
 pub(crate) struct HostState {
     pub(crate) plan: HostPlan,
-    pub(crate) acceptor: TlsAcceptor,
+    pub(crate) certs: Arc<CertCache>,
     /// Counts connections, so each gets its own reproducible random stream.
     connections: AtomicU64,
 }
 
 impl HostState {
-    pub(crate) fn new(plan: HostPlan, acceptor: TlsAcceptor) -> HostState {
+    pub(crate) fn new(plan: HostPlan, certs: Arc<CertCache>) -> HostState {
         HostState {
             plan,
-            acceptor,
+            certs,
             connections: AtomicU64::new(0),
         }
     }
@@ -60,34 +72,33 @@ impl HostState {
 /// and the rest follow; if that port is taken on some other address, everything is released
 /// and a new port is tried.
 pub(crate) async fn bind_all(
-    plans: &[HostPlan],
+    ips: &[IpAddr],
     port: u16,
 ) -> Result<(u16, Vec<TcpListener>), TestbedError> {
-    if plans.is_empty() {
+    if ips.is_empty() {
         return Ok((port, Vec::new()));
     }
     if port != 0 {
-        let mut listeners = Vec::with_capacity(plans.len());
-        for plan in plans {
-            let addr = SocketAddr::new(plan.truth.ip, port);
-            listeners.push(bind(addr).await?);
+        let mut listeners = Vec::with_capacity(ips.len());
+        for ip in ips {
+            listeners.push(bind(SocketAddr::new(*ip, port)).await?);
         }
         return Ok((port, listeners));
     }
 
     'attempt: for attempt in 1..=BIND_ATTEMPTS {
-        let first = bind(SocketAddr::new(plans[0].truth.ip, 0)).await?;
+        let first = bind(SocketAddr::new(ips[0], 0)).await?;
         let port = first
             .local_addr()
             .map_err(|source| TestbedError::Bind {
-                addr: SocketAddr::new(plans[0].truth.ip, 0),
+                addr: SocketAddr::new(ips[0], 0),
                 source,
             })?
             .port();
-        let mut listeners = Vec::with_capacity(plans.len());
+        let mut listeners = Vec::with_capacity(ips.len());
         listeners.push(first);
-        for plan in &plans[1..] {
-            match bind(SocketAddr::new(plan.truth.ip, port)).await {
+        for ip in &ips[1..] {
+            match bind(SocketAddr::new(*ip, port)).await {
                 Ok(listener) => listeners.push(listener),
                 Err(TestbedError::Bind { source, .. })
                     if source.kind() == io::ErrorKind::AddrInUse =>
@@ -118,6 +129,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, TestbedError> {
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     host: Arc<HostState>,
+    service: Service,
     limit: Arc<Semaphore>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -146,6 +158,7 @@ pub(crate) async fn accept_loop(
         tracker.spawn(serve_connection(
             stream,
             host.clone(),
+            service,
             permit,
             cancel.clone(),
         ));
@@ -153,8 +166,9 @@ pub(crate) async fn accept_loop(
 }
 
 async fn serve_connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     host: Arc<HostState>,
+    service: Service,
     _permit: OwnedSemaphorePermit,
     cancel: CancellationToken,
 ) {
@@ -162,10 +176,47 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let n = host.connections.fetch_add(1, Ordering::Relaxed);
     let mut rng = ChaCha8Rng::seed_from_u64(host.plan.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let hostile = match host.plan.persona {
+        Persona::Hostile(h) => Some(h),
+        _ => None,
+    };
 
+    match service {
+        Service::Https => {}
+        Service::HttpRedirect => {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = exchange_loop(&mut stream, &host, &mut rng, service) => {}
+            }
+            return;
+        }
+        Service::Smtp => {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = smtp::serve(stream, &host, &mut rng) => {}
+            }
+            return;
+        }
+    }
+
+    if hostile == Some(Hostile::Tarpit) {
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = hostile::tarpit(&mut stream) => {}
+        }
+        return;
+    }
+
+    let acceptor = match host.certs.acceptor(&host.plan, Role::https(&host.plan)) {
+        Ok(acceptor) => acceptor,
+        Err(error) => {
+            debug!(ip = %host.plan.truth.ip, %error, "no certificate");
+            return;
+        }
+    };
     let handshake = tokio::select! {
         () = cancel.cancelled() => return,
-        result = timeout(IDLE_TIMEOUT, host.acceptor.accept(stream)) => result,
+        result = timeout(IDLE_TIMEOUT, acceptor.accept(stream)) => result,
     };
     let mut tls = match handshake {
         Ok(Ok(tls)) => tls,
@@ -178,12 +229,18 @@ async fn serve_connection(
 
     tokio::select! {
         () = cancel.cancelled() => {}
-        () = exchange_loop(&mut tls, &host, &mut rng) => {}
+        () = async {
+            if hostile == Some(Hostile::GarbageAfterTls) {
+                hostile::garbage(&mut tls, &mut rng).await;
+            } else {
+                exchange_loop(&mut tls, &host, &mut rng, service).await;
+            }
+        } => {}
     }
 }
 
 /// Serves requests on one connection until the client or the persona closes it.
-async fn exchange_loop<S>(io: &mut S, host: &HostState, rng: &mut ChaCha8Rng)
+async fn exchange_loop<S>(io: &mut S, host: &HostState, rng: &mut ChaCha8Rng, service: Service)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -221,7 +278,17 @@ where
             _ => false,
         };
 
-        let response = persona::respond(&host.plan, &request, rng);
+        if service == Service::Https {
+            if let Persona::Hostile(h) = host.plan.persona {
+                if hostile::answer(h, io, &request, rng).await {
+                    return;
+                }
+            }
+        }
+        let response = match service {
+            Service::HttpRedirect => persona::http_redirect(&host.plan, &request),
+            _ => persona::respond(&host.plan, &request, rng),
+        };
         let keep_alive = framed && request.keep_alive() && !response.close;
         let head_only = request.method == "HEAD";
         let sent = send(io, &response, head_only, !keep_alive).await;
@@ -237,7 +304,7 @@ where
 /// Reads and drops what the client is still sending after we decided to close. Closing a
 /// socket with unread input makes the kernel send a reset, which can destroy the response
 /// before the client reads it (the reason Apache has "lingering close").
-async fn linger<S>(io: &mut S)
+pub(crate) async fn linger<S>(io: &mut S)
 where
     S: AsyncRead + Unpin,
 {

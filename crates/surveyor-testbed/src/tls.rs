@@ -1,6 +1,8 @@
-//! Self-signed certificates and TLS acceptors, one per simulated host.
+//! Self-signed certificates and TLS acceptors, one per organisation and role, made on first
+//! use and then shared by all the organisation's hosts.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -13,22 +15,78 @@ use tokio_rustls::TlsAcceptor;
 use crate::plan::{HostPlan, Persona};
 use crate::TestbedError;
 
-/// The DNS names a host's certificate carries; the first is also the CN.
-pub(crate) fn cert_names(host: &HostPlan) -> Vec<String> {
-    let domain = &host.truth.domain;
-    match host.persona {
-        Persona::Exchange(_) => vec![format!("mail.{domain}"), format!("autodiscover.{domain}")],
-        _ => vec![format!("www.{domain}")],
+/// Which of an organisation's certificates a host presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Role {
+    /// `mail.<domain>`, `autodiscover.<domain>`: Exchange, and SMTP on any host.
+    Mail,
+    /// `www.<domain>`: every other web server.
+    Web,
+}
+
+impl Role {
+    /// The role of a host's HTTPS certificate.
+    pub(crate) fn https(host: &HostPlan) -> Role {
+        match host.persona {
+            Persona::Exchange(_) => Role::Mail,
+            _ => Role::Web,
+        }
     }
 }
 
-/// Builds the acceptor for one host. The key is fresh each start (the truth does not cover
-/// keys); names and validity dates follow the plan.
-pub(crate) fn acceptor(
+/// Acceptors by (organisation index, role). Keys are generated lazily: a fleet of 10,000
+/// hosts starts without making a single key, and a scan pays only for what it touches.
+pub(crate) struct CertCache {
+    provider: Arc<CryptoProvider>,
+    acceptors: Mutex<HashMap<(usize, Role), TlsAcceptor>>,
+}
+
+impl CertCache {
+    pub(crate) fn new(provider: CryptoProvider) -> CertCache {
+        CertCache {
+            provider: Arc::new(provider),
+            acceptors: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The acceptor for `host` in `role`, made now if this is its first use.
+    pub(crate) fn acceptor(
+        &self,
+        host: &HostPlan,
+        role: Role,
+    ) -> Result<TlsAcceptor, TestbedError> {
+        let key = (host.org, role);
+        if let Some(found) = self.lock().get(&key) {
+            return Ok(found.clone());
+        }
+        // Made outside the lock; two racing first connections both make one and the first
+        // stored wins, which costs a key but never blocks other organisations.
+        let made = acceptor(host, role, &self.provider)?;
+        Ok(self.lock().entry(key).or_insert(made).clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(usize, Role), TlsAcceptor>> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.acceptors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The DNS names a certificate of `role` carries; the first is also the CN.
+pub(crate) fn cert_names(domain: &str, role: Role) -> Vec<String> {
+    match role {
+        Role::Mail => vec![format!("mail.{domain}"), format!("autodiscover.{domain}")],
+        Role::Web => vec![format!("www.{domain}")],
+    }
+}
+
+/// Builds one acceptor. The key is fresh each start (the truth does not cover keys); names
+/// and validity dates follow the organisation.
+fn acceptor(
     host: &HostPlan,
+    role: Role,
     provider: &Arc<CryptoProvider>,
 ) -> Result<TlsAcceptor, TestbedError> {
-    let names = cert_names(host);
+    let names = cert_names(&host.truth.domain, role);
     let fail = |reason: String| TestbedError::Tls {
         domain: host.truth.domain.clone(),
         reason,
@@ -40,7 +98,7 @@ pub(crate) fn acceptor(
     subject.push(DnType::OrganizationName, host.org_name.clone());
     params.distinguished_name = subject;
     // Admins renew self-signed certificates at odd times; spread the dates a little.
-    let mut rng = ChaCha8Rng::seed_from_u64(host.seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(host.org_seed ^ (role as u64));
     let year = rng.gen_range(2023..=2025);
     let month = rng.gen_range(1..=12);
     let day = rng.gen_range(1..=28);
