@@ -610,11 +610,18 @@ async fn demo(args: DemoArgs) -> Result<()> {
         },
         exclusions: Exclusions::builtin(true),
         as_of: today(),
-        // Loopback only: politeness limits would only slow the demo down.
+        // Loopback only: politeness limits would only slow the demo down, and loopback answers
+        // in microseconds, so the test-bed's tarpits need not hold the demo for 20 s.
         config: ScanConfig {
             rate: None,
             network_rate: None,
             host_rate: None,
+            probe: ProbeConfig {
+                connect_timeout: Duration::from_secs(2),
+                target_timeout: Duration::from_secs(5),
+                ..ProbeConfig::default()
+            },
+            drain_timeout: Duration::from_secs(5),
             ..ScanConfig::default()
         },
         description: format!("demo test-bed {} seed {}", bed.net(), args.seed),

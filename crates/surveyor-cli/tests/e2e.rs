@@ -33,7 +33,9 @@ async fn surveyor_async(args: Vec<String>) -> Output {
 /// X-OWA-Version, serves the ECP manifest, or (2010) puts the 4-part build in its paths;
 /// otherwise only the CU.
 fn expected_build(truth: &surveyor_testbed::TruthExchange) -> String {
-    let exact = truth.owa_version_header || truth.exporttool_manifest || truth.family == "2010";
+    let exact = truth.owa_version_header
+        || truth.exporttool_manifest
+        || matches!(truth.family.as_str(), "2007" | "2010");
     if exact {
         truth.build.clone()
     } else {
@@ -49,6 +51,12 @@ fn check_lines(stdout: &str, truth: &[TruthHost]) {
             (v["ip"].as_str().unwrap().parse().unwrap(), v)
         })
         .collect();
+    let missing: Vec<_> = truth
+        .iter()
+        .filter(|h| !lines.contains_key(&h.ip))
+        .map(|h| (h.ip, h.persona.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "no line for {missing:?}");
     assert_eq!(
         lines.len(),
         truth.len(),
@@ -58,7 +66,16 @@ fn check_lines(stdout: &str, truth: &[TruthHost]) {
         let line = &lines[&host.ip];
         assert_eq!(line["port"], host.port, "{}", host.ip);
         assert_eq!(line["scheme"], "https");
-        assert_eq!(line["status"], "success", "{line}");
+        let expected = host.expected_status.as_deref().unwrap_or("success");
+        assert_eq!(
+            line["status"], expected,
+            "{} ({}): {line}",
+            host.ip, host.persona
+        );
+        if expected != "success" {
+            assert!(line["exchange"].is_null() || host.exchange.is_some());
+            continue;
+        }
         assert!(line["observed_at"].as_str().unwrap().ends_with('Z'));
         let names = line["tls"]["names"].as_array().unwrap();
         assert!(
@@ -79,7 +96,16 @@ fn check_lines(stdout: &str, truth: &[TruthHost]) {
                 assert_eq!(ex["family"], t.family.as_str(), "{line}");
                 let build = expected_build(t);
                 assert_eq!(ex["build"], build.as_str(), "{line}");
-                if build == t.build {
+                if build == t.build && t.family == "2007" {
+                    // The build table has no 2007 rows yet (no second source for them): the
+                    // name must still say 2007 and admit the gap.
+                    let name = ex["version_name"].as_str().unwrap();
+                    assert!(
+                        name.starts_with("Exchange Server 2007")
+                            && name.contains("not in the build table"),
+                        "{name}"
+                    );
+                } else if build == t.build {
                     assert_eq!(ex["version_name"], t.version_name.as_str(), "{line}");
                 } else {
                     let name = ex["version_name"].as_str().unwrap();
@@ -127,7 +153,7 @@ fn check_census(report: &Value, truth: &[TruthHost]) {
 
 async fn scan_testbed_into(db: &str, net: &str) {
     let bed = Testbed::start(TestbedConfig {
-        hosts: 40,
+        hosts: 120,
         seed: 7,
         net: net.parse().unwrap(),
         port: 0,
@@ -146,6 +172,12 @@ async fn scan_testbed_into(db: &str, net: &str) {
             AS_OF,
             "--db",
             db,
+            "--target-timeout",
+            "3",
+            "--network-rate",
+            "0",
+            "--host-rate",
+            "0",
         ]
         .map(String::from)
         .to_vec(),

@@ -164,9 +164,9 @@ where
     let mut targets = targets.into_iter();
     let mut exhausted = false;
 
-    while stats.stopped.is_none() && !exhausted {
+    while stats.stopped.is_none() {
         // Admit targets while the window has room.
-        while in_flight.len() < window {
+        while in_flight.len() < window && !exhausted {
             if cancel.is_cancelled() {
                 stats.stopped = Some(StopReason::Cancelled);
                 break;
@@ -239,7 +239,8 @@ where
         }
     }
 
-    // Drain: in-flight probes may finish within the drain deadline; the rest are abandoned.
+    // After a stop, in-flight probes may finish within the drain deadline; the rest are
+    // abandoned. (A scan that ran out of targets left the loop with nothing in flight.)
     let drain_until = Instant::now() + config.drain_timeout;
     while !in_flight.is_empty() {
         match tokio::time::timeout_at(drain_until, in_flight.join_next()).await {

@@ -143,7 +143,9 @@ async fn http_plan<S>(
     };
     // The connection task ends when the sender is dropped or the deadline passes.
     let conn_task = tokio::spawn(async move {
-        let _ = timeout_at(deadline, conn).await;
+        // A second of grace, so that a request timing out at the deadline reports the timeout
+        // rather than the connection being torn down under it.
+        let _ = timeout_at(deadline + std::time::Duration::from_secs(1), conn).await;
     });
     let mut client = Client {
         sender: &mut sender,
@@ -285,12 +287,7 @@ impl Client<'_> {
         let response: Response<Incoming> =
             match timeout_at(self.deadline, self.sender.send_request(request)).await {
                 Err(_) => return Err(timed_out),
-                Ok(Err(_)) => {
-                    return Err(Failure {
-                        status: Status::ProtocolError,
-                        error: "the server sent a malformed HTTP response",
-                    })
-                }
+                Ok(Err(e)) => return Err(http_failure(&e)),
                 Ok(Ok(r)) => r,
             };
         let (parts, mut body) = response.into_parts();
@@ -316,6 +313,23 @@ impl Client<'_> {
             response: Response::from_parts(parts, ()),
             body: Bytes::from(buf),
         })
+    }
+}
+
+/// A stable description of an HTTP failure; hyper's own text is not stored.
+fn http_failure(e: &hyper::Error) -> Failure {
+    let error = if e.is_parse_too_large() {
+        "the server sent a response head larger than the limit"
+    } else if e.is_parse() || e.is_parse_status() {
+        "the server sent a malformed HTTP response"
+    } else if e.is_incomplete_message() {
+        "the server closed the connection before a complete response"
+    } else {
+        "the HTTP exchange failed"
+    };
+    Failure {
+        status: Status::ProtocolError,
+        error,
     }
 }
 

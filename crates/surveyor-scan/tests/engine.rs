@@ -24,13 +24,10 @@ async fn scan(nets: &[IpNet], ports: &[u16], config: ScanConfig) -> (ScanStats, 
         }
         all
     });
-    let stats = surveyor_scan::run(
-        &config,
-        targets::expand(nets, ports, &exclusions),
-        tx,
-        CancellationToken::new(),
-    )
-    .await;
+    let space = TargetSpace::new(nets.iter().map(|n| Entry::Net(*n)).collect(), ports);
+    let targets = space.walk(Order::default(), 0).map(|(_, t)| t);
+    let stats =
+        surveyor_scan::run(&config, targets, &exclusions, tx, CancellationToken::new()).await;
     (stats, collect.await.unwrap())
 }
 
@@ -52,7 +49,7 @@ fn quick() -> ScanConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_tls_and_exchange_signals_from_the_testbed() {
     let bed = Testbed::start(TestbedConfig {
-        hosts: 20,
+        hosts: 120,
         seed: 11,
         net: "127.79.1.0/24".parse().unwrap(),
         port: 0,
@@ -61,13 +58,23 @@ async fn records_tls_and_exchange_signals_from_the_testbed() {
     .unwrap();
     let (stats, observations) = scan(&[IpNet::V4(bed.net())], &[bed.port()], quick()).await;
     assert_eq!(stats.targets, 256);
-    assert_eq!(stats.connected, 20);
-    assert_eq!(stats.refused, 236);
+    assert_eq!(stats.connected, 120);
+    assert_eq!(stats.refused, 136);
     assert_eq!(stats.stopped, None);
     let by_ip: BTreeMap<IpAddr, &Observation> = observations.iter().map(|o| (o.ip, o)).collect();
     for host in bed.truth() {
         let obs = by_ip[&host.ip];
-        assert_eq!(obs.status, Status::Success);
+        let expected = host.expected_status.as_deref().unwrap_or("success");
+        assert_eq!(
+            obs.status.as_str(),
+            expected,
+            "{} ({})",
+            host.ip,
+            host.persona
+        );
+        if obs.status == Status::TlsError {
+            continue;
+        }
         let tls = obs.tls.as_ref().expect("TLS recorded");
         assert_eq!(tls.cert_sha256.as_ref().map(String::len), Some(64));
         assert!(
@@ -77,49 +84,52 @@ async fn records_tls_and_exchange_signals_from_the_testbed() {
         );
         assert!(tls.version.starts_with("TLSv1."));
         assert!(tls.not_after > tls.not_before);
+        if obs.status != Status::Success {
+            continue;
+        }
         let fp = &obs.fingerprint;
-        match &host.exchange {
-            Some(t) => {
-                let header: Vec<_> = fp
-                    .of(Signal::OwaVersionHeader)
-                    .map(|e| e.value.as_str())
-                    .collect();
+        let builds = |signal| fp.of(signal).map(|e| e.value.clone()).collect::<Vec<_>>();
+        match (&host.exchange, host.persona.as_str()) {
+            (Some(t), _) => {
+                let header = builds(Signal::OwaVersionHeader);
                 if t.owa_version_header {
-                    assert!(
-                        header.contains(&t.build.as_str()),
-                        "{header:?} vs {}",
-                        t.build
-                    );
+                    assert!(header.contains(&t.build), "{header:?} vs {}", t.build);
                 } else {
                     assert!(header.is_empty());
                 }
-                let path = fp
-                    .of(Signal::OwaResourcePath)
-                    .next()
-                    .expect("resource path")
-                    .value
-                    .clone();
-                assert!(t.build.starts_with(&path), "{path} vs {}", t.build);
+                let path = builds(Signal::OwaResourcePath);
+                assert!(
+                    path.len() == 1 && t.build.starts_with(&path[0]),
+                    "{path:?} vs {}",
+                    t.build
+                );
                 assert!(fp.of(Signal::LogonPageMarker).count() >= 2);
-                let manifest = fp.of(Signal::ExportToolManifest).next();
+                let manifest = builds(Signal::ExportToolManifest);
                 // The manifest is only asked for when nothing else gave the exact build.
-                if t.exporttool_manifest && !t.owa_version_header && t.family != "2010" {
-                    assert_eq!(manifest.map(|e| e.value.as_str()), Some(t.build.as_str()));
+                if t.exporttool_manifest && !t.owa_version_header && path[0] != t.build {
+                    assert_eq!(manifest, [t.build.clone()]);
                 }
-                if t.owa_version_header {
+                if t.owa_version_header || !t.exporttool_manifest {
+                    assert!(manifest.is_empty(), "no manifest build here: {manifest:?}");
+                }
+            }
+            (None, "exchange-online-like") => {
+                assert!(fp.of(Signal::ExchangeOnline).count() > 0, "{fp:?}");
+            }
+            (None, persona) => {
+                // Look-alikes may show logon-page markers, never a build of their own.
+                for signal in [
+                    Signal::OwaVersionHeader,
+                    Signal::OwaResourcePath,
+                    Signal::ExportToolManifest,
+                ] {
                     assert!(
-                        manifest.is_none(),
-                        "no extra request once the build is exact"
+                        builds(signal).is_empty(),
+                        "{} ({persona}) showed {fp:?}",
+                        host.ip
                     );
                 }
             }
-            None => assert!(
-                fp.is_empty(),
-                "{} ({}) showed {:?}",
-                host.ip,
-                host.persona,
-                fp
-            ),
         }
     }
     bed.shutdown().await;
@@ -172,14 +182,26 @@ async fn cancellation_stops_the_scan() {
     cancel.cancel();
     let (tx, _rx) = mpsc::channel(1);
     let exclusions = Exclusions::builtin(true);
-    let nets: Vec<IpNet> = vec!["127.79.3.0/24".parse().unwrap()];
-    let stats = surveyor_scan::run(
-        &quick(),
-        targets::expand(&nets, &[9], &exclusions),
-        tx,
-        cancel,
-    )
-    .await;
-    assert!(stats.cancelled);
+    let space = TargetSpace::new(vec![Entry::Net("127.79.3.0/24".parse().unwrap())], &[9]);
+    let targets = space.walk(Order::default(), 0).map(|(_, t)| t);
+    let stats = surveyor_scan::run(&quick(), targets, &exclusions, tx, cancel).await;
+    assert_eq!(stats.stopped, Some(surveyor_scan::StopReason::Cancelled));
     assert_eq!(stats.targets, 0);
+}
+
+#[tokio::test]
+async fn max_targets_stops_early_and_says_so() {
+    let (tx, _rx) = mpsc::channel(64);
+    let exclusions = Exclusions::builtin(true);
+    let space = TargetSpace::new(vec![Entry::Net("127.79.5.0/24".parse().unwrap())], &[9]);
+    let targets = space.walk(Order::default(), 0).map(|(_, t)| t);
+    let config = ScanConfig {
+        max_targets: Some(10),
+        ..quick()
+    };
+    let stats =
+        surveyor_scan::run(&config, targets, &exclusions, tx, CancellationToken::new()).await;
+    assert_eq!(stats.stopped, Some(surveyor_scan::StopReason::MaxTargets));
+    assert_eq!(stats.targets, 10);
+    assert_eq!(stats.refused, 10);
 }
