@@ -44,12 +44,6 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    /// A batch repeats an (ip, port) of its scan; nothing of the batch was stored.
-    #[error(
-        "the batch for scan {scan} repeats an (ip, port) already recorded for that scan or \
-         within the batch; nothing of the batch was stored"
-    )]
-    DuplicateObservation { scan: ScanId },
     /// A value has no stored form: a NUL character (PostgreSQL text cannot hold one), or a
     /// certificate date RFC 3339 cannot write. Nothing of the call was stored.
     #[error("cannot store {what}")]
@@ -73,7 +67,6 @@ impl StoreError {
             } => sqlx_is_retryable(*backend, source),
             StoreError::InvalidUrl { .. }
             | StoreError::Migrate { .. }
-            | StoreError::DuplicateObservation { .. }
             | StoreError::Unencodable { .. }
             | StoreError::Corrupt { .. }
             | StoreError::UnknownScan(_) => false,

@@ -74,10 +74,11 @@ pub trait ScanStore: Send + Sync {
 
     /// Appends a batch of observations in ONE transaction: all or nothing.
     ///
-    /// Fails with [`StoreError::UnknownScan`] for an id no scan has, and with
-    /// [`StoreError::DuplicateObservation`] when the batch repeats an (ip, port) already
-    /// recorded for the scan or within itself; in both cases nothing is stored and earlier
-    /// batches are untouched. `observed_at` is stored to the microsecond.
+    /// Idempotent per (scan, ip, port): an observation of a target the scan already has (a
+    /// resumed scan, overlapping target lists) is skipped, and the first one stands. Fails
+    /// with [`StoreError::UnknownScan`] for an id no scan has; on any failure nothing of the
+    /// batch is stored and earlier batches are untouched. `observed_at` is stored to the
+    /// microsecond.
     async fn record(&self, scan: ScanId, batch: &[Observation]) -> Result<(), StoreError>;
 
     /// Marks a scan finished; [`StoreError::UnknownScan`] for an id no scan has.

@@ -200,6 +200,9 @@ impl ScanStore for SqliteStore {
                 row.push_bind(c.exchange_support);
                 row.push_bind(&c.exchange_verdict);
             });
+            // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists
+            // store each target once; the first observation stands.
+            insert.push(" ON CONFLICT (scan_id, ip, port) DO NOTHING");
             insert
                 .build()
                 .execute(&mut *tx)
@@ -303,9 +306,6 @@ impl CensusStore for SqliteStore {
 /// Maps a failed INSERT of a batch to what it means for the caller.
 fn insert_error(scan: ScanId, error: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &error {
-        if db.is_unique_violation() {
-            return StoreError::DuplicateObservation { scan };
-        }
         if db.is_foreign_key_violation() {
             return StoreError::UnknownScan(scan);
         }

@@ -272,7 +272,7 @@ async fn latest_finished_scan_ignores_unfinished_and_picks_the_newest() {
 }
 
 #[tokio::test]
-async fn a_conflicting_batch_fails_whole_and_keeps_earlier_batches() {
+async fn recording_is_idempotent_per_scan_ip_and_port() {
     for (backend, db) in each_backend().await {
         let store = open(&db.url).await.unwrap();
         let scan = store
@@ -283,40 +283,72 @@ async fn a_conflicting_batch_fails_whole_and_keeps_earlier_batches() {
         let first = vec![exchange_2016("192.0.2.4", 443), refused("192.0.2.5", 443)];
         store.scans.record(scan, &first).await.unwrap();
 
-        // One new row, then one that repeats an (ip, port) of the first batch.
-        let clash = [plain_http("192.0.2.6", 80), plain_http("192.0.2.5", 443)];
-        let error = store.scans.record(scan, &clash).await.unwrap_err();
-        assert!(
-            matches!(error, StoreError::DuplicateObservation { scan: s } if s == scan),
-            "{backend}: {error}"
-        );
-        assert!(!error.is_retryable(), "{backend}");
-
-        // A batch that repeats itself is refused the same way.
-        let twice = [plain_http("192.0.2.7", 80), plain_http("192.0.2.7", 80)];
-        let error = store.scans.record(scan, &twice).await.unwrap_err();
-        assert!(
-            matches!(error, StoreError::DuplicateObservation { .. }),
-            "{backend}: {error}"
-        );
-
+        // A resumed scan re-sends 192.0.2.5:443; overlapping inputs repeat 192.0.2.7:80.
+        let mut again = plain_http("192.0.2.5", 443);
+        again.http_server = Some("a later answer".into());
+        let batch = [
+            plain_http("192.0.2.6", 80),
+            again,
+            plain_http("192.0.2.7", 80),
+            plain_http("192.0.2.7", 80),
+        ];
+        store.scans.record(scan, &batch).await.unwrap();
+        let mut expected = first.clone();
+        expected.push(plain_http("192.0.2.6", 80));
+        expected.push(plain_http("192.0.2.7", 80));
+        expected.sort_by_key(|o| (o.ip, o.port));
         assert_eq!(
             store.scans.observations(scan).await.unwrap(),
-            first,
-            "{backend}"
+            expected,
+            "{backend}: the first observation stands"
         );
         assert_eq!(
             store.scans.scan(scan).await.unwrap().unwrap().observations,
-            2,
+            4,
             "{backend}"
         );
-        // The same address and port in another scan is no conflict.
+
+        // The same address and port in another scan is a new observation.
         let next = store
             .scans
             .begin_scan(&new_scan(datetime!(2025-10-15 09:00 UTC)))
             .await
             .unwrap();
         store.scans.record(next, &first).await.unwrap();
+        assert_eq!(
+            store.scans.observations(next).await.unwrap().len(),
+            2,
+            "{backend}"
+        );
+    }
+}
+
+/// Makes the database itself refuse one address, to fail a batch in its last chunk.
+async fn refuse_address_in_database(backend: Backend, url: &str, ip: &str) {
+    match backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(&format!(
+                "CREATE FUNCTION refuse_ip() RETURNS trigger AS $$ BEGIN \
+                 IF host(NEW.ip) = '{ip}' THEN RAISE EXCEPTION 'refused by test'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER refuse_ip BEFORE INSERT ON observations \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_ip();"
+            ))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(&format!(
+                "CREATE TRIGGER refuse_ip BEFORE INSERT ON observations \
+                 WHEN NEW.ip = '{ip}' BEGIN SELECT RAISE(ABORT, 'refused by test'); END;"
+            ))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
     }
 }
 
@@ -339,14 +371,15 @@ async fn a_batch_too_large_for_one_statement_is_still_all_or_nothing() {
             "{backend}"
         );
 
-        // The clash sits in the last chunk; the chunks before it must be rolled back too.
+        // The failure sits in the last chunk; the chunks before it must be rolled back too.
+        refuse_address_in_database(backend, &db.url, "10.9.9.9").await;
         let mut more: Vec<Observation> = (0..2100u32)
             .map(|i| plain_http(&format!("10.2.{}.{}", i / 250, i % 250), 80))
             .collect();
-        more.push(batch[0].clone());
+        more.push(plain_http("10.9.9.9", 80));
         let error = store.scans.record(scan, &more).await.unwrap_err();
         assert!(
-            matches!(error, StoreError::DuplicateObservation { .. }),
+            matches!(error, StoreError::Query { .. }),
             "{backend}: {error}"
         );
         batch.sort_by_key(|o| (o.ip, o.port));
@@ -712,6 +745,14 @@ fn exchange(ip: &str, port: u16, build: Build, support: Support, name: &str) -> 
         version_name: name.into(),
         support,
         evidence,
+        build_precision: None,
+        confidence: None,
+        support_reason: None,
+        esu_patched: false,
+        patch_level: Default::default(),
+        upgrade_path: None,
+        cves: Vec::new(),
+        inconsistencies: Vec::new(),
     });
     o
 }
