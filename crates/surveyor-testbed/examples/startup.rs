@@ -1,0 +1,53 @@
+//! Measures how long a large fleet takes to plan, bind and start, then makes one TLS
+//! connection (TCP only; certificates are made lazily on the first TLS handshake) and shuts down.
+//!
+//! `cargo run --release -p surveyor-testbed --example startup -- 10000`
+
+use std::time::Instant;
+
+use surveyor_testbed::{try_generate, Testbed, TestbedConfig};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let hosts: usize = match std::env::args().nth(1) {
+        Some(n) => n.parse()?,
+        None => 10_000,
+    };
+    let config = TestbedConfig {
+        hosts,
+        seed: 1,
+        net: "127.210.0.0/16".parse()?,
+        port: 0,
+    };
+
+    let started = Instant::now();
+    let plan = try_generate(&config)?;
+    let planned = started.elapsed();
+
+    let started = Instant::now();
+    let bed = Testbed::start(config).await?;
+    let up = started.elapsed();
+
+    let host = bed
+        .truth()
+        .iter()
+        .find(|h| h.exchange.is_some())
+        .ok_or("no Exchange host")?;
+    let started = Instant::now();
+    let stream = tokio::net::TcpStream::connect((host.ip, host.port)).await?;
+    drop(stream);
+    let connect = started.elapsed();
+
+    let started = Instant::now();
+    bed.shutdown().await;
+    let down = started.elapsed();
+    println!(
+        "hosts={} plan={:.0} ms start={:.0} ms tcp_connect={:.1} ms shutdown={:.0} ms",
+        plan.len(),
+        planned.as_secs_f64() * 1e3,
+        up.as_secs_f64() * 1e3,
+        connect.as_secs_f64() * 1e3,
+        down.as_secs_f64() * 1e3,
+    );
+    Ok(())
+}
