@@ -23,6 +23,14 @@ fn observation(ip: &str, verdict: Option<(Family, &str, Support)>) -> Observatio
             source: "GET /owa/".into(),
             value: build.into(),
         }],
+        build_precision: None,
+        confidence: None,
+        support_reason: None,
+        esu_patched: false,
+        patch_level: Default::default(),
+        upgrade_path: None,
+        cves: Vec::new(),
+        inconsistencies: Vec::new(),
     });
     Observation {
         ip: ip.parse().unwrap(),

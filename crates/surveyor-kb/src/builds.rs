@@ -1,18 +1,12 @@
 //! The table of released Exchange builds, loaded from the CSV shipped with the crate.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
 use serde::Deserialize;
 use surveyor_model::{Build, Family};
 use time::Date;
 
-/// The build table compiled into the binary. Checked by a test, so a broken edit of the CSV
-/// fails the build's tests rather than a scan.
-static BUILTIN: LazyLock<BuildTable> = LazyLock::new(|| {
-    BuildTable::from_csv(include_str!("../data/exchange-builds.csv"))
-        .expect("the built-in build table parses (checked by tests)")
-});
+use crate::table::{family_of_product, parse_release, read_rows};
 
 /// One released build: a CU, or an update (SU/HU/RU) on a CU.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,14 +17,75 @@ pub struct BuildInfo {
     pub name: String,
     /// Release date; `None` when the sources give only a month.
     pub released: Option<Date>,
+    /// The first and last day the release can have happened on: the same day twice for a dated
+    /// row, the month's first and last day for a month-only row.
+    pub released_between: (Date, Date),
     /// Where the row comes from, verbatim from the CSV.
     pub source: String,
+    /// Whether the sources are thin or disagree about this row.
+    pub flag: Flag,
+}
+
+/// The `flag` column: what the `UNCERTAIN`/`CONFLICT` markers in a row's source say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Flag {
+    /// Confirmed by the main sources.
+    #[default]
+    None,
+    /// One source only, or a date derived from the update's month.
+    Uncertain,
+    /// The main sources give different builds or names for this update.
+    Conflict,
+}
+
+impl Flag {
+    /// The CSV spelling: empty, `uncertain` or `conflict`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flag::None => "",
+            Flag::Uncertain => "uncertain",
+            Flag::Conflict => "conflict",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Flag, String> {
+        match s.trim() {
+            "" => Ok(Flag::None),
+            "uncertain" => Ok(Flag::Uncertain),
+            "conflict" => Ok(Flag::Conflict),
+            other => Err(format!(
+                "bad flag {other:?} (want empty, uncertain or conflict)"
+            )),
+        }
+    }
 }
 
 impl BuildInfo {
     /// "Exchange Server 2016 CU23 Oct25SU".
     pub fn full_name(&self) -> String {
         format!("{} {}", self.family.product_name(), self.name)
+    }
+
+    /// The last day by which the build had certainly been released: what "released on or
+    /// before a date" compares, so that a month-only row counts from the end of its month.
+    pub fn available_by(&self) -> Date {
+        self.released_between.1
+    }
+
+    /// Whether the row is a security or hotfix update (`Oct25SU`, `Apr24HU`, `Aug23SUv2`)
+    /// rather than a CU, service pack, rollup or interim fix.
+    pub fn is_update(&self) -> bool {
+        self.name.split_whitespace().any(|word| {
+            let word = word.trim_matches(|c: char| c == '(' || c == ')');
+            let word = match word.rfind('v') {
+                Some(i) if i > 0 && word[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &word[..i],
+                _ => word,
+            };
+            word.len() == 7
+                && word.is_ascii()
+                && (word.ends_with("SU") || word.ends_with("HU"))
+                && word[3..5].bytes().all(|b| b.is_ascii_digit())
+        })
     }
 }
 
@@ -52,41 +107,51 @@ pub struct BuildTable {
 }
 
 #[derive(Deserialize)]
-struct Row {
+pub(crate) struct Row {
     product: String,
     version_name: String,
     build: String,
     release_date: String,
     source: String,
+    flag: String,
 }
 
 impl BuildTable {
     /// The table shipped with Surveyor.
     pub fn builtin() -> &'static BuildTable {
-        &BUILTIN
+        &crate::KnowledgeBase::builtin().builds
     }
 
-    /// Parses `product,version_name,build,release_date,source` rows. Every row must be valid:
-    /// a table that silently dropped lines would silently misname servers.
+    /// Parses `product,version_name,build,release_date,source,flag` rows. Every row must be
+    /// valid: a table that silently dropped lines would silently misname servers.
     pub fn from_csv(text: &str) -> Result<BuildTable, BuildTableError> {
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let (rows, issues) = read_rows(text, parse_row);
+        if let Some(issue) = issues.into_iter().next() {
+            return Err(if issue.csv {
+                BuildTableError::Csv(issue.reason)
+            } else {
+                BuildTableError::Row {
+                    line: issue.line,
+                    reason: issue.reason,
+                }
+            });
+        }
         let mut by_build = BTreeMap::new();
-        for record in reader.records() {
-            let record = record.map_err(|e| BuildTableError::Csv(e.to_string()))?;
-            let line = record.position().map_or(0, |p| p.line());
-            let row: Row = record.deserialize(None).map_err(|e| BuildTableError::Row {
-                line,
-                reason: e.to_string(),
-            })?;
-            let info = parse_row(row).map_err(|reason| BuildTableError::Row { line, reason })?;
-            if by_build.insert(info.build, info.clone()).is_some() {
-                return Err(BuildTableError::Duplicate {
-                    line,
-                    build: info.build,
-                });
+        for (line, info) in rows {
+            let build = info.build;
+            if by_build.insert(build, info).is_some() {
+                return Err(BuildTableError::Duplicate { line, build });
             }
         }
         Ok(BuildTable { by_build })
+    }
+
+    /// A table of rows that already parsed; a later row with the same build replaces an
+    /// earlier one (callers report duplicates themselves).
+    pub(crate) fn from_rows(rows: Vec<BuildInfo>) -> BuildTable {
+        BuildTable {
+            by_build: rows.into_iter().map(|r| (r.build, r)).collect(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -97,8 +162,14 @@ impl BuildTable {
         self.by_build.is_empty()
     }
 
+    /// Every row, lowest build first.
     pub fn iter(&self) -> impl Iterator<Item = &BuildInfo> {
         self.by_build.values()
+    }
+
+    /// Every row of one family, lowest build first.
+    pub fn family_rows(&self, family: Family) -> impl Iterator<Item = &BuildInfo> {
+        self.by_build.values().filter(move |i| i.family == family)
     }
 
     /// The row for exactly this build.
@@ -142,16 +213,9 @@ impl BuildTable {
     }
 }
 
-fn parse_row(row: Row) -> Result<BuildInfo, String> {
-    let family = match row.product.as_str() {
-        "Exchange Server 2007" => Family::E2007,
-        "Exchange Server 2010" => Family::E2010,
-        "Exchange Server 2013" => Family::E2013,
-        "Exchange Server 2016" => Family::E2016,
-        "Exchange Server 2019" => Family::E2019,
-        "Exchange Server SE" => Family::Se,
-        other => return Err(format!("unknown product {other:?}")),
-    };
+pub(crate) fn parse_row(row: Row) -> Result<BuildInfo, String> {
+    let family = family_of_product(&row.product)
+        .ok_or_else(|| format!("unknown product {:?}", row.product))?;
     let build: Build = row.build.parse().map_err(|e| format!("{e}"))?;
     if !build.is_exact() {
         return Err(format!("build {build} lacks a revision"));
@@ -166,27 +230,16 @@ fn parse_row(row: Row) -> Result<BuildInfo, String> {
     if name.is_empty() {
         return Err("empty version_name".into());
     }
-    let released = parse_date(&row.release_date)?;
+    let (released, released_between) = parse_release(&row.release_date)?;
     Ok(BuildInfo {
         family,
         build,
         name,
         released,
+        released_between,
         source: row.source,
+        flag: Flag::parse(&row.flag)?,
     })
-}
-
-/// `YYYY-MM-DD`, or `YYYY-MM` when a source gives only the month (recorded as unknown day).
-fn parse_date(s: &str) -> Result<Option<Date>, String> {
-    let full = time::macros::format_description!("[year]-[month]-[day]");
-    if let Ok(d) = Date::parse(s, full) {
-        return Ok(Some(d));
-    }
-    // A month-only date still has to name a real month.
-    if s.len() == 7 && Date::parse(&format!("{s}-01"), full).is_ok() {
-        return Ok(None);
-    }
-    Err(format!("bad release_date {s:?}"))
 }
 
 #[cfg(test)]
@@ -201,6 +254,12 @@ mod tests {
         let se_rtm = table.exact("15.2.2562.17".parse().unwrap()).unwrap();
         assert_eq!(se_rtm.full_name(), "Exchange Server SE RTM");
         assert_eq!(se_rtm.released, Some(time::macros::date!(2025 - 07 - 01)));
+        assert_eq!(se_rtm.flag, Flag::None);
+        let v2 = table.exact("15.2.2562.53".parse().unwrap()).unwrap();
+        assert_eq!((v2.released, v2.flag), (None, Flag::Uncertain));
+        assert_eq!(v2.available_by(), time::macros::date!(2026 - 09 - 30));
+        let conflict = table.exact("15.1.1415.10".parse().unwrap()).unwrap();
+        assert_eq!(conflict.flag, Flag::Conflict);
     }
 
     #[test]
@@ -221,30 +280,48 @@ mod tests {
         assert_eq!(table.cu_rows(b("15.2.2562")).count(), 12);
     }
 
+    #[test]
+    fn updates_are_told_from_cus_by_name() {
+        let table = BuildTable::builtin();
+        let is_update = |s: &str| table.exact(s.parse().unwrap()).unwrap().is_update();
+        assert!(is_update("15.1.2507.61")); // CU23 Oct25SU
+        assert!(is_update("15.2.1544.11")); // CU14 Apr24HU
+        assert!(is_update("15.2.1118.37")); // CU12 Aug23SUv2
+        assert!(is_update("15.2.221.14")); // RTM + KB4471389 (Jan19SU)
+        assert!(!is_update("15.1.2507.6")); // CU23
+        assert!(!is_update("15.2.2562.17")); // RTM
+        assert!(!is_update("14.3.496.0")); // SP3 RU30
+        assert!(!is_update("15.0.620.34")); // CU1 + KB2874216v2
+    }
+
     fn load_err(csv: &str) -> String {
         BuildTable::from_csv(csv).unwrap_err().to_string()
     }
 
     #[test]
     fn broken_tables_are_rejected_with_a_reason() {
-        let head = "product,version_name,build,release_date,source\n";
+        let head = "product,version_name,build,release_date,source,flag\n";
         let e = load_err(&format!(
-            "{head}Exchange Server 2016,CU23,15.1.2507,2022-04-20,x\n"
+            "{head}Exchange Server 2016,CU23,15.1.2507,2022-04-20,x,\n"
         ));
         assert!(e.contains("lacks a revision"), "{e}");
         let e = load_err(&format!(
-            "{head}Exchange Server 2016,CU23,15.2.2507.6,2022-04-20,x\n"
+            "{head}Exchange Server 2016,CU23,15.2.2507.6,2022-04-20,x,\n"
         ));
         assert!(e.contains("does not belong"), "{e}");
         let e = load_err(&format!(
-            "{head}Exchange Server 2099,CU1,15.1.1.1,2022-04-20,x\n"
+            "{head}Exchange Server 2099,CU1,15.1.1.1,2022-04-20,x,\n"
         ));
         assert!(e.contains("unknown product"), "{e}");
         let e = load_err(&format!(
-            "{head}Exchange Server 2016,CU23,15.1.2507.6,2022-13-20,x\n"
+            "{head}Exchange Server 2016,CU23,15.1.2507.6,2022-13-20,x,\n"
         ));
         assert!(e.contains("bad release_date"), "{e}");
-        let row = "Exchange Server 2016,CU23,15.1.2507.6,2022-04,x\n";
+        let e = load_err(&format!(
+            "{head}Exchange Server 2016,CU23,15.1.2507.6,2022-04-20,x,maybe\n"
+        ));
+        assert!(e.contains("bad flag"), "{e}");
+        let row = "Exchange Server 2016,CU23,15.1.2507.6,2022-04,x,uncertain\n";
         let e = load_err(&format!("{head}{row}{row}"));
         assert!(e.contains("appears twice"), "{e}");
         let e = load_err(&format!("{head}Exchange Server 2016,CU23\n"));

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use crate::build::{Build, Family};
 
@@ -87,6 +87,9 @@ pub enum Signal {
     FeServerHeader,
     /// A marker of Exchange Online rather than an on-premises server.
     ExchangeOnline,
+    /// The HTTP `Server` response header (`Microsoft-IIS/10.0`): not Exchange evidence by itself,
+    /// but an IIS too old for the build a host claims betrays a honeypot.
+    ServerHeader,
 }
 
 /// One signal, where it was seen, and its value.
@@ -159,7 +162,200 @@ pub struct ExchangeVerdict {
     pub support: Support,
     /// The signals the verdict rests on.
     pub evidence: Vec<Evidence>,
+    /// How much of the build was seen: the exact update, the CU only, or only the family.
+    /// `None` only in verdicts stored before the field existed (so for all new fields).
+    #[serde(default)]
+    pub build_precision: Option<BuildPrecision>,
+    /// How far the verdict can be trusted; the rule is in `docs/methodology.md`.
+    #[serde(default)]
+    pub confidence: Option<Confidence>,
+    /// Why `support` is what it is.
+    #[serde(default)]
+    pub support_reason: Option<SupportReason>,
+    /// The build is an update only the paid Extended Security Update programme delivers.
+    #[serde(default)]
+    pub esu_patched: bool,
+    /// How far the build is behind the newest updates released on or before the as-of date.
+    #[serde(default)]
+    pub patch_level: PatchLevel,
+    /// The way to a supported Exchange from this build.
+    #[serde(default)]
+    pub upgrade_path: Option<UpgradePath>,
+    /// Exposure to the CVEs the knowledge base records for this family, as of the date.
+    #[serde(default)]
+    pub cves: Vec<CveExposure>,
+    /// Signals that contradict each other or the build, e.g.
+    /// `iis-version-too-old-for-build (likely honeypot)`.
+    #[serde(default)]
+    pub inconsistencies: Vec<String>,
 }
+
+/// How much of a build a scan saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildPrecision {
+    /// A 4-part build of a CU in the build table: the update level is known.
+    Exact,
+    /// A 3-part build (the logon page's resource path): the CU, not the update on it.
+    Cu,
+    /// A build whose CU the build table does not know: only the family is certain.
+    Family,
+}
+
+impl BuildPrecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildPrecision::Exact => "exact",
+            BuildPrecision::Cu => "cu",
+            BuildPrecision::Family => "family",
+        }
+    }
+}
+
+/// How far a verdict can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Confidence {
+    Low,
+    Medium,
+    High,
+}
+
+impl Confidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+            Confidence::High => "high",
+        }
+    }
+}
+
+/// Why a verdict says supported or unsupported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SupportReason {
+    /// The product is past the end of extended support (ESU or not).
+    ProductEndOfLife,
+    /// The product is supported, but Microsoft no longer ships updates for this CU.
+    CuOutOfServicing,
+    /// The product is supported and the CU is not in the build table: support follows the
+    /// product.
+    CuUnknown,
+    /// The product is supported and the CU still receives updates.
+    Current,
+}
+
+impl SupportReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SupportReason::ProductEndOfLife => "product-end-of-life",
+            SupportReason::CuOutOfServicing => "cu-out-of-servicing",
+            SupportReason::CuUnknown => "cu-unknown",
+            SupportReason::Current => "current",
+        }
+    }
+}
+
+/// The way from a build to a supported Exchange Server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum UpgradePath {
+    /// 2019 CU14 or CU15: the SE installer upgrades in place, like a CU.
+    #[serde(rename = "in-place-to-se")]
+    InPlaceToSe,
+    /// 2019 before CU14: first CU14 or CU15, then in place to SE.
+    #[serde(rename = "update-to-cu14-or-cu15-then-in-place-to-se")]
+    UpdateToCu14OrCu15ThenInPlaceToSe,
+    /// 2016 and older: a side-by-side migration to new SE servers.
+    #[serde(rename = "migration-to-se")]
+    MigrationToSe,
+    /// SE: install every CU and SU as it ships.
+    #[serde(rename = "stay-current")]
+    StayCurrent,
+}
+
+impl UpgradePath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpgradePath::InPlaceToSe => "in-place-to-se",
+            UpgradePath::UpdateToCu14OrCu15ThenInPlaceToSe => {
+                "update-to-cu14-or-cu15-then-in-place-to-se"
+            }
+            UpgradePath::MigrationToSe => "migration-to-se",
+            UpgradePath::StayCurrent => "stay-current",
+        }
+    }
+}
+
+/// A released build, by number and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRef {
+    pub build: Build,
+    /// e.g. "Exchange Server 2016 CU23 Oct25SU".
+    pub name: String,
+    /// Release date; `None` when the sources give only the month.
+    #[serde(default, with = "iso_date::option")]
+    pub released: Option<Date>,
+}
+
+/// How far a build is behind, counting only updates released on or before the as-of date.
+///
+/// `days_behind_*` count from the release of the oldest newer update the host lacks to the
+/// as-of date (0 when none is missing); `None` when the update level is not known.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchLevel {
+    /// The newest update of the host's CU.
+    #[serde(default)]
+    pub newest_for_cu: Option<UpdateRef>,
+    #[serde(default)]
+    pub days_behind_cu: Option<u32>,
+    /// The newest update of the host's family, on any CU.
+    #[serde(default)]
+    pub newest_for_family: Option<UpdateRef>,
+    #[serde(default)]
+    pub days_behind_family: Option<u32>,
+}
+
+/// What a scan can say about one CVE on one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CveStatus {
+    /// The exact build is below the fix, or the host's CU never received one.
+    Vulnerable,
+    /// Only the CU is known and that CU received a fix: fixed only if the update is installed.
+    Undetermined,
+    /// The build contains the fix.
+    Fixed,
+    /// The build contains the fix, but it works only with a configuration a scan cannot see
+    /// (Extended Protection, a setting override, manual steps).
+    FixedConfigDependent,
+}
+
+impl CveStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CveStatus::Vulnerable => "vulnerable",
+            CveStatus::Undetermined => "undetermined",
+            CveStatus::Fixed => "fixed",
+            CveStatus::FixedConfigDependent => "fixed-config-dependent",
+        }
+    }
+}
+
+/// One CVE's status on a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CveExposure {
+    /// e.g. "CVE-2021-26855".
+    pub cve: String,
+    pub status: CveStatus,
+    /// The first fixed build on the host's CU; `None` when the CU never received the fix or
+    /// contains it from its release.
+    #[serde(default)]
+    pub fixed_in: Option<Build>,
+}
+
+// Dates in verdicts are `YYYY-MM-DD`, as everywhere in Surveyor's output.
+time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
 
 /// What the TLS handshake showed. The certificate is recorded, never trusted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,5 +413,79 @@ mod tests {
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }
         assert_eq!(Status::parse("timeout"), None);
+    }
+
+    #[test]
+    fn verdicts_stored_before_the_census_fields_still_read() {
+        let old = r#"{"family":"2016","build":"15.1.2507.61",
+            "version_name":"Exchange Server 2016 CU23 Oct25SU","support":"unsupported",
+            "evidence":[{"signal":"owa-version-header","source":"GET /owa/","value":"15.1.2507.61"}]}"#;
+        let v: ExchangeVerdict = serde_json::from_str(old).unwrap();
+        assert_eq!(v.build_precision, None);
+        assert!(!v.esu_patched);
+        assert_eq!(v.patch_level, PatchLevel::default());
+        assert!(v.cves.is_empty() && v.inconsistencies.is_empty());
+    }
+
+    #[test]
+    fn census_fields_serialize_in_kebab_case() {
+        let v = ExchangeVerdict {
+            family: Family::E2019,
+            build: "15.2.1748.42".parse().unwrap(),
+            version_name: "Exchange Server 2019 CU15 Dec25SU".into(),
+            support: Support::Unsupported,
+            evidence: vec![Evidence {
+                signal: Signal::ServerHeader,
+                source: "GET /owa/".into(),
+                value: "Microsoft-IIS/10.0".into(),
+            }],
+            build_precision: Some(BuildPrecision::Exact),
+            confidence: Some(Confidence::Medium),
+            support_reason: Some(SupportReason::ProductEndOfLife),
+            esu_patched: true,
+            patch_level: PatchLevel {
+                newest_for_cu: Some(UpdateRef {
+                    build: "15.2.1748.53".parse().unwrap(),
+                    name: "Exchange Server 2019 CU15 Sep26SUv2".into(),
+                    released: None,
+                }),
+                days_behind_cu: Some(200),
+                newest_for_family: Some(UpdateRef {
+                    build: "15.2.1748.49".parse().unwrap(),
+                    name: "Exchange Server 2019 CU15 Aug26SU".into(),
+                    released: Some(time::macros::date!(2026 - 08 - 11)),
+                }),
+                days_behind_family: None,
+            },
+            upgrade_path: Some(UpgradePath::UpdateToCu14OrCu15ThenInPlaceToSe),
+            cves: vec![CveExposure {
+                cve: "CVE-2026-21527".into(),
+                status: CveStatus::FixedConfigDependent,
+                fixed_in: Some("15.2.1748.43".parse().unwrap()),
+            }],
+            inconsistencies: vec!["owa-version-header-shows-several-cus".into()],
+        };
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["evidence"][0]["signal"], "server-header");
+        assert_eq!(json["build_precision"], "exact");
+        assert_eq!(json["confidence"], "medium");
+        assert_eq!(json["support_reason"], "product-end-of-life");
+        assert_eq!(json["esu_patched"], true);
+        assert_eq!(
+            json["upgrade_path"],
+            "update-to-cu14-or-cu15-then-in-place-to-se"
+        );
+        assert_eq!(
+            json["patch_level"]["newest_for_cu"]["released"],
+            serde_json::Value::Null
+        );
+        assert_eq!(
+            json["patch_level"]["newest_for_family"]["released"],
+            "2026-08-11"
+        );
+        assert_eq!(json["cves"][0]["status"], "fixed-config-dependent");
+        assert_eq!(json["cves"][0]["fixed_in"], "15.2.1748.43");
+        let back: ExchangeVerdict = serde_json::from_value(json).unwrap();
+        assert_eq!(back, v);
     }
 }
