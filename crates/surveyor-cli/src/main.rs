@@ -20,7 +20,7 @@ use surveyor_store::{ScanId, Store};
 use time::{Date, OffsetDateTime};
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::{run_scan, ScanJob};
+use crate::pipeline::{run_scan, Checkpoint, OutputFormat, ScanJob};
 
 /// The default embedded store, in the working directory.
 const DEFAULT_DB: &str = "sqlite:surveyor.db";
@@ -87,9 +87,19 @@ struct ScanArgs {
     /// Judge support status as of this date (default: today, UTC).
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
     as_of: Option<Date>,
-    /// Where to write JSON lines (`-` for stdout).
+    /// Where to write observations (`-` for stdout).
     #[arg(long, value_name = "FILE|-", default_value = "-")]
     output: String,
+    /// `jsonl` (the contract of docs/output.md) or `csv` (census columns).
+    #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
+    output_format: String,
+    /// Keep a checkpoint here (rewritten every few seconds and at the end).
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// Continue the scan a checkpoint describes (same targets, ports, seed and shard);
+    /// nothing finished is scanned again. Keeps checkpointing to the same file.
+    #[arg(long, value_name = "FILE")]
+    resume: Option<PathBuf>,
     #[command(flatten)]
     db: DbArg,
     #[command(flatten)]
@@ -337,6 +347,7 @@ fn scan_config(args: &EngineArgs) -> Result<ScanConfig> {
         host_rate: NonZeroU32::new(args.host_rate),
         max_targets: args.max_targets,
         max_runtime,
+        progress: Default::default(),
     })
 }
 
@@ -472,14 +483,28 @@ async fn scan(args: ScanArgs) -> Result<()> {
         order.shard,
         order.shards
     );
+    let resume = args.resume.as_deref().map(Checkpoint::read).transpose()?;
+    let as_of = match (&resume, args.as_of) {
+        // A resumed scan keeps the date its verdicts were judged on.
+        (Some(c), None) => parse_date(&c.as_of).map_err(anyhow::Error::msg)?,
+        (_, Some(d)) => d,
+        (None, None) => today(),
+    };
     let job = ScanJob {
         space,
         ports,
         order,
         exclusions,
-        as_of: args.as_of.unwrap_or_else(today),
+        as_of,
         config,
         description,
+        format: if args.output_format == "csv" {
+            OutputFormat::Csv
+        } else {
+            OutputFormat::Jsonl
+        },
+        checkpoint: args.checkpoint.clone().or_else(|| args.resume.clone()),
+        resume,
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown_token()).await?;
     print_summary(&outcome);
@@ -625,6 +650,9 @@ async fn demo(args: DemoArgs) -> Result<()> {
             ..ScanConfig::default()
         },
         description: format!("demo test-bed {} seed {}", bed.net(), args.seed),
+        format: OutputFormat::Jsonl,
+        checkpoint: None,
+        resume: None,
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown.clone()).await?;
     bed.shutdown().await;

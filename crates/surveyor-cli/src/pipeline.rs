@@ -1,18 +1,36 @@
-//! The scan pipeline: engine → classification → JSON lines and the store.
+//! The scan pipeline: engine → classification → output (JSON lines or CSV) and the store,
+//! with checkpoints for `--resume` and a progress bar on a terminal.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use surveyor_kb::BuildTable;
 use surveyor_model::Observation;
-use surveyor_scan::{Exclusions, Order, ScanConfig, ScanStats, TargetSpace};
+use surveyor_scan::{Exclusions, Frontier, Order, ScanConfig, ScanStats, TargetSpace};
 use surveyor_store::{NewScan, ScanId, Store};
 use time::{Date, OffsetDateTime};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Observations written to the store per transaction.
 const BATCH: usize = 500;
+/// A checkpoint is rewritten after a stored batch at most this often.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+
+/// How observations are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// One JSON object per line: the contract of docs/output.md.
+    Jsonl,
+    /// One row per observation with the census columns, for spreadsheets.
+    Csv,
+}
 
 /// A validated scan request.
 pub struct ScanJob {
@@ -24,6 +42,11 @@ pub struct ScanJob {
     pub config: ScanConfig,
     /// How the targets were given, stored with the scan.
     pub description: String,
+    pub format: OutputFormat,
+    /// Where to keep the checkpoint, if anywhere.
+    pub checkpoint: Option<PathBuf>,
+    /// Continue this scan instead of starting one.
+    pub resume: Option<Checkpoint>,
 }
 
 /// What a finished (or interrupted) scan produced.
@@ -33,8 +56,93 @@ pub struct ScanOutcome {
     pub exchange: u64,
 }
 
-/// Runs a scan, classifying each observation as of `job.as_of`, writing it as one JSON line to
-/// `out` and storing it. The scan is marked finished only when it walked every target, so an
+/// Where a scan stands, written so that `--resume` continues it without repeating or skipping
+/// a target. Positions are decimal strings: they can exceed what JSON numbers carry exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub version: u32,
+    pub scan: i64,
+    pub seed: u64,
+    pub shards: u32,
+    pub shard: u32,
+    pub targets: String,
+    pub ports: Vec<u16>,
+    pub space_len: String,
+    pub as_of: String,
+    pub next: String,
+    pub pending: Vec<String>,
+}
+
+impl Checkpoint {
+    fn of(job: &ScanJob, scan: ScanId, frontier: &Frontier) -> Checkpoint {
+        Checkpoint {
+            version: 1,
+            scan: scan.0,
+            seed: job.order.seed,
+            shards: job.order.shards,
+            shard: job.order.shard,
+            targets: job.description.clone(),
+            ports: job.ports.clone(),
+            space_len: job.space.len().to_string(),
+            as_of: job.as_of.to_string(),
+            next: frontier.next.to_string(),
+            pending: frontier.pending.iter().map(u128::to_string).collect(),
+        }
+    }
+
+    pub fn read(path: &std::path::Path) -> Result<Checkpoint> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a Surveyor checkpoint", path.display()))
+    }
+
+    /// The frontier to continue from, after checking that the checkpoint belongs to `job`.
+    pub fn frontier_for(&self, job: &ScanJob) -> Result<Frontier> {
+        let expected = Checkpoint::of(job, ScanId(self.scan), &Frontier::default());
+        let same = self.version == 1
+            && self.seed == expected.seed
+            && self.shards == expected.shards
+            && self.shard == expected.shard
+            && self.targets == expected.targets
+            && self.ports == expected.ports
+            && self.space_len == expected.space_len;
+        if !same {
+            bail!(
+                "the checkpoint is for another scan (targets {:?}, ports {:?}, seed {}, shard {}/{}): \
+                 resume with the same targets, ports, seed and shard",
+                self.targets,
+                self.ports,
+                self.seed,
+                self.shard,
+                self.shards
+            );
+        }
+        let number = |s: &str| {
+            s.parse::<u128>()
+                .with_context(|| format!("bad position {s:?} in the checkpoint"))
+        };
+        Ok(Frontier {
+            next: number(&self.next)?,
+            pending: self
+                .pending
+                .iter()
+                .map(|p| number(p))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Written beside and renamed over, so a crash never leaves half a checkpoint.
+    fn write(&self, path: &std::path::Path) -> Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("could not write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("could not replace {}", path.display()))
+    }
+}
+
+/// Runs a scan, classifying each observation as of `job.as_of`, writing it to `out` and
+/// storing it. The scan is marked finished only when it walked every target, so an
 /// interrupted or truncated scan never becomes "the latest census".
 pub async fn run_scan(
     job: ScanJob,
@@ -42,55 +150,88 @@ pub async fn run_scan(
     out: &mut (dyn Write + Send),
     cancel: CancellationToken,
 ) -> Result<ScanOutcome> {
-    let scan = store
-        .scans
-        .begin_scan(&NewScan {
-            started_at: OffsetDateTime::now_utc(),
-            as_of: job.as_of,
-            targets: job.description.clone(),
-            ports: job.ports.clone(),
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        })
-        .await
-        .context("could not record the scan in the store")?;
+    let (scan, frontier) = match &job.resume {
+        Some(checkpoint) => {
+            let frontier = checkpoint.frontier_for(&job)?;
+            let scan = ScanId(checkpoint.scan);
+            match store
+                .scans
+                .scan(scan)
+                .await
+                .context("could not read the store")?
+            {
+                None => bail!(
+                    "the checkpoint names scan {}, which the store does not have",
+                    scan.0
+                ),
+                Some(record) if record.finished_at.is_some() => {
+                    bail!("scan {} is already finished", scan.0)
+                }
+                Some(_) => (scan, frontier),
+            }
+        }
+        None => {
+            let scan = store
+                .scans
+                .begin_scan(&NewScan {
+                    started_at: OffsetDateTime::now_utc(),
+                    as_of: job.as_of,
+                    targets: job.description.clone(),
+                    ports: job.ports.clone(),
+                    tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                })
+                .await
+                .context("could not record the scan in the store")?;
+            (scan, Frontier::default())
+        }
+    };
+    let progress = job.config.progress.clone();
+    progress.resume_from(frontier.clone());
 
-    let (tx, mut rx) = mpsc::channel::<Observation>(1024);
+    let (tx, mut rx) = mpsc::channel::<(u128, Observation)>(1024);
     let engine = {
-        let (config, space, order) = (job.config.clone(), job.space, job.order);
+        let (config, space, order) = (job.config.clone(), job.space.clone(), job.order);
         let (exclusions, cancel) = (job.exclusions.clone(), cancel.clone());
         tokio::spawn(async move {
-            let targets = space.walk(order, 0).map(|(_, target)| target);
+            let targets = space.resume(order, &frontier.pending, frontier.next);
             surveyor_scan::run(&config, targets, &exclusions, tx, cancel).await
         })
     };
+    let exchange = Arc::new(AtomicU64::new(0));
+    let bar = progress_bar(&job, exchange.clone());
 
     let table = BuildTable::builtin();
+    let mut writer = Writer::new(out, job.format);
     let mut batch = Vec::with_capacity(BATCH);
-    let mut exchange = 0;
-    while let Some(mut obs) = rx.recv().await {
+    let mut positions = Vec::with_capacity(BATCH);
+    let mut last_checkpoint = Instant::now();
+    while let Some((position, mut obs)) = rx.recv().await {
         obs.exchange = surveyor_kb::classify(&obs.fingerprint, table, job.as_of);
-        exchange += u64::from(obs.exchange.is_some());
-        serde_json::to_writer(&mut *out, &obs).context("could not write output")?;
-        out.write_all(b"\n").context("could not write output")?;
+        if obs.exchange.is_some() {
+            exchange.fetch_add(1, Ordering::Relaxed);
+        }
+        writer.write(&obs)?;
         batch.push(obs);
+        positions.push(position);
         if batch.len() == BATCH {
-            store
-                .scans
-                .record(scan, &batch)
-                .await
-                .context("could not store observations")?;
-            batch.clear();
+            flush(store, scan, &mut batch, &mut positions, &progress).await?;
+            if let Some(path) = &job.checkpoint {
+                if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                    Checkpoint::of(&job, scan, &progress.frontier()).write(path)?;
+                    last_checkpoint = Instant::now();
+                }
+            }
         }
     }
-    if !batch.is_empty() {
-        store
-            .scans
-            .record(scan, &batch)
-            .await
-            .context("could not store observations")?;
-    }
-    out.flush().context("could not write output")?;
+    flush(store, scan, &mut batch, &mut positions, &progress).await?;
+    writer.finish()?;
     let stats = engine.await.context("the scan engine failed")?;
+    if let Some(bar) = bar {
+        bar.abort();
+    }
+    if let Some(path) = &job.checkpoint {
+        Checkpoint::of(&job, scan, &progress.frontier()).write(path)?;
+    }
     if stats.stopped.is_none() {
         store
             .scans
@@ -101,6 +242,162 @@ pub async fn run_scan(
     Ok(ScanOutcome {
         scan,
         stats,
-        exchange,
+        exchange: exchange.load(Ordering::Relaxed),
     })
+}
+
+/// Stores a batch, then tells the engine's frontier those targets are safe.
+async fn flush(
+    store: &Store,
+    scan: ScanId,
+    batch: &mut Vec<Observation>,
+    positions: &mut Vec<u128>,
+    progress: &surveyor_scan::ScanProgress,
+) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    store
+        .scans
+        .record(scan, batch)
+        .await
+        .context("could not store observations")?;
+    progress.complete(positions.drain(..));
+    batch.clear();
+    Ok(())
+}
+
+/// A progress bar on stderr when it is a terminal: targets done, rate, answers, Exchange, ETA.
+fn progress_bar(job: &ScanJob, exchange: Arc<AtomicU64>) -> Option<tokio::task::JoinHandle<()>> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let total = u64::try_from(job.space.shard_len(job.order)).unwrap_or(u64::MAX);
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} {per_sec} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress = job.config.progress.clone();
+    Some(tokio::spawn(async move {
+        loop {
+            let done =
+                progress.done.load(Ordering::Relaxed) + progress.excluded.load(Ordering::Relaxed);
+            bar.set_position(done);
+            bar.set_message(format!(
+                "answered {} Exchange {}",
+                progress.connected.load(Ordering::Relaxed),
+                exchange.load(Ordering::Relaxed)
+            ));
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }))
+}
+
+/// Writes observations in the chosen format, flushing as it goes so that a pipeline reading
+/// the output sees results while the scan runs.
+struct Writer<'a> {
+    out: &'a mut (dyn Write + Send),
+    format: OutputFormat,
+    header_written: bool,
+}
+
+impl<'a> Writer<'a> {
+    fn new(out: &'a mut (dyn Write + Send), format: OutputFormat) -> Writer<'a> {
+        Writer {
+            out,
+            format,
+            header_written: false,
+        }
+    }
+
+    fn write(&mut self, obs: &Observation) -> Result<()> {
+        match self.format {
+            OutputFormat::Jsonl => {
+                serde_json::to_writer(&mut *self.out, obs).context("could not write output")?;
+                self.out
+                    .write_all(b"\n")
+                    .context("could not write output")?;
+            }
+            OutputFormat::Csv => {
+                let mut csv = csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(&mut *self.out);
+                if !self.header_written {
+                    csv.write_record(CSV_COLUMNS)
+                        .context("could not write output")?;
+                    self.header_written = true;
+                }
+                csv.write_record(csv_row(obs))
+                    .context("could not write output")?;
+                csv.flush().context("could not write output")?;
+            }
+        }
+        self.out.flush().context("could not write output")
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.format == OutputFormat::Csv && !self.header_written {
+            let mut csv = csv::Writer::from_writer(&mut *self.out);
+            csv.write_record(CSV_COLUMNS)
+                .context("could not write output")?;
+            csv.flush()?;
+        }
+        self.out.flush().context("could not write output")
+    }
+}
+
+const CSV_COLUMNS: [&str; 15] = [
+    "ip",
+    "port",
+    "scheme",
+    "observed_at",
+    "status",
+    "error",
+    "tls_version",
+    "cert_sha256",
+    "tls_names",
+    "http_server",
+    "exchange_family",
+    "exchange_build",
+    "exchange_version_name",
+    "exchange_support",
+    "evidence",
+];
+
+fn csv_row(o: &Observation) -> [String; 15] {
+    let tls = o.tls.as_ref();
+    let ex = o.exchange.as_ref();
+    let observed = o
+        .observed_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    [
+        o.ip.to_string(),
+        o.port.to_string(),
+        o.scheme.as_str().into(),
+        observed,
+        o.status.as_str().into(),
+        o.error.clone().unwrap_or_default(),
+        tls.map(|t| t.version.clone()).unwrap_or_default(),
+        tls.and_then(|t| t.cert_sha256.clone()).unwrap_or_default(),
+        tls.map(|t| t.names.join(" ")).unwrap_or_default(),
+        o.http_server.clone().unwrap_or_default(),
+        ex.map(|e| e.family.as_str().to_string())
+            .unwrap_or_default(),
+        ex.map(|e| e.build.to_string()).unwrap_or_default(),
+        ex.map(|e| e.version_name.clone()).unwrap_or_default(),
+        ex.map(|e| e.support.as_str().to_string())
+            .unwrap_or_default(),
+        ex.map(|e| {
+            e.evidence
+                .iter()
+                .map(|v| format!("{}={}", v.source, v.value))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default(),
+    ]
 }

@@ -310,3 +310,192 @@ fn demo_runs_end_to_end_without_serving() {
         bed.iter().filter(|h| h.exchange.is_some()).count()
     );
 }
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_scan_resumes_without_repeating_or_skipping() {
+    let bed = Testbed::start(TestbedConfig {
+        hosts: 60,
+        seed: 21,
+        net: "127.78.4.0/24".parse().unwrap(),
+        port: 0,
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("r.db").display());
+    let checkpoint = dir.path().join("scan.checkpoint").display().to_string();
+    let port = bed.port().to_string();
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "scan",
+            "127.78.4.0/24",
+            "--ports",
+            &port,
+            "--allow-loopback",
+            "--as-of",
+            AS_OF,
+            "--db",
+            &db,
+        ];
+        args.extend([
+            "--target-timeout",
+            "3",
+            "--network-rate",
+            "0",
+            "--host-rate",
+            "0",
+            "--seed",
+            "5",
+        ]);
+        args.extend(extra);
+        args.into_iter().map(String::from).collect()
+    };
+    let first = surveyor_async(base(&["--max-targets", "100", "--checkpoint", &checkpoint])).await;
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stderr).contains("--max-targets"));
+    let out = surveyor_async(["report", "--db", &db].map(String::from).to_vec()).await;
+    assert!(!out.status.success(), "a stopped scan is not a census");
+
+    // A checkpoint for other targets is refused.
+    let other = surveyor_async({
+        let mut a = base(&["--resume", &checkpoint]);
+        a[1] = "127.78.4.0/25".into();
+        a
+    })
+    .await;
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("another scan"));
+
+    let second = surveyor_async(base(&["--resume", &checkpoint])).await;
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let mut seen = BTreeMap::new();
+    for line in json_lines(&first).into_iter().chain(json_lines(&second)) {
+        let ip: IpAddr = line["ip"].as_str().unwrap().parse().unwrap();
+        assert!(seen.insert(ip, line).is_none(), "{ip} scanned twice");
+    }
+    let truth: Vec<IpAddr> = bed.truth().iter().map(|h| h.ip).collect();
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        truth,
+        "every live host exactly once"
+    );
+    let out = surveyor_async(
+        ["report", "--db", &db, "--format", "json"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    check_census(&report, bed.truth());
+    bed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_split_the_work_and_csv_has_the_census_columns() {
+    let bed = Testbed::start(TestbedConfig {
+        hosts: 30,
+        seed: 22,
+        net: "127.78.5.0/25".parse().unwrap(),
+        port: 0,
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = bed.port().to_string();
+    let mut rows = Vec::new();
+    for shard in ["0", "1", "2"] {
+        let db = format!(
+            "sqlite:{}",
+            dir.path().join(format!("s{shard}.db")).display()
+        );
+        let args = [
+            "scan",
+            "127.78.5.0/25",
+            "--ports",
+            &port,
+            "--allow-loopback",
+            "--db",
+            &db,
+            "--target-timeout",
+            "3",
+            "--network-rate",
+            "0",
+            "--host-rate",
+            "0",
+            "--shards",
+            "3",
+            "--shard",
+            shard,
+            "--output-format",
+            "csv",
+        ];
+        let out = surveyor_async(args.map(String::from).to_vec()).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+        let headers = reader.headers().unwrap().clone();
+        assert_eq!(&headers[0], "ip");
+        assert!(headers.iter().any(|h| h == "exchange_version_name"));
+        for record in reader.records() {
+            rows.push(record.unwrap()[0].to_string());
+        }
+    }
+    rows.sort();
+    let mut truth: Vec<String> = bed.truth().iter().map(|h| h.ip.to_string()).collect();
+    truth.sort();
+    assert_eq!(rows, truth, "three shards together: every host once");
+    bed.shutdown().await;
+}
+
+#[test]
+fn excluded_and_malformed_lists_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("s.db").display());
+    let block = dir.path().join("block.txt");
+    std::fs::write(&block, "127.0.0.0/8\nnot a prefix\n").unwrap();
+    let out = surveyor(&[
+        "scan",
+        "127.0.0.1",
+        "--allow-loopback",
+        "--blocklist-file",
+        block.to_str().unwrap(),
+        "--db",
+        &db,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("block.txt line 2"));
+    let zgrab = dir.path().join("zgrab.csv");
+    std::fs::write(
+        &zgrab,
+        "127.0.0.1, mail.example.org, t, 443\n, owa.example.org, t, 443\n",
+    )
+    .unwrap();
+    let out = surveyor(&[
+        "scan",
+        "--allow-loopback",
+        "--targets-file",
+        zgrab.to_str().unwrap(),
+        "--db",
+        &db,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zgrab.csv line 2"));
+}

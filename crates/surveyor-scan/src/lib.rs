@@ -8,8 +8,11 @@ mod probe;
 pub mod targets;
 mod tls;
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{Quota, RateLimiter};
@@ -77,6 +80,55 @@ pub struct ScanConfig {
     pub max_runtime: Option<Duration>,
     /// After a stop, how long in-flight probes may finish before they are abandoned.
     pub drain_timeout: Duration,
+    /// Live counters and the resume frontier, shared with whoever watches the scan.
+    pub progress: Arc<ScanProgress>,
+}
+
+/// Live view of a running scan: counters for a progress display, and the frontier a
+/// checkpoint records so that `--resume` neither repeats nor skips a target.
+#[derive(Debug, Default)]
+pub struct ScanProgress {
+    pub admitted: AtomicU64,
+    pub excluded: AtomicU64,
+    pub done: AtomicU64,
+    pub connected: AtomicU64,
+    frontier: Mutex<Frontier>,
+}
+
+impl ScanProgress {
+    /// The frontier right now.
+    pub fn frontier(&self) -> Frontier {
+        self.frontier.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Starts from a checkpoint's frontier.
+    pub fn resume_from(&self, frontier: Frontier) {
+        *self.frontier.lock().unwrap_or_else(|e| e.into_inner()) = frontier;
+    }
+
+    /// Marks positions whose observations are safely stored. The engine finishes silent
+    /// targets itself; a target that produced an observation stays pending until its consumer
+    /// says so, so a checkpoint never claims a result that a crash could still lose.
+    pub fn complete(&self, positions: impl IntoIterator<Item = u128>) {
+        self.with_frontier(|f| {
+            for p in positions {
+                f.pending.remove(&p);
+            }
+        });
+    }
+
+    fn with_frontier<T>(&self, f: impl FnOnce(&mut Frontier) -> T) -> T {
+        f(&mut self.frontier.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Positions of a walk: everything below `next` is done except `pending`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    /// The first position not yet taken from the walk.
+    pub next: u128,
+    /// Positions taken but not finished (in flight, or abandoned at a stop).
+    pub pending: BTreeSet<u128>,
 }
 
 impl Default for ScanConfig {
@@ -90,6 +142,7 @@ impl Default for ScanConfig {
             max_targets: None,
             max_runtime: None,
             drain_timeout: Duration::from_secs(10),
+            progress: Arc::default(),
         }
     }
 }
@@ -131,21 +184,24 @@ impl ScanStats {
 }
 
 /// Probes every admissible target, at most `concurrency` at a time and within the rate
-/// limits, sending one observation per target that accepted a connection. The exclusion list
-/// is checked here, immediately before a target is admitted, whatever the caller filtered.
-/// Backpressure: when the receiver is slow, probes wait on `send` and the window stops
-/// admitting targets. Returns when all targets are done or the scan is stopped.
+/// limits, sending one observation per target that accepted a connection. Targets come with
+/// their walk position (see [`TargetSpace::walk`]); `config.progress` tracks which positions
+/// are done. The exclusion list is checked here, immediately before a target is admitted,
+/// whatever the caller filtered. Backpressure: when the receiver is slow, probes wait on
+/// `send` and the window stops admitting targets. Returns when all targets are done or the
+/// scan is stopped.
 pub async fn run<I>(
     config: &ScanConfig,
     targets: I,
     exclusions: &Exclusions,
-    out: mpsc::Sender<Observation>,
+    out: mpsc::Sender<(u128, Observation)>,
     cancel: CancellationToken,
 ) -> ScanStats
 where
-    I: IntoIterator<Item = Target>,
+    I: IntoIterator<Item = (u128, Target)>,
 {
     let started = Instant::now();
+    let progress = config.progress.clone();
     let tls = probe::tls_connector();
     let probe_config = std::sync::Arc::new(config.probe.clone());
     let window = config.concurrency.max(1);
@@ -179,14 +235,17 @@ where
                 stats.stopped = Some(StopReason::MaxTargets);
                 break;
             }
-            let Some(target) = targets.next() else {
+            let Some((position, target)) = targets.next() else {
                 exhausted = true;
                 break;
             };
+            progress.with_frontier(|f| f.next = f.next.max(position + 1));
             if !exclusions.allows(target.ip) {
                 stats.excluded += 1;
+                progress.excluded.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            progress.with_frontier(|f| f.pending.insert(position));
             let limits = async {
                 if let Some(l) = &global {
                     l.until_ready().await;
@@ -203,6 +262,7 @@ where
                 () = cancel.cancelled() => continue,
             }
             stats.targets += 1;
+            progress.admitted.fetch_add(1, Ordering::Relaxed);
             if stats.targets % 65_536 == 0 {
                 // Keyed limiter state would otherwise grow with every network ever seen.
                 if let Some(l) = &per_network {
@@ -212,18 +272,24 @@ where
                     l.retain_recent();
                 }
             }
-            let (tls, cfg, out) = (tls.clone(), probe_config.clone(), out.clone());
+            let (tls, cfg, out, progress) = (tls.clone(), probe_config.clone(), out.clone(), progress.clone());
             in_flight.spawn(async move {
                 let result = probe::probe(target, &cfg, &tls).await;
-                match result {
+                let result = match result {
                     Ok(obs) => {
                         let status = obs.status;
                         // A closed receiver means the consumer is gone; the scan winds down.
-                        let _ = out.send(obs).await;
+                        let _ = out.send((position, obs)).await;
+                        progress.connected.fetch_add(1, Ordering::Relaxed);
                         Ok(status)
                     }
-                    Err(silent) => Err(silent),
-                }
+                    Err(silent) => {
+                        progress.complete([position]);
+                        Err(silent)
+                    }
+                };
+                progress.done.fetch_add(1, Ordering::Relaxed);
+                result
             });
         }
         if in_flight.is_empty() {

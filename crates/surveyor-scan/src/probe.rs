@@ -318,10 +318,9 @@ impl Client<'_> {
 
 /// A stable description of an HTTP failure; hyper's own text is not stored.
 fn http_failure(e: &hyper::Error) -> Failure {
-    let error = if e.is_parse_too_large() {
-        "the server sent a response head larger than the limit"
-    } else if e.is_parse() || e.is_parse_status() {
-        "the server sent a malformed HTTP response"
+    // A head over the size limit is a parse error too.
+    let error = if e.is_parse() || e.is_parse_status() {
+        "the server sent a malformed or oversized HTTP response head"
     } else if e.is_incomplete_message() {
         "the server closed the connection before a complete response"
     } else {

@@ -19,13 +19,13 @@ async fn scan(nets: &[IpNet], ports: &[u16], config: ScanConfig) -> (ScanStats, 
     let exclusions = Exclusions::builtin(true);
     let collect = tokio::spawn(async move {
         let mut all = Vec::new();
-        while let Some(o) = rx.recv().await {
+        while let Some((_, o)) = rx.recv().await {
             all.push(o);
         }
         all
     });
     let space = TargetSpace::new(nets.iter().map(|n| Entry::Net(*n)).collect(), ports);
-    let targets = space.walk(Order::default(), 0).map(|(_, t)| t);
+    let targets = space.walk(Order::default(), 0);
     let stats =
         surveyor_scan::run(&config, targets, &exclusions, tx, CancellationToken::new()).await;
     (stats, collect.await.unwrap())
@@ -183,7 +183,7 @@ async fn cancellation_stops_the_scan() {
     let (tx, _rx) = mpsc::channel(1);
     let exclusions = Exclusions::builtin(true);
     let space = TargetSpace::new(vec![Entry::Net("127.79.3.0/24".parse().unwrap())], &[9]);
-    let targets = space.walk(Order::default(), 0).map(|(_, t)| t);
+    let targets = space.walk(Order::default(), 0);
     let stats = surveyor_scan::run(&quick(), targets, &exclusions, tx, cancel).await;
     assert_eq!(stats.stopped, Some(surveyor_scan::StopReason::Cancelled));
     assert_eq!(stats.targets, 0);
@@ -194,7 +194,7 @@ async fn max_targets_stops_early_and_says_so() {
     let (tx, _rx) = mpsc::channel(64);
     let exclusions = Exclusions::builtin(true);
     let space = TargetSpace::new(vec![Entry::Net("127.79.5.0/24".parse().unwrap())], &[9]);
-    let targets = space.walk(Order::default(), 0).map(|(_, t)| t);
+    let targets = space.walk(Order::default(), 0);
     let config = ScanConfig {
         max_targets: Some(10),
         ..quick()

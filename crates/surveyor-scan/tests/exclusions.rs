@@ -109,7 +109,7 @@ fn excluded_listeners_see_no_connection() {
                     host_rate: None,
                     ..ScanConfig::default()
                 };
-                let targets = space.walk(Order { seed, ..Order::default() }, 0).map(|(_, t)| t);
+                let targets = space.walk(Order { seed, ..Order::default() }, 0);
                 let stats = surveyor_scan::run(&config, targets, &exclusions, tx, CancellationToken::new()).await;
                 stop.cancel();
                 for host in 0..8u8 {

@@ -136,6 +136,27 @@ impl TargetSpace {
     }
 }
 
+impl TargetSpace {
+    /// The target at one position of a shard's walk.
+    pub fn at(&self, order: Order, position: u128) -> Target {
+        let perm = Permutation::new(self.len(), order.seed);
+        self.get(perm.at(u128::from(order.shard) + position * u128::from(order.shards.max(1))))
+    }
+
+    /// Continues a walk from a checkpoint: the positions left pending first, then everything
+    /// from `next` on. Nothing finished is repeated, nothing unfinished is skipped.
+    pub fn resume<'a>(
+        &'a self,
+        order: Order,
+        pending: &'a std::collections::BTreeSet<u128>,
+        next: u128,
+    ) -> impl Iterator<Item = (u128, Target)> + Send + 'a {
+        let shard_len = self.shard_len(order);
+        let pending = pending.iter().copied().filter(move |&p| p < shard_len);
+        pending.map(move |p| (p, self.at(order, p))).chain(self.walk(order, next))
+    }
+}
+
 fn addresses_in(net: &IpNet) -> u128 {
     let bits = match net {
         IpNet::V4(n) => 32 - u32::from(n.prefix_len()),
@@ -225,6 +246,23 @@ mod tests {
         assert_eq!(&full[100..], &resumed[..]);
         let sequential: Vec<String> = (0..s.len()).map(|i| key(&s.get(i))).collect();
         assert_ne!(full, sequential, "the walk is permuted");
+    }
+
+    #[test]
+    fn resuming_repeats_nothing_and_skips_nothing() {
+        let s = space("198.51.100.0/27\n", &[443]);
+        let order = Order { seed: 3, shards: 2, shard: 1 };
+        let full: Vec<String> = s.walk(order, 0).map(|(_, t)| key(&t)).collect();
+        // Stopped after taking 10 positions, with 4 and 7 unfinished.
+        let pending: BTreeSet<u128> = [4, 7].into();
+        let resumed: Vec<String> = s.resume(order, &pending, 10).map(|(_, t)| key(&t)).collect();
+        let done: BTreeSet<String> = full[..10].iter().enumerate().filter(|(i, _)| ![4, 7].contains(i)).map(|(_, k)| k.clone()).collect();
+        let mut all: BTreeSet<String> = done.clone();
+        for k in &resumed {
+            assert!(all.insert(k.clone()), "{k} scanned twice");
+        }
+        assert_eq!(all.len(), full.len());
+        assert_eq!(resumed[..2], [full[4].clone(), full[7].clone()]);
     }
 
     #[test]

@@ -1,0 +1,275 @@
+//! `surveyor kb`: what the knowledge base knows about a build, whether its data is consistent,
+//! and Exchange Online's enforcement stage for a server.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use surveyor_kb::{enforcement_stage, Assessment, KnowledgeBase, Sources};
+use surveyor_model::Build;
+use time::{Date, OffsetDateTime};
+
+#[derive(Args)]
+pub struct KbArgs {
+    #[command(subcommand)]
+    pub command: KbCommand,
+}
+
+#[derive(Subcommand)]
+pub enum KbCommand {
+    /// Everything the knowledge base knows about one build, as of a date.
+    Show {
+        /// A build, 3 parts (CU) or 4 parts (update), short or zero-padded: 15.1.2507.61.
+        build: String,
+        /// Judge support, patch level and CVEs as of this date (default: today, UTC).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+        as_of: Option<Date>,
+        /// `text` for people, `json` for programs.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Check the data files; fails on any problem the data does not already document.
+    Check,
+    /// The Exchange Online enforcement stage of a server first flagged on a date.
+    Enforcement {
+        /// The day Exchange Online first reported the server as persistently vulnerable.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+        first_seen: Date,
+        /// The day to compute the stage for.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+        as_of: Date,
+        /// Days the tenant paused enforcement in all (at most 90 per calendar year count).
+        #[arg(long, default_value_t = 0)]
+        paused_days: u32,
+    },
+}
+
+pub fn run(args: KbArgs) -> Result<()> {
+    match args.command {
+        KbCommand::Show {
+            build,
+            as_of,
+            format,
+        } => show(&build, as_of.unwrap_or_else(today), &format),
+        KbCommand::Check => check(),
+        KbCommand::Enforcement {
+            first_seen,
+            as_of,
+            paused_days,
+        } => enforcement(first_seen, as_of, paused_days),
+    }
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| format!("{s:?} is not a date of the form YYYY-MM-DD"))
+}
+
+fn today() -> Date {
+    OffsetDateTime::now_utc().date()
+}
+
+fn show(build: &str, as_of: Date, format: &str) -> Result<()> {
+    let build: Build = build.parse().context("not a build number")?;
+    let kb = KnowledgeBase::builtin();
+    let Some(a) = kb.assess(build, as_of) else {
+        if build.major == 15 && build.minor >= 20 {
+            bail!("{build} is an Exchange Online build, never on-premises");
+        }
+        bail!("{build} is not a build of any on-premises Exchange generation");
+    };
+    let doc = document(kb, &a, as_of)?;
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", render(kb, &a, as_of));
+    }
+    Ok(())
+}
+
+/// The JSON form of `kb show`: the verdict's fields plus the row and CVE facts behind them.
+fn document(kb: &KnowledgeBase, a: &Assessment, as_of: Date) -> Result<Value> {
+    let row = a.row.as_ref().map(|r| {
+        json!({
+            "build": r.build.to_string(),
+            "name": r.full_name(),
+            "released": r.released.map(|d| d.to_string()),
+            "released_month": r.released.is_none().then(|| month(r.released_between.0)),
+            "source": r.source,
+            "flag": (!r.flag.as_str().is_empty()).then(|| r.flag.as_str()),
+        })
+    });
+    let lifecycle = kb.lifecycle.get(a.family).map(|l| {
+        json!({
+            "mainstream_end": l.mainstream_end.map(|d| d.to_string()),
+            "extended_end": l.extended_end.map(|d| d.to_string()),
+            "modern_lifecycle": l.modern_lifecycle,
+            "source": l.source,
+        })
+    });
+    let esu_period = kb.esu.period_on(as_of).map(|p| p.period);
+    let cves: Vec<Value> = a
+        .cves
+        .iter()
+        .map(|c| {
+            let fact = c
+                .fixed_in
+                .and_then(|b| kb.cves.find(&c.cve, b))
+                .or_else(|| kb.cves.rows_of(&c.cve).next());
+            json!({
+                "cve": c.cve,
+                "status": c.status.as_str(),
+                "fixed_in": c.fixed_in.map(|b| b.to_string()),
+                "update": c.fixed_in.and(fact.map(|f| f.update.clone())),
+                "published": fact.map(|f| f.published.to_string()),
+                "severity": fact.map(|f| f.severity.as_str()),
+                "exploited_in_the_wild": fact.and_then(|f| f.exploited_in_the_wild),
+                "config_dependent": fact.map(|f| f.config_dependent),
+                "note": fact.map(|f| f.note.clone()),
+                "source": fact.map(|f| f.source.clone()),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "build": a.build.to_string(),
+        "family": a.family,
+        "version_name": a.version_name,
+        "build_precision": a.precision,
+        "known_build": row,
+        "as_of": as_of.to_string(),
+        "support": a.support,
+        "support_reason": a.support_reason,
+        "lifecycle": lifecycle,
+        "esu_patched": a.esu_patched,
+        "esu_eligible_cu": kb.esu.is_eligible(a.build),
+        "esu_period_on_as_of": esu_period,
+        "patch_level": serde_json::to_value(&a.patch_level)?,
+        "upgrade_path": a.upgrade_path,
+        "cves": cves,
+    }))
+}
+
+fn month(d: Date) -> String {
+    format!("{}-{:02}", d.year(), u8::from(d.month()))
+}
+
+fn render(kb: &KnowledgeBase, a: &Assessment, as_of: Date) -> String {
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| {
+        out.push_str(&format!("{label:<15} {value}\n"));
+    };
+    line("build", a.build.to_string());
+    line("name", a.version_name.clone());
+    line("family", a.family.product_name().to_string());
+    line("precision", a.precision.as_str().to_string());
+    match &a.row {
+        Some(r) => {
+            let released = match r.released {
+                Some(d) => d.to_string(),
+                None => format!("{} (month only)", month(r.released_between.0)),
+            };
+            line("released", released);
+            if r.build != a.build {
+                line(
+                    "named after",
+                    format!("{} (closest lower known update)", r.build),
+                );
+            }
+            if !r.flag.as_str().is_empty() {
+                line("flag", r.flag.as_str().to_string());
+            }
+            line("source", r.source.clone());
+        }
+        None => line("released", "unknown (no exact update level)".into()),
+    }
+    line(
+        "support",
+        format!(
+            "{} on {as_of} ({})",
+            a.support.as_str(),
+            a.support_reason.as_str()
+        ),
+    );
+    if let Some(l) = kb.lifecycle.get(a.family) {
+        let end = match (l.extended_end, l.modern_lifecycle) {
+            (Some(end), _) => format!("extended support ends {end}"),
+            (None, true) => "Modern Lifecycle: no fixed end, stay current".into(),
+            (None, false) => "no end date recorded".into(),
+        };
+        line("lifecycle", end);
+    }
+    let esu = match (a.esu_patched, kb.esu.is_eligible(a.build)) {
+        (true, _) => "ESU-only update installed".to_string(),
+        (false, true) => "CU eligible for ESU; no ESU-only update seen".to_string(),
+        (false, false) => "CU not eligible for ESU".to_string(),
+    };
+    line("esu", esu);
+    let p = &a.patch_level;
+    let days = |d: Option<u32>| d.map_or("unknown".to_string(), |d| format!("{d} days behind"));
+    if let Some(u) = &p.newest_for_cu {
+        line(
+            "newest for CU",
+            format!("{} {} ({})", u.build, u.name, days(p.days_behind_cu)),
+        );
+    }
+    if let Some(u) = &p.newest_for_family {
+        line(
+            "newest family",
+            format!("{} {} ({})", u.build, u.name, days(p.days_behind_family)),
+        );
+    }
+    line("upgrade path", a.upgrade_path.as_str().to_string());
+    line("CVEs", format!("{} published by {as_of}", a.cves.len()));
+    for c in &a.cves {
+        let fact = c
+            .fixed_in
+            .and_then(|b| kb.cves.find(&c.cve, b))
+            .or_else(|| kb.cves.rows_of(&c.cve).next());
+        let fixed = match c.fixed_in {
+            Some(b) => format!(" fixed in {b}"),
+            None => String::new(),
+        };
+        let facts = fact.map_or(String::new(), |f| {
+            let exploited = match f.exploited_in_the_wild {
+                Some(true) => ", exploited",
+                _ => "",
+            };
+            format!(" [{}{exploited}]", f.severity.as_str())
+        });
+        out.push_str(&format!(
+            "  {:<16} {}{fixed}{facts}\n",
+            c.cve,
+            c.status.as_str()
+        ));
+    }
+    out
+}
+
+fn check() -> Result<()> {
+    let problems = surveyor_kb::check(&Sources::BUILTIN);
+    for p in &problems {
+        println!("{p}");
+    }
+    let undocumented = problems.iter().filter(|p| !p.documented).count();
+    println!("{} problems, {undocumented} undocumented", problems.len());
+    if undocumented > 0 {
+        bail!("the knowledge base has {undocumented} undocumented problems");
+    }
+    Ok(())
+}
+
+fn enforcement(first_seen: Date, as_of: Date, paused_days: u32) -> Result<()> {
+    let s = enforcement_stage(first_seen, as_of, paused_days);
+    let doc = json!({
+        "first_seen": first_seen.to_string(),
+        "as_of": as_of.to_string(),
+        "stage": s.number,
+        "kind": s.kind.as_str(),
+        "enforcement_day": s.enforcement_day,
+        "paused_days_counted": s.paused_days_counted,
+        "smtp_reply": s.smtp_reply,
+        "next_stage_on": s.next_stage_on.map(|d| d.to_string()),
+        "note": "minutes throttled or blocked per stage are not published in our sources",
+    });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
