@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ipnet::{IpNet, Ipv4Net};
 use surveyor_scan::targets::{self, Entry, InputFormat, OptOut};
-use surveyor_scan::{Exclusions, Order, ProbeConfig, ScanConfig, StopReason, TargetSpace};
+use surveyor_scan::{Exclusions, Order, PortSpec, ProbeConfig, ScanConfig, StopReason, TargetSpace};
 use surveyor_store::{ScanId, Store};
 use time::{Date, OffsetDateTime};
 use tokio_util::sync::CancellationToken;
@@ -78,9 +78,10 @@ struct ScanArgs {
     /// while the scan runs.
     #[arg(long, value_name = "FILE")]
     opt_out_file: Option<PathBuf>,
-    /// Ports to probe, comma separated. 80 and 8080 speak HTTP, all others HTTPS.
-    #[arg(long, default_value = "443", value_delimiter = ',')]
-    ports: Vec<u16>,
+    /// Ports to probe, comma separated, each optionally with its protocol (`8443/https`,
+    /// `8081/http`, `2525/smtp`). Bare ports: 80 and 8080 HTTP, 25 and 587 SMTP, others HTTPS.
+    #[arg(long, default_value = "443", value_delimiter = ',', value_parser = parse_port_spec)]
+    ports: Vec<PortSpec>,
     /// Allow 127.0.0.0/8 and ::1 (for test-beds). Other reserved ranges stay excluded.
     #[arg(long)]
     allow_loopback: bool,
@@ -141,6 +142,10 @@ struct EngineArgs {
     /// Seconds allowed for everything done with one target.
     #[arg(long, default_value_t = 20.0)]
     target_timeout: f64,
+    /// Do not start NTLM handshakes (by default Exchange hosts are asked for the AD domain,
+    /// server name and Windows build that an NTLM challenge discloses).
+    #[arg(long)]
+    no_ntlm: bool,
     /// An URL where operators who see Surveyor in their logs learn who scans and how to opt out.
     #[arg(long)]
     info_url: Option<String>,
@@ -329,6 +334,7 @@ fn scan_config(args: &EngineArgs) -> Result<ScanConfig> {
         connect_timeout: secs("connect-timeout", args.connect_timeout)?,
         target_timeout: secs("target-timeout", args.target_timeout)?,
         user_agent: surveyor_scan::default_user_agent(args.info_url.as_deref()),
+        ntlm: !args.no_ntlm,
         ..ProbeConfig::default()
     };
     let max_runtime = match args.max_runtime {
@@ -433,14 +439,18 @@ fn collect_targets(args: &ScanArgs, exclusions: &Exclusions) -> Result<Vec<Entry
     Ok(entries)
 }
 
-fn check_ports(ports: &[u16]) -> Result<Vec<u16>> {
-    let mut out = Vec::new();
-    for &p in ports {
-        if p == 0 {
-            bail!("--ports: 0 is not a port");
-        }
-        if !out.contains(&p) {
-            out.push(p);
+fn parse_port_spec(s: &str) -> Result<PortSpec, String> {
+    PortSpec::parse(s).ok_or_else(|| format!("{s:?} is not PORT or PORT/PROTOCOL (1-65535; http, https, smtp)"))
+}
+
+/// One protocol per port: the first mention wins, repeats are dropped.
+fn check_ports(ports: &[PortSpec]) -> Result<Vec<PortSpec>> {
+    let mut out: Vec<PortSpec> = Vec::new();
+    for p in ports {
+        match out.iter().find(|o| o.port == p.port) {
+            Some(o) if o.scheme != p.scheme => bail!("--ports: port {} is given two protocols", p.port),
+            Some(_) => {}
+            None => out.push(*p),
         }
     }
     Ok(out)
@@ -461,7 +471,8 @@ async fn scan(args: ScanArgs) -> Result<()> {
         reload_opt_out_on_sighup(path.clone(), opt_out);
     }
     let entries = collect_targets(&args, &exclusions)?;
-    let ports = check_ports(&args.ports)?;
+    let port_specs = check_ports(&args.ports)?;
+    let ports: Vec<u16> = port_specs.iter().map(|p| p.port).collect();
     let config = scan_config(&args.engine)?;
     let order = scan_order(&args.engine);
     let store = open_store(&args.db.db).await?;
@@ -474,7 +485,7 @@ async fn scan(args: ScanArgs) -> Result<()> {
         ))
     };
     let description = describe(&args, &entries);
-    let space = TargetSpace::new(entries, &ports);
+    let space = TargetSpace::new(entries, &port_specs);
     eprintln!(
         "surveyor: scanning {} of {} targets ({description}, ports {ports:?}, seed {}, shard {}/{})",
         space.shard_len(order),

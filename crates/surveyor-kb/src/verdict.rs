@@ -432,15 +432,7 @@ fn min_iis(family: Family) -> Option<(u32, u32)> {
 }
 
 fn signal_name(signal: Signal) -> &'static str {
-    match signal {
-        Signal::OwaVersionHeader => "owa-version-header",
-        Signal::OwaResourcePath => "owa-resource-path",
-        Signal::ExportToolManifest => "export-tool-manifest",
-        Signal::LogonPageMarker => "logon-page-marker",
-        Signal::FeServerHeader => "fe-server-header",
-        Signal::ExchangeOnline => "exchange-online",
-        Signal::ServerHeader => "server-header",
-    }
+    signal.as_str()
 }
 
 /// Low: only the family is known, or something points at a honeypot. Medium: other

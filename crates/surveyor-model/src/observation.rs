@@ -52,6 +52,8 @@ impl Status {
 pub enum Scheme {
     Http,
     Https,
+    /// SMTP with the banner, EHLO and, when offered, STARTTLS.
+    Smtp,
 }
 
 impl Scheme {
@@ -59,6 +61,7 @@ impl Scheme {
         match self {
             Scheme::Http => "http",
             Scheme::Https => "https",
+            Scheme::Smtp => "smtp",
         }
     }
 
@@ -66,6 +69,7 @@ impl Scheme {
         match s {
             "http" => Some(Scheme::Http),
             "https" => Some(Scheme::Https),
+            "smtp" => Some(Scheme::Smtp),
             _ => None,
         }
     }
@@ -90,6 +94,45 @@ pub enum Signal {
     /// The HTTP `Server` response header (`Microsoft-IIS/10.0`): not Exchange evidence by itself,
     /// but an IIS too old for the build a host claims betrays a honeypot.
     ServerHeader,
+    /// From an NTLM challenge (MS-NLMP AV pairs): the server's NetBIOS name.
+    NtlmNetbiosComputer,
+    /// From an NTLM challenge: the NetBIOS domain.
+    NtlmNetbiosDomain,
+    /// From an NTLM challenge: the server's DNS name.
+    NtlmDnsComputer,
+    /// From an NTLM challenge: the AD DNS domain.
+    NtlmDnsDomain,
+    /// From an NTLM challenge: the AD forest.
+    NtlmDnsTree,
+    /// From an NTLM challenge's version field: the Windows build ("10.0.17763").
+    NtlmWindowsVersion,
+    /// The SMTP greeting (`220 … Microsoft ESMTP MAIL Service ready at …`).
+    SmtpBanner,
+    /// The extensions an SMTP server lists after EHLO, space separated.
+    SmtpEhlo,
+}
+
+impl Signal {
+    /// The kebab-case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::OwaVersionHeader => "owa-version-header",
+            Signal::OwaResourcePath => "owa-resource-path",
+            Signal::ExportToolManifest => "export-tool-manifest",
+            Signal::LogonPageMarker => "logon-page-marker",
+            Signal::FeServerHeader => "fe-server-header",
+            Signal::ExchangeOnline => "exchange-online",
+            Signal::ServerHeader => "server-header",
+            Signal::NtlmNetbiosComputer => "ntlm-netbios-computer",
+            Signal::NtlmNetbiosDomain => "ntlm-netbios-domain",
+            Signal::NtlmDnsComputer => "ntlm-dns-computer",
+            Signal::NtlmDnsDomain => "ntlm-dns-domain",
+            Signal::NtlmDnsTree => "ntlm-dns-tree",
+            Signal::NtlmWindowsVersion => "ntlm-windows-version",
+            Signal::SmtpBanner => "smtp-banner",
+            Signal::SmtpEhlo => "smtp-ehlo",
+        }
+    }
 }
 
 /// One signal, where it was seen, and its value.
@@ -397,6 +440,34 @@ pub struct Observation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signal_names_match_their_json() {
+        use Signal::*;
+        for s in [
+            OwaVersionHeader,
+            OwaResourcePath,
+            ExportToolManifest,
+            LogonPageMarker,
+            FeServerHeader,
+            ExchangeOnline,
+            ServerHeader,
+            NtlmNetbiosComputer,
+            NtlmNetbiosDomain,
+            NtlmDnsComputer,
+            NtlmDnsDomain,
+            NtlmDnsTree,
+            NtlmWindowsVersion,
+            SmtpBanner,
+            SmtpEhlo,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+        assert_eq!(Scheme::parse("smtp"), Some(Scheme::Smtp));
+    }
 
     #[test]
     fn status_names_round_trip() {

@@ -3,8 +3,10 @@
 
 mod danger;
 pub mod fingerprint;
+pub mod ntlm;
 mod permute;
 mod probe;
+mod smtp;
 pub mod targets;
 mod tls;
 
@@ -23,7 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use permute::Permutation;
-pub use targets::{Exclusions, Order, Target, TargetError, TargetSpace};
+pub use targets::{Exclusions, Order, PortSpec, Target, TargetError, TargetSpace};
 
 /// Probe settings, validated by the binary before a scan starts.
 #[derive(Debug, Clone)]
@@ -38,6 +40,9 @@ pub struct ProbeConfig {
     pub max_header_bytes: usize,
     /// Identifies the scanner and says where to learn about it or opt out.
     pub user_agent: String,
+    /// Start an NTLM handshake on Exchange hosts to read the AD domain, server name and
+    /// Windows build (never finished, no credentials).
+    pub ntlm: bool,
 }
 
 impl Default for ProbeConfig {
@@ -48,6 +53,7 @@ impl Default for ProbeConfig {
             max_body_bytes: 256 * 1024,
             max_header_bytes: 64 * 1024,
             user_agent: default_user_agent(None),
+            ntlm: true,
         }
     }
 }
@@ -98,7 +104,10 @@ pub struct ScanProgress {
 impl ScanProgress {
     /// The frontier right now.
     pub fn frontier(&self) -> Frontier {
-        self.frontier.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.frontier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Starts from a checkpoint's frontier.
@@ -272,7 +281,12 @@ where
                     l.retain_recent();
                 }
             }
-            let (tls, cfg, out, progress) = (tls.clone(), probe_config.clone(), out.clone(), progress.clone());
+            let (tls, cfg, out, progress) = (
+                tls.clone(),
+                probe_config.clone(),
+                out.clone(),
+                progress.clone(),
+            );
             in_flight.spawn(async move {
                 let result = probe::probe(target, &cfg, &tls).await;
                 let result = match result {

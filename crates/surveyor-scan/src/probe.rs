@@ -65,6 +65,7 @@ pub async fn probe(
         exchange: None,
     };
     match target.scheme {
+        Scheme::Smtp => crate::smtp::smtp_plan(tcp, &target, tls, deadline, &mut obs).await,
         Scheme::Http => http_plan(tcp, target.clone(), config, deadline, &mut obs).await,
         Scheme::Https => {
             // SNI carries the input's domain when there is one; rustls sends none for addresses.
@@ -163,9 +164,18 @@ async fn http_plan<S>(
         }
     };
     obs.http_server = header_str(&owa.response, header::SERVER);
+    if let Some(server) = &obs.http_server {
+        obs.fingerprint
+            .push(Signal::ServerHeader, format!("GET {OWA}"), server.clone());
+    }
     read_headers(&owa.response, OWA, &mut obs.fingerprint);
 
-    let mut looks_like_exchange = !obs.fingerprint.is_empty();
+    let mut looks_like_exchange = obs
+        .fingerprint
+        .of(Signal::OwaVersionHeader)
+        .next()
+        .is_some()
+        || obs.fingerprint.of(Signal::FeServerHeader).next().is_some();
     if let Ok(logon) = client.get(LOGON).await {
         read_headers(&logon.response, LOGON, &mut obs.fingerprint);
         if logon.response.status() == StatusCode::OK {
@@ -201,8 +211,52 @@ async fn http_plan<S>(
             }
         }
     }
+    // NTLM: the AD domain, server name and Windows build, from a handshake we never finish.
+    if looks_like_exchange && config.ntlm {
+        for path in NTLM_PATHS {
+            let Ok(reply) = client
+                .get_with(path, Some(("NTLM", crate::ntlm::NEGOTIATE)))
+                .await
+            else {
+                break;
+            };
+            let values = reply.response.headers().get_all(header::WWW_AUTHENTICATE);
+            let challenge =
+                crate::ntlm::from_www_authenticate(values.iter().filter_map(|v| v.to_str().ok()));
+            if let Some(info) = challenge {
+                push_ntlm(&mut obs.fingerprint, path, &info);
+                break;
+            }
+        }
+    }
     drop(sender);
     conn_task.abort();
+}
+
+/// Where Exchange answers NTLM, most reliable first (exchange-fingerprinting.md §1.7).
+const NTLM_PATHS: [&str; 3] = ["/EWS/Exchange.asmx", "/rpc/rpcproxy.dll", "/mapi/"];
+
+fn push_ntlm(fp: &mut Fingerprint, path: &str, info: &crate::ntlm::ChallengeInfo) {
+    let source = format!("GET {path} (NTLM negotiate)");
+    let fields = [
+        (Signal::NtlmNetbiosComputer, &info.netbios_computer),
+        (Signal::NtlmNetbiosDomain, &info.netbios_domain),
+        (Signal::NtlmDnsComputer, &info.dns_computer),
+        (Signal::NtlmDnsDomain, &info.dns_domain),
+        (Signal::NtlmDnsTree, &info.dns_tree),
+    ];
+    for (signal, value) in fields {
+        if let Some(v) = value {
+            fp.push(signal, source.clone(), v.clone());
+        }
+    }
+    if let Some((major, minor, build)) = info.version {
+        fp.push(
+            Signal::NtlmWindowsVersion,
+            source,
+            format!("{major}.{minor}.{build}"),
+        );
+    }
 }
 
 fn has_exact_build(fp: &Fingerprint) -> bool {
@@ -256,6 +310,15 @@ struct Client<'a> {
 impl Client<'_> {
     /// One GET on the kept-alive connection, body read up to the configured bound.
     async fn get(&mut self, path: &str) -> Result<Reply, Failure> {
+        self.get_with(path, None).await
+    }
+
+    /// A GET with an `Authorization` header (`scheme token`).
+    async fn get_with(
+        &mut self,
+        path: &str,
+        authorization: Option<(&str, &str)>,
+    ) -> Result<Reply, Failure> {
         let timed_out = Failure {
             status: Status::IoTimeout,
             error: "timed out waiting for an HTTP response",
@@ -278,10 +341,14 @@ impl Client<'_> {
             (Scheme::Https, 443) | (Scheme::Http, 80) => name,
             (_, port) => format!("{name}:{port}"),
         };
-        let request = Request::get(path)
+        let mut request = Request::get(path)
             .header(header::HOST, host)
             .header(header::USER_AGENT, &self.config.user_agent)
-            .header(header::ACCEPT, "*/*")
+            .header(header::ACCEPT, "*/*");
+        if let Some((scheme, token)) = authorization {
+            request = request.header(header::AUTHORIZATION, format!("{scheme} {token}"));
+        }
+        let request = request
             .body(Empty::new())
             .expect("static request parts are valid");
         let response: Response<Incoming> =

@@ -205,3 +205,105 @@ async fn max_targets_stops_early_and_says_so() {
     assert_eq!(stats.targets, 10);
     assert_eq!(stats.refused, 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ntlm_and_smtp_disclose_what_the_truth_says() {
+    use surveyor_scan::PortSpec;
+    use surveyor_testbed::FleetOptions;
+    let options = FleetOptions {
+        smtp_port: Some(0),
+        hostile_share: 0.0,
+        ..FleetOptions::default()
+    };
+    let config = TestbedConfig {
+        hosts: 40,
+        seed: 12,
+        net: "127.79.6.0/24".parse().unwrap(),
+        port: 0,
+    };
+    let bed = Testbed::start_with(config, options).await.unwrap();
+    let smtp = bed.smtp_port().expect("SMTP enabled");
+    let (tx, mut rx) = mpsc::channel(16);
+    let collect = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some((_, o)) = rx.recv().await {
+            all.push(o);
+        }
+        all
+    });
+    let ports = [
+        PortSpec::from(bed.port()),
+        PortSpec::parse(&format!("{smtp}/smtp")).unwrap(),
+    ];
+    let space = TargetSpace::new(vec![Entry::Net(IpNet::V4(bed.net()))], &ports);
+    let exclusions = Exclusions::builtin(true);
+    surveyor_scan::run(
+        &quick(),
+        space.walk(Order::default(), 0),
+        &exclusions,
+        tx,
+        CancellationToken::new(),
+    )
+    .await;
+    let observations = collect.await.unwrap();
+    let value = |o: &Observation, s: Signal| o.fingerprint.of(s).next().map(|e| e.value.clone());
+    let mut ntlm_checked = 0;
+    let mut smtp_checked = 0;
+    for host in bed.truth() {
+        let https = observations
+            .iter()
+            .find(|o| o.ip == host.ip && o.port == bed.port())
+            .unwrap();
+        if let Some(t) = host.exchange.as_ref().filter(|t| t.ad_domain.is_some()) {
+            assert_eq!(
+                value(https, Signal::NtlmDnsDomain),
+                t.ad_domain,
+                "{} {:?}",
+                host.ip,
+                https.fingerprint
+            );
+            assert_eq!(
+                value(https, Signal::NtlmNetbiosComputer),
+                t.netbios_computer
+            );
+            let build = value(https, Signal::NtlmWindowsVersion).unwrap();
+            assert_eq!(
+                build.rsplit('.').next().unwrap().parse::<u32>().ok(),
+                t.windows_build
+            );
+            ntlm_checked += 1;
+        }
+        let on_smtp = observations
+            .iter()
+            .find(|o| o.ip == host.ip && o.port == smtp);
+        match host.smtp.as_deref() {
+            Some(kind) => {
+                let o = on_smtp.expect("SMTP answered");
+                assert_eq!(o.status, Status::Success, "{o:?}");
+                let banner = value(o, Signal::SmtpBanner).unwrap();
+                let ehlo = value(o, Signal::SmtpEhlo).unwrap();
+                if kind == "exchange" {
+                    assert!(
+                        banner.contains("Microsoft ESMTP MAIL Service ready at"),
+                        "{banner}"
+                    );
+                    assert!(
+                        ehlo.contains("X-EXPS") && ehlo.contains("STARTTLS"),
+                        "{ehlo}"
+                    );
+                    let tls = o.tls.as_ref().expect("STARTTLS certificate");
+                    assert!(tls.names.iter().any(|n| n.ends_with(&host.domain)));
+                } else {
+                    assert!(banner.contains("Postfix"), "{banner}");
+                }
+                smtp_checked += 1;
+            }
+            None => assert!(on_smtp.is_none(), "{} answered SMTP", host.ip),
+        }
+    }
+    assert!(
+        ntlm_checked >= 10 && smtp_checked >= 10,
+        "{ntlm_checked} NTLM, {smtp_checked} SMTP checks"
+    );
+    bed.shutdown().await;
+}

@@ -13,7 +13,7 @@ use surveyor_model::Scheme;
 
 pub use exclude::{Exclusions, IntervalSet, OptOut};
 pub use parse::{parse_cidr_list, parse_target, parse_target_list, InputFormat};
-pub use space::{Order, TargetSpace};
+pub use space::{Order, PortSpec, TargetSpace};
 
 /// One (address, port) to probe, with the name to present when the input gave one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -32,11 +32,13 @@ pub enum Entry {
     Target(Target),
 }
 
-/// The scheme a port speaks: plain HTTP on 80 and 8080, HTTPS everywhere else (OWA is served
-/// over HTTPS; test-beds and odd deployments use other ports for it).
+/// The scheme a port speaks unless told otherwise: plain HTTP on 80 and 8080, SMTP on 25 and
+/// 587, HTTPS everywhere else (OWA is served over HTTPS; test-beds and odd deployments use
+/// other ports for it).
 pub fn scheme_for_port(port: u16) -> Scheme {
     match port {
         80 | 8080 => Scheme::Http,
+        25 | 587 => Scheme::Smtp,
         _ => Scheme::Https,
     }
 }

@@ -5,6 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
+use surveyor_model::Scheme;
+
 use super::{scheme_for_port, Entry, Target};
 use crate::permute::Permutation;
 
@@ -27,33 +29,73 @@ impl Default for Order {
     }
 }
 
+/// A port and the protocol to speak on it (`--ports 443,2525/smtp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortSpec {
+    pub port: u16,
+    pub scheme: Scheme,
+}
+
+impl PortSpec {
+    /// `443`, `8443/https`, `8081/http`, `2525/smtp`; a bare port gets its usual scheme.
+    pub fn parse(s: &str) -> Option<PortSpec> {
+        let (port, scheme) = match s.trim().split_once('/') {
+            Some((p, scheme)) => (p, Some(Scheme::parse(&scheme.trim().to_ascii_lowercase())?)),
+            None => (s.trim(), None),
+        };
+        let port = port.parse::<u16>().ok().filter(|&p| p != 0)?;
+        Some(PortSpec {
+            port,
+            scheme: scheme.unwrap_or_else(|| scheme_for_port(port)),
+        })
+    }
+}
+
+impl From<u16> for PortSpec {
+    fn from(port: u16) -> PortSpec {
+        PortSpec {
+            port,
+            scheme: scheme_for_port(port),
+        }
+    }
+}
+
 /// Prefixes crossed with ports, plus explicit targets; index `i` names one target.
 #[derive(Debug, Clone)]
 pub struct TargetSpace {
     nets: Vec<IpNet>,
     /// `ends[k]` = number of targets in `nets[..=k]`.
     ends: Vec<u128>,
-    ports: Vec<u16>,
+    ports: Vec<PortSpec>,
     explicit: Vec<Target>,
 }
 
 impl TargetSpace {
     /// Prefixes expand over `ports`; an explicit target with port 0 (a ZGrab2 line without a
-    /// PORT) is probed on each of `ports`.
-    pub fn new(entries: Vec<Entry>, ports: &[u16]) -> TargetSpace {
+    /// PORT) is probed on each of `ports`; an explicit port speaks the scheme `ports` gives it,
+    /// or its usual one.
+    pub fn new<P: Into<PortSpec> + Copy>(entries: Vec<Entry>, ports: &[P]) -> TargetSpace {
+        let ports: Vec<PortSpec> = ports.iter().map(|&p| p.into()).collect();
+        let scheme_of = |port: u16| {
+            ports
+                .iter()
+                .find(|p| p.port == port)
+                .map_or_else(|| scheme_for_port(port), |p| p.scheme)
+        };
         let mut nets = Vec::new();
         let mut explicit = Vec::new();
         for entry in entries {
             match entry {
                 Entry::Net(net) => nets.push(net),
-                Entry::Target(t) if t.port == 0 => {
-                    explicit.extend(ports.iter().map(|&port| Target {
-                        port,
-                        scheme: scheme_for_port(port),
-                        ..t.clone()
-                    }))
-                }
-                Entry::Target(t) => explicit.push(t),
+                Entry::Target(t) if t.port == 0 => explicit.extend(ports.iter().map(|p| Target {
+                    port: p.port,
+                    scheme: p.scheme,
+                    ..t.clone()
+                })),
+                Entry::Target(t) => explicit.push(Target {
+                    scheme: scheme_of(t.port),
+                    ..t
+                }),
             }
         }
         let per_address = ports.len() as u128;
@@ -68,7 +110,7 @@ impl TargetSpace {
         TargetSpace {
             nets,
             ends,
-            ports: ports.to_vec(),
+            ports,
             explicit,
         }
     }
@@ -97,12 +139,12 @@ impl TargetSpace {
         let start = if k == 0 { 0 } else { self.ends[k - 1] };
         let offset = i - start;
         let per_address = self.ports.len() as u128;
-        let port = self.ports[(offset % per_address) as usize];
+        let spec = self.ports[(offset % per_address) as usize];
         let ip = nth_address(&self.nets[k], offset / per_address);
         Target {
             ip,
-            port,
-            scheme: scheme_for_port(port),
+            port: spec.port,
+            scheme: spec.scheme,
             domain: None,
         }
     }
@@ -153,7 +195,9 @@ impl TargetSpace {
     ) -> impl Iterator<Item = (u128, Target)> + Send + 'a {
         let shard_len = self.shard_len(order);
         let pending = pending.iter().copied().filter(move |&p| p < shard_len);
-        pending.map(move |p| (p, self.at(order, p))).chain(self.walk(order, next))
+        pending
+            .map(move |p| (p, self.at(order, p)))
+            .chain(self.walk(order, next))
     }
 }
 
@@ -251,18 +295,46 @@ mod tests {
     #[test]
     fn resuming_repeats_nothing_and_skips_nothing() {
         let s = space("198.51.100.0/27\n", &[443]);
-        let order = Order { seed: 3, shards: 2, shard: 1 };
+        let order = Order {
+            seed: 3,
+            shards: 2,
+            shard: 1,
+        };
         let full: Vec<String> = s.walk(order, 0).map(|(_, t)| key(&t)).collect();
         // Stopped after taking 10 positions, with 4 and 7 unfinished.
         let pending: BTreeSet<u128> = [4, 7].into();
-        let resumed: Vec<String> = s.resume(order, &pending, 10).map(|(_, t)| key(&t)).collect();
-        let done: BTreeSet<String> = full[..10].iter().enumerate().filter(|(i, _)| ![4, 7].contains(i)).map(|(_, k)| k.clone()).collect();
+        let resumed: Vec<String> = s
+            .resume(order, &pending, 10)
+            .map(|(_, t)| key(&t))
+            .collect();
+        let done: BTreeSet<String> = full[..10]
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| ![4, 7].contains(i))
+            .map(|(_, k)| k.clone())
+            .collect();
         let mut all: BTreeSet<String> = done.clone();
         for k in &resumed {
             assert!(all.insert(k.clone()), "{k} scanned twice");
         }
         assert_eq!(all.len(), full.len());
         assert_eq!(resumed[..2], [full[4].clone(), full[7].clone()]);
+    }
+
+    #[test]
+    fn port_specs_choose_the_protocol() {
+        let spec = |s: &str| PortSpec::parse(s).map(|p| (p.port, p.scheme));
+        assert_eq!(spec("443"), Some((443, Scheme::Https)));
+        assert_eq!(spec("25"), Some((25, Scheme::Smtp)));
+        assert_eq!(spec("2525/smtp"), Some((2525, Scheme::Smtp)));
+        assert_eq!(spec("8081/HTTP"), Some((8081, Scheme::Http)));
+        assert_eq!(spec("0"), None);
+        assert_eq!(spec("443/gopher"), None);
+        let s = TargetSpace::new(
+            vec![Entry::Net("198.51.100.1/32".parse().unwrap())],
+            &[PortSpec::parse("2525/smtp").unwrap()],
+        );
+        assert_eq!(s.get(0).scheme, Scheme::Smtp);
     }
 
     #[test]
