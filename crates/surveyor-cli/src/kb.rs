@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use surveyor_kb::{enforcement_stage, Assessment, KnowledgeBase, Sources};
+use surveyor_model::observation::CveExposure;
 use surveyor_model::Build;
 use time::{Date, OffsetDateTime};
 
@@ -111,10 +112,7 @@ fn document(kb: &KnowledgeBase, a: &Assessment, as_of: Date) -> Result<Value> {
         .cves
         .iter()
         .map(|c| {
-            let fact = c
-                .fixed_in
-                .and_then(|b| kb.cves.find(&c.cve, b))
-                .or_else(|| kb.cves.rows_of(&c.cve).next());
+            let fact = cve_fact(kb, a, c);
             json!({
                 "cve": c.cve,
                 "status": c.status.as_str(),
@@ -220,12 +218,9 @@ fn render(kb: &KnowledgeBase, a: &Assessment, as_of: Date) -> String {
     line("upgrade path", a.upgrade_path.as_str().to_string());
     line("CVEs", format!("{} published by {as_of}", a.cves.len()));
     for c in &a.cves {
-        let fact = c
-            .fixed_in
-            .and_then(|b| kb.cves.find(&c.cve, b))
-            .or_else(|| kb.cves.rows_of(&c.cve).next());
+        let fact = cve_fact(kb, a, c);
         let fixed = match c.fixed_in {
-            Some(b) => format!(" fixed in {b}"),
+            Some(b) => format!(" (fix {b})"),
             None => String::new(),
         };
         let facts = fact.map_or(String::new(), |f| {
@@ -242,6 +237,24 @@ fn render(kb: &KnowledgeBase, a: &Assessment, as_of: Date) -> String {
         ));
     }
     out
+}
+
+/// The CVE row a status rests on: the host CU's row, else the newest row of its family (the
+/// one a newer CU inherits), else any.
+fn cve_fact<'a>(
+    kb: &'a KnowledgeBase,
+    a: &Assessment,
+    c: &'a CveExposure,
+) -> Option<&'a surveyor_kb::CveFix> {
+    c.fixed_in
+        .and_then(|b| kb.cves.find(&c.cve, b))
+        .or_else(|| {
+            kb.cves
+                .rows_of(&c.cve)
+                .filter(|f| f.family() == Some(a.family))
+                .max_by_key(|f| f.fixed)
+        })
+        .or_else(|| kb.cves.rows_of(&c.cve).next())
 }
 
 fn check() -> Result<()> {
