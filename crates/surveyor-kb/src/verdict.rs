@@ -379,6 +379,13 @@ fn inconsistencies(
             push(format!("server-is-a-python-web-server {HONEYPOT}"));
         }
     }
+    for e in fingerprint.of(Signal::NtlmWindowsVersion) {
+        if let (Some(windows), Some(min)) = (windows_version(&e.value), min_windows(family)) {
+            if windows < min {
+                push(format!("windows-version-too-old-for-build {HONEYPOT}"));
+            }
+        }
+    }
     let cus = |signal: Signal| -> Vec<Build> {
         let mut v: Vec<Build> = observed
             .iter()
@@ -427,6 +434,23 @@ fn min_iis(family: Family) -> Option<(u32, u32)> {
     match family {
         Family::E2016 => Some((8, 0)),
         Family::E2019 | Family::Se => Some((10, 0)),
+        _ => None,
+    }
+}
+
+/// `10.0.17763` (the NTLM challenge's version field) → (10, 0, 17763).
+fn windows_version(value: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = value.trim().split('.').map(|p| p.parse::<u32>().ok());
+    let version = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(version)
+}
+
+/// The oldest Windows a family runs on, as the NTLM version field reports it: 2016 needs
+/// Windows Server 2012 (6.2); 2019 and SE need Windows Server 2019 (10.0.17763).
+fn min_windows(family: Family) -> Option<(u32, u32, u32)> {
+    match family {
+        Family::E2016 => Some((6, 2, 0)),
+        Family::E2019 | Family::Se => Some((10, 0, 17763)),
         _ => None,
     }
 }

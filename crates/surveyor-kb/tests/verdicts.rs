@@ -11,8 +11,8 @@ use time::Date;
 
 use Signal::{
     ExchangeOnline as Exo, ExportToolManifest as Manifest, FeServerHeader as FeServer,
-    LogonPageMarker as Logon, OwaResourcePath as Path, OwaVersionHeader as Header,
-    ServerHeader as Server,
+    LogonPageMarker as Logon, NtlmWindowsVersion as Windows, OwaResourcePath as Path,
+    OwaVersionHeader as Header, ServerHeader as Server,
 };
 
 /// The census date most cases are judged on.
@@ -105,6 +105,7 @@ fn render(verdict: Option<ExchangeVerdict>) -> Vec<String> {
     lines
 }
 
+/// Short names keep the expectations readable.
 fn serde_signal(s: Signal) -> String {
     match s {
         Signal::OwaVersionHeader => "header",
@@ -112,8 +113,8 @@ fn serde_signal(s: Signal) -> String {
         Signal::ExportToolManifest => "manifest",
         Signal::LogonPageMarker => "logon",
         Signal::FeServerHeader => "fe-server",
-        Signal::ExchangeOnline => "exo",
         Signal::ServerHeader => "server",
+        other => other.as_str(),
     }
     .into()
 }
@@ -172,6 +173,30 @@ fn honeypots() {
             (Server, "Microsoft-IIS/10.0"),
         ],
         "family=SE; confidence=high; !inconsistency",
+    );
+    // The NTLM challenge names the Windows build: 2019 needs Windows Server 2019 (10.0.17763).
+    check(
+        D,
+        &[
+            (Header, "15.2.1748.39"),
+            (FeServer, "EX19"),
+            (Windows, "6.1.7601"),
+        ],
+        "confidence=low; inconsistency=windows-version-too-old-for-build (likely honeypot)",
+    );
+    check(
+        D,
+        &[
+            (Header, "15.2.1748.39"),
+            (FeServer, "EX19"),
+            (Windows, "10.0.17763"),
+        ],
+        "confidence=high; !inconsistency",
+    );
+    check(
+        D,
+        &[(Header, "15.1.2507.61"), (Windows, "6.3.9600")],
+        "!inconsistency",
     );
     // 2013 ran on Windows Server 2008 R2: IIS 7.5 is plausible there.
     check(
