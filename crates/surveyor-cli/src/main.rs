@@ -15,7 +15,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ipnet::{IpNet, Ipv4Net};
 use surveyor_scan::targets::{self, Entry, InputFormat, OptOut};
-use surveyor_scan::{Exclusions, Order, PortSpec, ProbeConfig, ScanConfig, StopReason, TargetSpace};
+use surveyor_scan::{
+    Exclusions, Order, PortSpec, ProbeConfig, ScanConfig, StopReason, TargetSpace,
+};
 use surveyor_store::{ScanId, Store};
 use time::{Date, OffsetDateTime};
 use tokio_util::sync::CancellationToken;
@@ -39,7 +41,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Scan addresses for Exchange/OWA and write one JSON line per answering (ip, port).
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
     /// Print the census table of the latest finished scan.
     Report(ReportArgs),
     /// Serve the HTTP API over the store.
@@ -207,12 +209,84 @@ struct TestbedArgs {
     /// Network to place hosts in, within 127.0.0.0/8.
     #[arg(long, default_value = "127.77.0.0/22")]
     net: Ipv4Net,
-    /// Port every host listens on (0: pick a free one).
-    #[arg(long, default_value_t = 0)]
-    port: u16,
+    /// Ports and what they serve, e.g. `443,80,25` or `0/https,0/smtp`: https (every host),
+    /// http (301 to https on Exchange hosts), smtp (Exchange and Postfix hosts). Port 0 picks
+    /// a free port; privileged ports need privileges.
+    #[arg(long, default_value = "0/https", value_delimiter = ',')]
+    ports: Vec<String>,
+    /// Share of live hosts with a hostile persona (0 to 1).
+    #[arg(long, default_value_t = 0.03)]
+    hostile_share: f64,
+    /// Share of the other live hosts that do not run Exchange (0 to 1).
+    #[arg(long, default_value_t = 0.25)]
+    non_exchange_share: f64,
+    /// Family weights among Exchange hosts, e.g. `se=8,2019=45,2016=40,2013=3,2010=3,2007=1`.
+    #[arg(long)]
+    weights: Option<String>,
     /// Write the ground truth here as JSON lines.
     #[arg(long)]
     truth: Option<PathBuf>,
+    /// Write the organisations registry here (CSV: organisation, sector, cidr, domain,
+    /// abuse_contact, language).
+    #[arg(long)]
+    registry: Option<PathBuf>,
+}
+
+/// Splits `--ports` of the test-bed into its https, http and smtp ports.
+fn testbed_ports(list: &[String]) -> Result<(u16, Option<u16>, Option<u16>)> {
+    let (mut https, mut http, mut smtp) = (None, None, None);
+    for item in list {
+        let (port, proto) = match item.trim().split_once('/') {
+            Some((p, proto)) => (p, proto.trim().to_ascii_lowercase()),
+            None => {
+                let proto = match item.trim() {
+                    "80" | "8080" => "http",
+                    "25" | "587" => "smtp",
+                    _ => "https",
+                };
+                (item.trim(), proto.to_string())
+            }
+        };
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("--ports: {item:?} is not a port"))?;
+        let slot = match proto.as_str() {
+            "https" => &mut https,
+            "http" => &mut http,
+            "smtp" => &mut smtp,
+            other => bail!("--ports: {other:?} is not https, http or smtp"),
+        };
+        if slot.replace(port).is_some() {
+            bail!("--ports: two ports for {proto}");
+        }
+    }
+    Ok((https.unwrap_or(0), http, smtp))
+}
+
+fn parse_weights(spec: &str) -> Result<surveyor_testbed::FamilyWeights> {
+    let mut w = surveyor_testbed::FamilyWeights::default();
+    for pair in spec.split(',') {
+        let (family, n) = pair
+            .split_once('=')
+            .with_context(|| format!("--weights: {pair:?} is not FAMILY=N"))?;
+        let n: u32 = n
+            .trim()
+            .parse()
+            .with_context(|| format!("--weights: {n:?} is not a number"))?;
+        let slot = match family.trim().to_ascii_lowercase().as_str() {
+            "se" => &mut w.se,
+            "2019" => &mut w.ex2019,
+            "2016" => &mut w.ex2016,
+            "2013" => &mut w.ex2013,
+            "2010" => &mut w.ex2010,
+            "2007" => &mut w.ex2007,
+            other => {
+                bail!("--weights: unknown family {other:?} (se, 2019, 2016, 2013, 2010, 2007)")
+            }
+        };
+        *slot = n;
+    }
+    Ok(w)
 }
 
 fn main() -> ExitCode {
@@ -242,7 +316,7 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::Scan(args) => scan(args).await,
+        Command::Scan(args) => scan(*args).await,
         Command::Report(args) => report(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Demo(args) => demo(args).await,
@@ -440,7 +514,8 @@ fn collect_targets(args: &ScanArgs, exclusions: &Exclusions) -> Result<Vec<Entry
 }
 
 fn parse_port_spec(s: &str) -> Result<PortSpec, String> {
-    PortSpec::parse(s).ok_or_else(|| format!("{s:?} is not PORT or PORT/PROTOCOL (1-65535; http, https, smtp)"))
+    PortSpec::parse(s)
+        .ok_or_else(|| format!("{s:?} is not PORT or PORT/PROTOCOL (1-65535; http, https, smtp)"))
 }
 
 /// One protocol per port: the first mention wins, repeats are dropped.
@@ -448,7 +523,9 @@ fn check_ports(ports: &[PortSpec]) -> Result<Vec<PortSpec>> {
     let mut out: Vec<PortSpec> = Vec::new();
     for p in ports {
         match out.iter().find(|o| o.port == p.port) {
-            Some(o) if o.scheme != p.scheme => bail!("--ports: port {} is given two protocols", p.port),
+            Some(o) if o.scheme != p.scheme => {
+                bail!("--ports: port {} is given two protocols", p.port)
+            }
             Some(_) => {}
             None => out.push(*p),
         }
@@ -688,14 +765,33 @@ async fn demo(args: DemoArgs) -> Result<()> {
 }
 
 async fn testbed(args: TestbedArgs) -> Result<()> {
-    let bed = surveyor_testbed::Testbed::start(surveyor_testbed::TestbedConfig {
+    let (port, http_port, smtp_port) = testbed_ports(&args.ports)?;
+    let options = surveyor_testbed::FleetOptions {
+        family_weights: match &args.weights {
+            Some(spec) => parse_weights(spec)?,
+            None => surveyor_testbed::FamilyWeights::default(),
+        },
+        hostile_share: args.hostile_share,
+        non_exchange_share: args.non_exchange_share,
+        smtp_port,
+        http_port,
+    };
+    let config = surveyor_testbed::TestbedConfig {
         hosts: args.hosts,
         seed: args.seed,
         net: args.net,
-        port: args.port,
-    })
-    .await
-    .context("could not start the test-bed")?;
+        port,
+    };
+    let bed = surveyor_testbed::Testbed::start_with(config, options)
+        .await
+        .context("could not start the test-bed")?;
+    if let Some(path) = &args.registry {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("could not create {}", path.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        surveyor_testbed::write_registry(bed.truth(), &mut w)?;
+        w.flush()?;
+    }
     if let Some(path) = &args.truth {
         let file = std::fs::File::create(path)
             .with_context(|| format!("could not create {}", path.display()))?;
@@ -713,7 +809,13 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
     // Machine-readable readiness line for scripts and tests.
     println!(
         "{}",
-        serde_json::json!({ "ready": true, "net": bed.net().to_string(), "port": bed.port() })
+        serde_json::json!({
+            "ready": true,
+            "net": bed.net().to_string(),
+            "port": bed.port(),
+            "http_port": bed.http_port(),
+            "smtp_port": bed.smtp_port(),
+        })
     );
     std::io::stdout().flush()?;
     shutdown_token().cancelled().await;

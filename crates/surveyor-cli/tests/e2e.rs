@@ -499,3 +499,64 @@ fn excluded_and_malformed_lists_are_clear_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("zgrab.csv line 2"));
 }
+
+#[test]
+fn testbed_command_writes_truth_and_registry_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.jsonl");
+    let registry = dir.path().join("registry.csv");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_surveyor"))
+        .args([
+            "testbed",
+            "--hosts",
+            "20",
+            "--seed",
+            "3",
+            "--net",
+            "127.78.6.0/24",
+            "--ports",
+            "0/https,0/smtp",
+        ])
+        .args([
+            "--truth",
+            truth.to_str().unwrap(),
+            "--registry",
+            registry.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(ready["ready"], true);
+    assert!(ready["port"].as_u64().unwrap() > 0 && ready["smtp_port"].as_u64().unwrap() > 0);
+    assert!(ready["http_port"].is_null());
+    let hosts: Vec<TruthHost> = std::fs::read_to_string(&truth)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(hosts.len(), 20);
+    assert!(hosts
+        .iter()
+        .all(|h| !h.sector.is_empty() && !h.organisation.is_empty()));
+    let registry = std::fs::read_to_string(&registry).unwrap();
+    assert!(
+        registry.starts_with("organisation,sector,cidr,domain,abuse_contact,language"),
+        "{registry}"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        child.wait().unwrap().success(),
+        "a SIGTERM stops the test-bed cleanly"
+    );
+}

@@ -107,7 +107,7 @@ async fn records_tls_and_exchange_signals_from_the_testbed() {
                 let manifest = builds(Signal::ExportToolManifest);
                 // The manifest is only asked for when nothing else gave the exact build.
                 if t.exporttool_manifest && !t.owa_version_header && path[0] != t.build {
-                    assert_eq!(manifest, [t.build.clone()]);
+                    assert_eq!(manifest, std::slice::from_ref(&t.build));
                 }
                 if t.owa_version_header || !t.exporttool_manifest {
                     assert!(manifest.is_empty(), "no manifest build here: {manifest:?}");
