@@ -1,6 +1,8 @@
 //! `surveyor kb`: what the knowledge base knows about a build, whether its data is consistent,
 //! and Exchange Online's enforcement stage for a server.
 
+use std::io::Write;
+
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -80,11 +82,10 @@ fn show(build: &str, as_of: Date, format: &str) -> Result<()> {
     };
     let doc = document(kb, &a, as_of)?;
     if format == "json" {
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))
     } else {
-        print!("{}", render(kb, &a, as_of));
+        emit(&render(kb, &a, as_of))
     }
-    Ok(())
 }
 
 /// The JSON form of `kb show`: the verdict's fields plus the row and CVE facts behind them.
@@ -259,15 +260,32 @@ fn cve_fact<'a>(
 
 fn check() -> Result<()> {
     let problems = surveyor_kb::check(&Sources::BUILTIN);
+    let mut out = String::new();
     for p in &problems {
-        println!("{p}");
+        out.push_str(&format!("{p}\n"));
     }
     let undocumented = problems.iter().filter(|p| !p.documented).count();
-    println!("{} problems, {undocumented} undocumented", problems.len());
+    out.push_str(&format!(
+        "{} problems, {undocumented} undocumented\n",
+        problems.len()
+    ));
+    emit(&out)?;
     if undocumented > 0 {
         bail!("the knowledge base has {undocumented} undocumented problems");
     }
     Ok(())
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("could not write to stdout"),
+    }
 }
 
 fn enforcement(first_seen: Date, as_of: Date, paused_days: u32) -> Result<()> {
@@ -283,6 +301,5 @@ fn enforcement(first_seen: Date, as_of: Date, paused_days: u32) -> Result<()> {
         "next_stage_on": s.next_stage_on.map(|d| d.to_string()),
         "note": "minutes throttled or blocked per stage are not published in our sources",
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
-    Ok(())
+    emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))
 }
