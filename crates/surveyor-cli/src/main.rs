@@ -1,6 +1,7 @@
 //! `surveyor`: the one binary. Reads argv and environment, installs tracing, binds listeners,
 //! handles signals, and glues the libraries together.
 
+mod kb;
 mod pipeline;
 mod report;
 
@@ -50,6 +51,8 @@ enum Command {
     Demo(DemoArgs),
     /// Run a synthetic Internet of Exchange and other servers on 127.0.0.0/8.
     Testbed(TestbedArgs),
+    /// Inspect and check the Exchange knowledge base.
+    Kb(kb::KbArgs),
 }
 
 #[derive(Args)]
@@ -321,6 +324,7 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Demo(args) => demo(args).await,
         Command::Testbed(args) => testbed(args).await,
+        Command::Kb(args) => kb::run(args),
     }
 }
 

@@ -560,3 +560,57 @@ fn testbed_command_writes_truth_and_registry_and_stops_on_sigterm() {
         "a SIGTERM stops the test-bed cleanly"
     );
 }
+
+#[test]
+fn kb_commands_answer_from_the_shipped_data() {
+    let out = surveyor(&[
+        "kb",
+        "show",
+        "15.02.2562.029",
+        "--as-of",
+        AS_OF,
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["build"], "15.2.2562.29");
+    assert_eq!(v["build_precision"], "exact");
+    assert!(v["cves"].as_array().is_some_and(|c| !c.is_empty()));
+
+    let out = surveyor(&["kb", "check"]);
+    assert!(
+        out.status.success(),
+        "the shipped data passes its own check"
+    );
+
+    let out = surveyor(&["kb", "show", "15.9.1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a build"));
+
+    let out = surveyor(&[
+        "kb",
+        "enforcement",
+        "--first-seen",
+        "2026-09-01",
+        "--as-of",
+        "2026-09-20",
+    ]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "report-only");
+    let out = surveyor(&[
+        "kb",
+        "enforcement",
+        "--first-seen",
+        "2026-09-01",
+        "--as-of",
+        "2026-12-15",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "complete-block");
+}
