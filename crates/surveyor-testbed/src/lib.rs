@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod builds;
+mod dns;
 mod hostile;
 mod http;
 mod names;
@@ -76,6 +77,12 @@ pub struct FleetOptions {
     /// Plain HTTP on this port for Exchange hosts, answering 301 to https; `Some(0)` picks
     /// a free port.
     pub http_port: Option<u16>,
+    /// An authoritative DNS server for the fleet's zones on this UDP and TCP port of
+    /// [`dns_ip`](Self::dns_ip); `Some(0)` picks a free port. Also fills
+    /// [`TruthHost::hostname`].
+    pub dns_port: Option<u16>,
+    /// Where the DNS server listens; must lie within 127.0.0.0/8 (default 127.0.0.1).
+    pub dns_ip: Ipv4Addr,
 }
 
 impl Default for FleetOptions {
@@ -86,12 +93,19 @@ impl Default for FleetOptions {
             non_exchange_share: 0.25,
             smtp_port: None,
             http_port: None,
+            dns_port: None,
+            dns_ip: Ipv4Addr::LOCALHOST,
         }
     }
 }
 
 impl FleetOptions {
     fn validate(&self) -> Result<(), TestbedError> {
+        if self.dns_ip.octets()[0] != 127 {
+            return Err(TestbedError::BadOptions {
+                reason: format!("dns_ip {} is not inside 127.0.0.0/8", self.dns_ip),
+            });
+        }
         for (name, share) in [
             ("hostile_share", self.hostile_share),
             ("non_exchange_share", self.non_exchange_share),
@@ -187,6 +201,11 @@ pub struct TruthHost {
     /// this host answers there.
     #[serde(default)]
     pub smtp: Option<String>,
+    /// The host's name in the fleet's DNS (its PTR record, and an A record back to `ip`):
+    /// `mail.<domain>` for Exchange hosts, `www.<domain>` for the others. Set only when the
+    /// fleet runs DNS ([`FleetOptions::dns_port`]), and left out of the JSON otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// Ground truth for an Exchange host.
@@ -245,6 +264,8 @@ pub enum TestbedError {
     BadOptions { reason: String },
     #[error("the fleet needs {requested} listeners but one process may open at most {limit}")]
     TooManyListeners { requested: usize, limit: usize },
+    #[error("the fleet's DNS zones could not be built: {reason}")]
+    Dns { reason: String },
 }
 
 impl TestbedError {
@@ -259,7 +280,8 @@ impl TestbedError {
             | TestbedError::BadBuildTable { .. }
             | TestbedError::Tls { .. }
             | TestbedError::BadOptions { .. }
-            | TestbedError::TooManyListeners { .. } => false,
+            | TestbedError::TooManyListeners { .. }
+            | TestbedError::Dns { .. } => false,
         }
     }
 }
@@ -304,6 +326,7 @@ pub struct Testbed {
     port: u16,
     smtp_port: Option<u16>,
     http_port: Option<u16>,
+    dns_addr: Option<SocketAddr>,
     net: Ipv4Net,
     truth: Vec<TruthHost>,
     cancel: CancellationToken,
@@ -334,6 +357,15 @@ impl Testbed {
         options: FleetOptions,
     ) -> Result<Testbed, TestbedError> {
         let plans = plan::plan(&config, &options)?;
+        // Zones come from the plan alone, so a zone error stops us before anything is bound.
+        let catalog = match options.dns_port {
+            Some(_) => Some(dns::catalog(&dns::zones(
+                plans.iter().map(|p| &p.truth),
+                config.net.trunc(),
+                options.dns_ip,
+            ))?),
+            None => None,
+        };
         let smtp_hosts: Vec<usize> = match options.smtp_port {
             Some(_) => (0..plans.len())
                 .filter(|&i| plans[i].truth.smtp.is_some())
@@ -363,6 +395,10 @@ impl Testbed {
         };
         let http = match options.http_port {
             Some(p) => Some(server::bind_all(&pick(&http_hosts), p).await?),
+            None => None,
+        };
+        let dns = match options.dns_port {
+            Some(p) => Some(dns::bind(options.dns_ip, p).await?),
             None => None,
         };
 
@@ -402,11 +438,19 @@ impl Testbed {
                 spawn(listener, &hosts[i], server::Service::HttpRedirect);
             }
         }
+        let dns_addr = match (dns, catalog) {
+            (Some((dns_port, udp, tcp)), Some(catalog)) => {
+                dns::serve(catalog, udp, tcp, cancel.clone(), &tracker);
+                Some(SocketAddr::new(IpAddr::V4(options.dns_ip), dns_port))
+            }
+            _ => None,
+        };
         tracing::info!(
             hosts = truth.len(),
             port,
             ?smtp_port,
             ?http_port,
+            ?dns_addr,
             net = %config.net.trunc(),
             "test-bed started"
         );
@@ -414,6 +458,7 @@ impl Testbed {
             port,
             smtp_port,
             http_port,
+            dns_addr,
             net: config.net.trunc(),
             truth,
             cancel,
@@ -429,6 +474,11 @@ impl Testbed {
     /// The plain-HTTP port, if the fleet runs one.
     pub fn http_port(&self) -> Option<u16> {
         self.http_port
+    }
+
+    /// Where the fleet's DNS server answers (UDP and TCP), if it runs one.
+    pub fn dns_addr(&self) -> Option<SocketAddr> {
+        self.dns_addr
     }
 
     /// The port every host listens on.
@@ -679,5 +729,49 @@ mod tests {
             .map(|line| serde_json::from_str(line).unwrap())
             .collect();
         assert_eq!(back, plan);
+        // Without DNS the JSON has no hostname key, as before the field existed.
+        assert!(!text.contains("hostname"));
+    }
+
+    #[test]
+    fn dns_names_every_host_in_the_truth() {
+        let options = FleetOptions {
+            dns_port: Some(0),
+            ..FleetOptions::default()
+        };
+        let plan = try_generate_with(&config(50, 3, "127.2.0.0/24"), &options).unwrap();
+        for host in &plan {
+            let role = if host.exchange.is_some() {
+                "mail"
+            } else {
+                "www"
+            };
+            assert_eq!(
+                host.hostname.as_deref(),
+                Some(format!("{role}.{}", host.domain).as_str())
+            );
+        }
+        // Apart from the names, the fleet is the same as without DNS.
+        let without = generate(&config(50, 3, "127.2.0.0/24"));
+        let stripped: Vec<TruthHost> = plan
+            .iter()
+            .cloned()
+            .map(|h| TruthHost {
+                hostname: None,
+                ..h
+            })
+            .collect();
+        assert_eq!(stripped, without);
+    }
+
+    #[test]
+    fn dns_outside_loopback_is_rejected() {
+        let options = FleetOptions {
+            dns_port: Some(0),
+            dns_ip: Ipv4Addr::new(0, 0, 0, 0),
+            ..FleetOptions::default()
+        };
+        let result = try_generate_with(&config(5, 3, "127.2.0.0/24"), &options);
+        assert!(matches!(result, Err(TestbedError::BadOptions { .. })));
     }
 }

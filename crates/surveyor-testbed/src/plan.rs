@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::builds::{BuildTable, Family};
+use crate::dns;
 use crate::names::{self, Organisation};
 use crate::{FamilyWeights, FleetOptions, TestbedConfig, TestbedError, TruthExchange, TruthHost};
 
@@ -361,6 +362,12 @@ fn plan_host(
         Persona::Hostile(h) => h.expected_status(),
         _ => "success",
     };
+    let hostname = options.dns_port.map(|_| {
+        dns::hostname(
+            matches!(persona, Persona::Exchange(_)),
+            &organisation.domain,
+        )
+    });
     let smtp = options
         .smtp_port
         .and_then(|_| persona.smtp())
@@ -378,6 +385,7 @@ fn plan_host(
             sector: organisation.sector.to_owned(),
             language: organisation.language.to_owned(),
             smtp,
+            hostname,
         },
         org,
         org_name: organisation.name.clone(),
