@@ -779,6 +779,7 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
         non_exchange_share: args.non_exchange_share,
         smtp_port,
         http_port,
+        ..surveyor_testbed::FleetOptions::default()
     };
     let config = surveyor_testbed::TestbedConfig {
         hosts: args.hosts,

@@ -90,6 +90,14 @@ impl Checkpoint {
         }
     }
 
+    fn with_frontier(&self, frontier: &Frontier) -> Checkpoint {
+        Checkpoint {
+            next: frontier.next.to_string(),
+            pending: frontier.pending.iter().map(u128::to_string).collect(),
+            ..self.clone()
+        }
+    }
+
     pub fn read(path: &std::path::Path) -> Result<Checkpoint> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("could not read {}", path.display()))?;
@@ -200,11 +208,23 @@ pub async fn run_scan(
     let exchange = Arc::new(AtomicU64::new(0));
     let bar = progress_bar(&job, exchange.clone());
 
+    // Storing runs in its own task so that classification and output go on while a batch is
+    // written; two batches in flight at most, then backpressure reaches the engine.
+    let (batches, batch_rx) = mpsc::channel::<(Vec<Observation>, Vec<u128>)>(2);
+    let template = Checkpoint::of(&job, scan, &Frontier::default());
+    let storer = tokio::spawn(store_batches(
+        store.clone(),
+        scan,
+        batch_rx,
+        progress.clone(),
+        job.checkpoint.clone().map(|path| (path, template.clone())),
+    ));
+
     let table = BuildTable::builtin();
     let mut writer = Writer::new(out, job.format);
     let mut batch = Vec::with_capacity(BATCH);
     let mut positions = Vec::with_capacity(BATCH);
-    let mut last_checkpoint = Instant::now();
+    let mut store_failed = false;
     while let Some((position, mut obs)) = rx.recv().await {
         obs.exchange = surveyor_kb::classify(&obs.fingerprint, table, job.as_of);
         if obs.exchange.is_some() {
@@ -214,23 +234,28 @@ pub async fn run_scan(
         batch.push(obs);
         positions.push(position);
         if batch.len() == BATCH {
-            flush(store, scan, &mut batch, &mut positions, &progress).await?;
-            if let Some(path) = &job.checkpoint {
-                if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-                    Checkpoint::of(&job, scan, &progress.frontier()).write(path)?;
-                    last_checkpoint = Instant::now();
-                }
+            let full = (std::mem::take(&mut batch), std::mem::take(&mut positions));
+            if batches.send(full).await.is_err() {
+                // The storer stopped on an error: stop the scan, then report that error.
+                store_failed = true;
+                cancel.cancel();
+                break;
             }
         }
     }
-    flush(store, scan, &mut batch, &mut positions, &progress).await?;
+    if !store_failed && !batch.is_empty() {
+        let _ = batches.send((batch, positions)).await;
+    }
+    drop(batches);
+    drop(rx);
     writer.finish()?;
+    storer.await.context("the store task failed")??;
     let stats = engine.await.context("the scan engine failed")?;
     if let Some(bar) = bar {
         bar.abort();
     }
     if let Some(path) = &job.checkpoint {
-        Checkpoint::of(&job, scan, &progress.frontier()).write(path)?;
+        template.with_frontier(&progress.frontier()).write(path)?;
     }
     if stats.stopped.is_none() {
         store
@@ -246,24 +271,30 @@ pub async fn run_scan(
     })
 }
 
-/// Stores a batch, then tells the engine's frontier those targets are safe.
-async fn flush(
-    store: &Store,
+/// Stores batches in order; after each, marks its targets done in the frontier and, at most
+/// every few seconds, rewrites the checkpoint: only stored results are ever claimed.
+async fn store_batches(
+    store: Store,
     scan: ScanId,
-    batch: &mut Vec<Observation>,
-    positions: &mut Vec<u128>,
-    progress: &surveyor_scan::ScanProgress,
+    mut batches: mpsc::Receiver<(Vec<Observation>, Vec<u128>)>,
+    progress: Arc<surveyor_scan::ScanProgress>,
+    checkpoint: Option<(PathBuf, Checkpoint)>,
 ) -> Result<()> {
-    if batch.is_empty() {
-        return Ok(());
+    let mut last_checkpoint = Instant::now();
+    while let Some((batch, positions)) = batches.recv().await {
+        store
+            .scans
+            .record(scan, &batch)
+            .await
+            .context("could not store observations")?;
+        progress.complete(positions);
+        if let Some((path, template)) = &checkpoint {
+            if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                template.with_frontier(&progress.frontier()).write(path)?;
+                last_checkpoint = Instant::now();
+            }
+        }
     }
-    store
-        .scans
-        .record(scan, batch)
-        .await
-        .context("could not store observations")?;
-    progress.complete(positions.drain(..));
-    batch.clear();
     Ok(())
 }
 
