@@ -307,3 +307,65 @@ async fn ntlm_and_smtp_disclose_what_the_truth_says() {
     );
     bed.shutdown().await;
 }
+
+/// Survival: a fleet of nothing but hostile personas. Every target ends in the status the
+/// test-bed's truth names, within its deadline, and the scan itself finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_servers_end_in_the_right_status_within_the_deadline() {
+    use surveyor_testbed::FleetOptions;
+    let options = FleetOptions {
+        hostile_share: 1.0,
+        ..FleetOptions::default()
+    };
+    let config = TestbedConfig {
+        hosts: 60,
+        seed: 13,
+        net: "127.79.7.0/24".parse().unwrap(),
+        port: 0,
+    };
+    let bed = Testbed::start_with(config, options).await.unwrap();
+    let personas: std::collections::BTreeSet<&str> =
+        bed.truth().iter().map(|h| h.persona.as_str()).collect();
+    assert!(
+        personas.len() >= 10,
+        "most hostile personas are in the fleet: {personas:?}"
+    );
+    let deadline = Duration::from_secs(2);
+    let config = ScanConfig {
+        probe: ProbeConfig {
+            connect_timeout: Duration::from_millis(500),
+            target_timeout: deadline,
+            ..ProbeConfig::default()
+        },
+        ..quick()
+    };
+    let started = std::time::Instant::now();
+    let (stats, observations) = scan(&[IpNet::V4(bed.net())], &[bed.port()], config).await;
+    // Every target within its own deadline, all in parallel: far less than one deadline each.
+    assert!(
+        started.elapsed() < deadline * 4,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(stats.connected, 60);
+    let by_ip: BTreeMap<IpAddr, &Observation> = observations.iter().map(|o| (o.ip, o)).collect();
+    for host in bed.truth() {
+        let obs = by_ip[&host.ip];
+        let expected = host.expected_status.as_deref().unwrap_or("success");
+        assert_eq!(
+            obs.status.as_str(),
+            expected,
+            "{} ({}): {:?}",
+            host.ip,
+            host.persona,
+            obs.error
+        );
+        // Bodies stay within the bound whatever the server sends.
+        assert!(obs
+            .fingerprint
+            .evidence
+            .iter()
+            .all(|e| e.value.len() < 4096));
+    }
+    bed.shutdown().await;
+}
