@@ -10,7 +10,6 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
 use surveyor_model::{Fingerprint, Observation, Scheme, Signal, Status};
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -68,16 +67,7 @@ pub async fn probe(
         Scheme::Smtp => crate::smtp::smtp_plan(tcp, &target, tls, deadline, &mut obs).await,
         Scheme::Http => http_plan(tcp, target.clone(), config, deadline, &mut obs).await,
         Scheme::Https => {
-            // SNI carries the input's domain when there is one; rustls sends none for addresses.
-            let name = match target
-                .domain
-                .as_deref()
-                .map(|d| ServerName::try_from(d.to_string()))
-            {
-                Some(Ok(name)) => name,
-                _ => ServerName::IpAddress(target.ip.into()),
-            };
-            match timeout_at(deadline, tls.connect(name, tcp)).await {
+            match timeout_at(deadline, tls.connect(crate::tls::server_name(&target), tcp)).await {
                 Err(_) => fail(
                     &mut obs,
                     Status::IoTimeout,

@@ -1,7 +1,6 @@
 //! The SMTP probe: greeting, EHLO, and the certificate behind STARTTLS. Never MAIL, RCPT,
 //! VRFY or EXPN: a census reads what a server announces, it does not enumerate users.
 
-use rustls::pki_types::ServerName;
 use surveyor_model::{Observation, Signal, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -94,15 +93,7 @@ pub(crate) async fn smtp_plan(
             ),
         );
     }
-    let name = match target
-        .domain
-        .as_deref()
-        .map(|d| ServerName::try_from(d.to_string()))
-    {
-        Some(Ok(name)) => name,
-        _ => ServerName::IpAddress(target.ip.into()),
-    };
-    match timeout_at(deadline, tls.connect(name, tcp)).await {
+    match timeout_at(deadline, tls.connect(crate::tls::server_name(target), tcp)).await {
         Err(_) => fail(
             obs,
             (Status::IoTimeout, "timed out during the STARTTLS handshake"),

@@ -1,11 +1,24 @@
 //! Recording what a TLS handshake showed: version, cipher and the leaf certificate.
 
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::ClientConnection;
 use surveyor_model::TlsInfo;
 use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// The name to send as SNI: the input's domain when there is one; for an address, rustls
+/// sends no SNI at all, as a browser typing an IP would.
+pub fn server_name(target: &crate::targets::Target) -> ServerName<'static> {
+    match target
+        .domain
+        .as_deref()
+        .map(|d| ServerName::try_from(d.to_string()))
+    {
+        Some(Ok(name)) => name,
+        _ => ServerName::IpAddress(target.ip.into()),
+    }
+}
 
 /// Summarises an established connection. A certificate that does not parse is still
 /// fingerprinted: the hash is what researchers join on.
