@@ -233,6 +233,10 @@ struct TestbedArgs {
     /// abuse_contact, language).
     #[arg(long)]
     registry: Option<PathBuf>,
+    /// Serve the fleet's DNS zones (A, MX, autodiscover CNAMEs, PTR) on 127.0.0.1 at this
+    /// port, UDP and TCP (0: pick a free one).
+    #[arg(long, value_name = "PORT")]
+    dns: Option<u16>,
 }
 
 /// Splits `--ports` of the test-bed into its https, http and smtp ports.
@@ -779,6 +783,7 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
         non_exchange_share: args.non_exchange_share,
         smtp_port,
         http_port,
+        dns_port: args.dns,
         ..surveyor_testbed::FleetOptions::default()
     };
     let config = surveyor_testbed::TestbedConfig {
@@ -820,6 +825,7 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
             "port": bed.port(),
             "http_port": bed.http_port(),
             "smtp_port": bed.smtp_port(),
+            "dns": bed.dns_addr().map(|a| a.to_string()),
         })
     );
     std::io::stdout().flush()?;
