@@ -123,11 +123,7 @@ fn check_lines(stdout: &str, truth: &[TruthHost]) {
                         t.version_name
                     );
                 }
-                let support = if t.family == "SE" {
-                    "supported"
-                } else {
-                    "unsupported"
-                };
+                let support = t.support_on(AS_OF);
                 assert_eq!(ex["support"], support, "{line}");
                 assert!(!ex["evidence"].as_array().unwrap().is_empty());
             }
@@ -139,9 +135,12 @@ fn check_census(report: &Value, truth: &[TruthHost]) {
     let census = &report["census"];
     let exchange: Vec<_> = truth.iter().filter_map(|h| h.exchange.as_ref()).collect();
     assert_eq!(census["servers"], exchange.len());
-    let se = exchange.iter().filter(|e| e.family == "SE").count();
-    assert_eq!(census["supported"], se);
-    assert_eq!(census["unsupported"], exchange.len() - se);
+    let supported = exchange
+        .iter()
+        .filter(|e| e.support_on(AS_OF) == "supported")
+        .count();
+    assert_eq!(census["supported"], supported);
+    assert_eq!(census["unsupported"], exchange.len() - supported);
     for row in census["families"].as_array().unwrap() {
         let family = row["family"].as_str().unwrap();
         let n = exchange.iter().filter(|e| e.family == family).count();

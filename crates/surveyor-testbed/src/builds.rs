@@ -30,6 +30,19 @@ pub(crate) enum Family {
 }
 
 impl Family {
+    /// The last day of Microsoft support, from Microsoft's lifecycle pages as the shared
+    /// research notes (§3) give them; kept here, apart from the scanner's knowledge base, so
+    /// that the truth checks the scanner rather than repeating it. SE has no fixed end.
+    pub(crate) fn supported_until(self) -> Option<&'static str> {
+        match self {
+            Family::Ex2007 => Some("2017-04-11"),
+            Family::Ex2010 => Some("2020-10-13"),
+            Family::Ex2013 => Some("2023-04-11"),
+            Family::Ex2016 | Family::Ex2019 => Some("2025-10-14"),
+            Family::Se => None,
+        }
+    }
+
     pub(crate) const ALL: [Family; 6] = [
         Family::Ex2007,
         Family::Ex2010,

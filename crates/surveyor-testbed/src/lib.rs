@@ -235,6 +235,22 @@ pub struct TruthExchange {
     /// The Windows build from the NTLM challenge's version field, e.g. 17763.
     #[serde(default)]
     pub windows_build: Option<u32>,
+    /// The last day the product is supported (`YYYY-MM-DD`); `None` for SE (Modern
+    /// Lifecycle). A host is supported on a date up to and including this one, whatever its
+    /// update level: ESU updates are not support.
+    #[serde(default)]
+    pub supported_until: Option<String>,
+}
+
+impl TruthExchange {
+    /// The support status on `date` (`YYYY-MM-DD`): `"supported"` or `"unsupported"`.
+    pub fn support_on(&self, date: &str) -> &'static str {
+        // ISO dates compare correctly as strings.
+        match &self.supported_until {
+            Some(end) if date > end.as_str() => "unsupported",
+            _ => "supported",
+        }
+    }
 }
 
 /// Why a test-bed could not be planned or started.
@@ -773,5 +789,37 @@ mod tests {
         };
         let result = try_generate_with(&config(5, 3, "127.2.0.0/24"), &options);
         assert!(matches!(result, Err(TestbedError::BadOptions { .. })));
+    }
+}
+
+#[cfg(test)]
+mod support_tests {
+    use super::*;
+
+    #[test]
+    fn truth_says_support_on_any_date() {
+        let plan = try_generate_with(
+            &TestbedConfig {
+                hosts: 400,
+                seed: 5,
+                net: "127.200.0.0/22".parse().unwrap(),
+                port: 0,
+            },
+            &FleetOptions::default(),
+        )
+        .unwrap();
+        let exchange: Vec<&TruthExchange> =
+            plan.iter().filter_map(|h| h.exchange.as_ref()).collect();
+        for t in &exchange {
+            match t.family.as_str() {
+                "SE" => assert_eq!(t.support_on("2030-01-01"), "supported"),
+                "2016" | "2019" => {
+                    assert_eq!(t.support_on("2025-10-14"), "supported");
+                    assert_eq!(t.support_on("2025-10-15"), "unsupported");
+                }
+                _ => assert_eq!(t.support_on("2025-01-01"), "unsupported"),
+            }
+        }
+        assert!(exchange.iter().any(|t| t.family == "SE"));
     }
 }

@@ -41,7 +41,7 @@ pub(crate) fn respond(host: &HostPlan, request: &Request, rng: &mut ChaCha8Rng) 
             be_target,
             fe_server,
         } => exchange_online(request, build, be_target, fe_server, rng),
-        Persona::SharePoint { version } => sharepoint(version, rng),
+        Persona::SharePoint { version } => sharepoint(request, domain, version, rng),
     }
 }
 
@@ -645,18 +645,53 @@ fn exchange_online(
 }
 
 /// SharePoint on IIS: everything asks for Windows authentication.
-fn sharepoint(version: &str, rng: &mut ChaCha8Rng) -> Response {
+/// SharePoint on IIS with Windows authentication: a 401 offering NTLM, and a real NTLM
+/// challenge (with the farm's AD names) to a NEGOTIATE_MESSAGE — an NTLM leak that is not
+/// Exchange, so a scanner must not take NTLM alone for Exchange.
+fn sharepoint(request: &Request, domain: &str, version: &str, rng: &mut ChaCha8Rng) -> Response {
     let guid = request_id(rng);
-    Response::new(401, "Unauthorized")
+    let challenge = request
+        .header("authorization")
+        .and_then(ntlm::negotiate_message)
+        .map(|scheme| {
+            let slug = domain.split('.').next().unwrap_or("corp");
+            let netbios_domain: String = slug
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(15)
+                .collect::<String>()
+                .to_ascii_uppercase();
+            let ad_domain = format!("{slug}.local");
+            let dns_computer = format!("sp01.{ad_domain}");
+            let id = ntlm::ServerIdentity {
+                netbios_computer: "SP01",
+                netbios_domain: &netbios_domain,
+                dns_computer: &dns_computer,
+                dns_domain: &ad_domain,
+                dns_tree: &ad_domain,
+                version: (10, 0, 17763),
+            };
+            format!(
+                "{} {}",
+                scheme.name(),
+                base64(&ntlm::challenge(&id, rng.gen()))
+            )
+        });
+    let mut response = Response::new(401, "Unauthorized")
         .header("Content-Type", "text/plain; charset=utf-8")
         .header("Server", "Microsoft-IIS/10.0")
         .header("SPRequestGuid", guid.clone())
         .header("request-id", guid)
         .header("X-FRAME-OPTIONS", "SAMEORIGIN")
         .header("SPRequestDuration", "3")
-        .header("SPIisLatency", "0")
-        .header("WWW-Authenticate", "NTLM")
-        .header("WWW-Authenticate", "Negotiate")
+        .header("SPIisLatency", "0");
+    response = match challenge {
+        Some(token) => response.header("WWW-Authenticate", token),
+        None => response
+            .header("WWW-Authenticate", "NTLM")
+            .header("WWW-Authenticate", "Negotiate"),
+    };
+    response
         .header("X-Powered-By", "ASP.NET")
         .header("MicrosoftSharePointTeamServices", version)
         .header("X-Content-Type-Options", "nosniff")
@@ -747,6 +782,27 @@ mod tests {
         let response = respond(host, &request, &mut rng);
         let bytes = response.to_bytes(false, "D", false);
         (response.status, String::from_utf8(bytes).unwrap())
+    }
+
+    #[test]
+    fn sharepoint_answers_ntlm_with_a_challenge() {
+        let host = any_host(Persona::SharePoint {
+            version: "16.0.0.5500".to_owned(),
+        });
+        let (status, text) = get(&host, "/");
+        assert_eq!(status, 401);
+        assert!(text.contains("WWW-Authenticate: NTLM\r\n"));
+        let type1 =
+            "Authorization: NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw==\r\n";
+        let (status, text) = get_with(&host, "/", type1);
+        assert_eq!(status, 401);
+        let token = text
+            .lines()
+            .find_map(|l| l.strip_prefix("WWW-Authenticate: NTLM "))
+            .expect("a challenge");
+        let message = crate::ntlm::base64_decode(token).unwrap();
+        assert_eq!(&message[..12], b"NTLMSSP\0\x02\0\0\0");
+        assert!(text.contains("MicrosoftSharePointTeamServices: 16.0.0.5500"));
     }
 
     #[test]

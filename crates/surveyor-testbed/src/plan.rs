@@ -354,6 +354,7 @@ fn plan_host(
                 netbios_domain: ntlm.then(|| spec.netbios_domain.clone()),
                 netbios_computer: ntlm.then(|| spec.fe_server.clone()),
                 windows_build: ntlm.then_some(u32::from(spec.windows_build)),
+                supported_until: spec.family.supported_until().map(str::to_owned),
             })
         }
         _ => None,
