@@ -321,13 +321,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// A test-bed needs one file descriptor per listener: raise the open-file limit as far as this
+/// process may (the hard limit too, when privileged) before starting one.
+fn raise_open_files() {
+    use rlimit::Resource;
+    const WANT: u64 = 1 << 20;
+    let Ok((soft, hard)) = rlimit::getrlimit(Resource::NOFILE) else {
+        return;
+    };
+    if hard < WANT && rlimit::setrlimit(Resource::NOFILE, WANT, WANT).is_ok() {
+        return;
+    }
+    if soft < hard {
+        let _ = rlimit::setrlimit(Resource::NOFILE, hard, hard);
+    }
+}
+
 async fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Scan(args) => scan(*args).await,
         Command::Report(args) => report(args).await,
         Command::Serve(args) => serve(args).await,
-        Command::Demo(args) => demo(args).await,
-        Command::Testbed(args) => testbed(args).await,
+        Command::Demo(args) => {
+            raise_open_files();
+            demo(args).await
+        }
+        Command::Testbed(args) => {
+            raise_open_files();
+            testbed(args).await
+        }
         Command::Kb(args) => kb::run(args),
     }
 }

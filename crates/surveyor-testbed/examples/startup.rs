@@ -16,10 +16,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = TestbedConfig {
         hosts,
         seed: 1,
-        net: "127.210.0.0/16".parse()?,
+        net: "127.208.0.0/14".parse()?,
         port: 0,
     };
 
+    // As the `surveyor` binary does: one descriptor per listener.
+    if let Ok((_, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        let want = (1u64 << 20).max(hard);
+        if rlimit::setrlimit(rlimit::Resource::NOFILE, want, want).is_err() {
+            let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard);
+        }
+    }
     let started = Instant::now();
     let plan = try_generate(&config)?;
     let planned = started.elapsed();

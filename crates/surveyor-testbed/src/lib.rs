@@ -32,10 +32,17 @@ mod tls;
 pub use names::SECTORS;
 pub use registry::write_registry;
 
-/// Most listeners one fleet may open. Every listener is a file descriptor and the process
-/// limit here is 20,000; the rest is left for connections (at most
-/// [`MAX_CONNECTIONS`](server::MAX_CONNECTIONS)) and the runtime.
-pub const MAX_LISTENERS: usize = 15_000;
+/// Most listeners one fleet may open in this process. Every listener is a file descriptor, so
+/// the budget is the process's open-file limit (RLIMIT_NOFILE, as it stands when asked) less
+/// room for connections (at most [`MAX_CONNECTIONS`](server::MAX_CONNECTIONS)) and the runtime.
+/// The `surveyor` binary raises the limit as far as it may before starting a fleet; a library
+/// never changes process limits.
+pub fn max_listeners() -> usize {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(server::MAX_CONNECTIONS + 1000)
+}
 
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,10 +402,11 @@ impl Testbed {
             None => Vec::new(),
         };
         let listeners_needed = plans.len() + smtp_hosts.len() + http_hosts.len();
-        if listeners_needed > MAX_LISTENERS {
+        let limit = max_listeners();
+        if listeners_needed > limit {
             return Err(TestbedError::TooManyListeners {
                 requested: listeners_needed,
-                limit: MAX_LISTENERS,
+                limit,
             });
         }
 
