@@ -91,7 +91,7 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 
 /// UTF-16LE to text, without control characters, bounded; empty names are absent.
 fn utf16le(b: &[u8]) -> Option<String> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     let units = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
