@@ -505,7 +505,7 @@ fn testbed_command_writes_truth_and_registry_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let truth = dir.path().join("truth.jsonl");
     let registry = dir.path().join("registry.csv");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_surveyor"))
+    let child = Command::new(env!("CARGO_BIN_EXE_surveyor"))
         .args([
             "testbed",
             "--hosts",
@@ -529,8 +529,10 @@ fn testbed_command_writes_truth_and_registry_and_stops_on_sigterm() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Killed on drop, so that a failed assertion never leaves a test-bed running.
+    let mut child = KillOnDrop(Some(child));
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
+    std::io::BufReader::new(child.get().stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let ready: Value = serde_json::from_str(&line).unwrap();
@@ -553,12 +555,12 @@ fn testbed_command_writes_truth_and_registry_and_stops_on_sigterm() {
         "{registry}"
     );
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.get().id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     assert!(
-        child.wait().unwrap().success(),
+        child.0.take().unwrap().wait().unwrap().success(),
         "a SIGTERM stops the test-bed cleanly"
     );
 }
@@ -615,4 +617,21 @@ fn kb_commands_answer_from_the_shipped_data() {
     ]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["kind"], "complete-block");
+}
+
+struct KillOnDrop(Option<std::process::Child>);
+
+impl KillOnDrop {
+    fn get(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("the child is still owned")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
