@@ -14,7 +14,11 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-async fn scan(nets: &[IpNet], ports: &[u16], config: ScanConfig) -> (ScanStats, Vec<Observation>) {
+async fn scan<P: Into<surveyor_scan::PortSpec> + Copy>(
+    nets: &[IpNet],
+    ports: &[P],
+    config: ScanConfig,
+) -> (ScanStats, Vec<Observation>) {
     let (tx, mut rx) = mpsc::channel(16);
     let exclusions = Exclusions::builtin(true);
     let collect = tokio::spawn(async move {
@@ -223,29 +227,11 @@ async fn ntlm_and_smtp_disclose_what_the_truth_says() {
     };
     let bed = Testbed::start_with(config, options).await.unwrap();
     let smtp = bed.smtp_port().expect("SMTP enabled");
-    let (tx, mut rx) = mpsc::channel(16);
-    let collect = tokio::spawn(async move {
-        let mut all = Vec::new();
-        while let Some((_, o)) = rx.recv().await {
-            all.push(o);
-        }
-        all
-    });
     let ports = [
         PortSpec::from(bed.port()),
         PortSpec::parse(&format!("{smtp}/smtp")).unwrap(),
     ];
-    let space = TargetSpace::new(vec![Entry::Net(IpNet::V4(bed.net()))], &ports);
-    let exclusions = Exclusions::builtin(true);
-    surveyor_scan::run(
-        &quick(),
-        space.walk(Order::default(), 0),
-        &exclusions,
-        tx,
-        CancellationToken::new(),
-    )
-    .await;
-    let observations = collect.await.unwrap();
+    let (_, observations) = scan(&[IpNet::V4(bed.net())], &ports, quick()).await;
     let value = |o: &Observation, s: Signal| o.fingerprint.of(s).next().map(|e| e.value.clone());
     let mut ntlm_checked = 0;
     let mut smtp_checked = 0;
