@@ -237,6 +237,16 @@ struct TestbedArgs {
     /// port, UDP and TCP (0: pick a free one).
     #[arg(long, value_name = "PORT")]
     dns: Option<u16>,
+    /// `per-host` (an empty address refuses, as on the Internet; bounded by the open-file
+    /// limit), `shared` (one loopback-only listener per port; empty addresses accept and
+    /// reset) or `auto` (per-host while it fits).
+    #[arg(long, default_value = "auto", value_parser = parse_listeners)]
+    listeners: surveyor_testbed::Listeners,
+}
+
+fn parse_listeners(text: &str) -> Result<surveyor_testbed::Listeners, String> {
+    surveyor_testbed::Listeners::parse(text)
+        .ok_or_else(|| format!("expected auto, per-host or shared, not {text:?}"))
 }
 
 /// Splits `--ports` of the test-bed into its https, http and smtp ports.
@@ -806,6 +816,7 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
         smtp_port,
         http_port,
         dns_port: args.dns,
+        listeners: args.listeners,
         ..surveyor_testbed::FleetOptions::default()
     };
     let config = surveyor_testbed::TestbedConfig {
@@ -832,11 +843,16 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
         w.flush()?;
     }
     eprintln!(
-        "surveyor testbed: {} hosts in {} on port {} (seed {}); Ctrl-C stops",
+        "surveyor testbed: {} hosts in {} on port {} (seed {}, {} listeners); Ctrl-C stops",
         bed.truth().len(),
         bed.net(),
         bed.port(),
-        args.seed
+        args.seed,
+        if bed.shared_listeners() {
+            "shared"
+        } else {
+            "per-host"
+        }
     );
     // Machine-readable readiness line for scripts and tests.
     println!(
@@ -848,6 +864,7 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
             "http_port": bed.http_port(),
             "smtp_port": bed.smtp_port(),
             "dns": bed.dns_addr().map(|a| a.to_string()),
+            "listeners": if bed.shared_listeners() { "shared" } else { "per-host" },
         })
     );
     std::io::stdout().flush()?;

@@ -1,5 +1,6 @@
-//! Measures how long a large fleet takes to plan, bind and start, then makes one TLS
-//! connection (TCP only; certificates are made lazily on the first TLS handshake) and shuts down.
+//! Measures how long a large fleet takes to plan, bind and start, how much memory it holds,
+//! then makes one TCP connection (certificates are made lazily on the first TLS handshake)
+//! and shuts down. Fleets beyond the open-file budget run on shared listeners.
 //!
 //! `cargo run --release -p surveyor-testbed --example startup -- 10000`
 
@@ -45,16 +46,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(stream);
     let connect = started.elapsed();
 
+    let shared = bed.shared_listeners();
     let started = Instant::now();
     bed.shutdown().await;
     let down = started.elapsed();
     println!(
-        "hosts={} plan={:.0} ms start={:.0} ms tcp_connect={:.1} ms shutdown={:.0} ms",
+        "hosts={} listeners={} plan={:.0} ms start={:.0} ms tcp_connect={:.1} ms \
+         shutdown={:.0} ms peak_rss={} MiB",
         plan.len(),
+        if shared { "shared" } else { "per-host" },
         planned.as_secs_f64() * 1e3,
         up.as_secs_f64() * 1e3,
         connect.as_secs_f64() * 1e3,
         down.as_secs_f64() * 1e3,
+        peak_rss_mib().unwrap_or(0),
     );
     Ok(())
+}
+
+/// The process's peak resident set (VmHWM), Linux only.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }

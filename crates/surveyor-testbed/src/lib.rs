@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,7 +35,8 @@ pub use registry::write_registry;
 
 /// Most listeners one fleet may open in this process. Every listener is a file descriptor, so
 /// the budget is the process's open-file limit (RLIMIT_NOFILE, as it stands when asked) less
-/// room for connections (at most [`MAX_CONNECTIONS`](server::MAX_CONNECTIONS)) and the runtime.
+/// room for connections (as many as the default [`FleetOptions::max_connections`]) and the
+/// runtime.
 /// The `surveyor` binary raises the limit as far as it may before starting a fleet; a library
 /// never changes process limits.
 pub fn max_listeners() -> usize {
@@ -90,6 +92,37 @@ pub struct FleetOptions {
     pub dns_port: Option<u16>,
     /// Where the DNS server listens; must lie within 127.0.0.0/8 (default 127.0.0.1).
     pub dns_ip: Ipv4Addr,
+    /// How hosts get their sockets (default [`Listeners::Auto`]).
+    pub listeners: Listeners,
+    /// Open connections across the fleet (default 4096); beyond it, connections wait in the
+    /// kernel backlog.
+    pub max_connections: usize,
+}
+
+/// How the fleet's hosts get their sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Listeners {
+    /// Per host when the listeners fit in [`max_listeners`], shared otherwise.
+    #[default]
+    Auto,
+    /// One listener per host and service. An empty address refuses connections, as on the
+    /// Internet; the fleet is bounded by the open-file limit.
+    PerHost,
+    /// One listener per service for the whole fleet, on the loopback device only (Linux).
+    /// No limit but memory; a connection to an empty address is accepted and reset at once.
+    Shared,
+}
+
+impl Listeners {
+    /// Parses `auto`, `per-host` or `shared`.
+    pub fn parse(text: &str) -> Option<Listeners> {
+        match text {
+            "auto" => Some(Listeners::Auto),
+            "per-host" => Some(Listeners::PerHost),
+            "shared" => Some(Listeners::Shared),
+            _ => None,
+        }
+    }
 }
 
 impl Default for FleetOptions {
@@ -102,6 +135,8 @@ impl Default for FleetOptions {
             http_port: None,
             dns_port: None,
             dns_ip: Ipv4Addr::LOCALHOST,
+            listeners: Listeners::Auto,
+            max_connections: server::MAX_CONNECTIONS,
         }
     }
 }
@@ -111,6 +146,11 @@ impl FleetOptions {
         if self.dns_ip.octets()[0] != 127 {
             return Err(TestbedError::BadOptions {
                 reason: format!("dns_ip {} is not inside 127.0.0.0/8", self.dns_ip),
+            });
+        }
+        if self.max_connections == 0 {
+            return Err(TestbedError::BadOptions {
+                reason: "max_connections must be at least 1".to_string(),
             });
         }
         for (name, share) in [
@@ -347,6 +387,7 @@ pub fn write_truth(truth: &[TruthHost], mut w: impl Write) -> std::io::Result<()
 /// waits until every task has finished.
 pub struct Testbed {
     port: u16,
+    shared: bool,
     smtp_port: Option<u16>,
     http_port: Option<u16>,
     dns_addr: Option<SocketAddr>,
@@ -354,6 +395,12 @@ pub struct Testbed {
     truth: Vec<TruthHost>,
     cancel: CancellationToken,
     tracker: TaskTracker,
+}
+
+/// A service's sockets: one per member host, or one for all of them.
+enum Sockets {
+    PerHost(Vec<TcpListener>),
+    Shared(TcpListener),
 }
 
 impl std::fmt::Debug for Testbed {
@@ -403,24 +450,48 @@ impl Testbed {
         };
         let listeners_needed = plans.len() + smtp_hosts.len() + http_hosts.len();
         let limit = max_listeners();
-        if listeners_needed > limit {
-            return Err(TestbedError::TooManyListeners {
-                requested: listeners_needed,
-                limit,
-            });
-        }
+        let shared = match options.listeners {
+            Listeners::Shared => true,
+            Listeners::Auto => listeners_needed > limit,
+            Listeners::PerHost if listeners_needed > limit => {
+                return Err(TestbedError::TooManyListeners {
+                    requested: listeners_needed,
+                    limit,
+                })
+            }
+            Listeners::PerHost => false,
+        };
 
         let ips: Vec<IpAddr> = plans.iter().map(|p| p.truth.ip).collect();
-        let (port, listeners) = server::bind_all(&ips, config.port).await?;
         let pick = |hosts: &[usize]| hosts.iter().map(|&i| ips[i]).collect::<Vec<_>>();
-        let smtp = match options.smtp_port {
-            Some(p) => Some(server::bind_all(&pick(&smtp_hosts), p).await?),
-            None => None,
-        };
-        let http = match options.http_port {
-            Some(p) => Some(server::bind_all(&pick(&http_hosts), p).await?),
-            None => None,
-        };
+        let all: Vec<usize> = (0..plans.len()).collect();
+        let mut bound = Vec::new();
+        for (service, hosts, port) in [
+            (server::Service::Https, &all, Some(config.port)),
+            (server::Service::Smtp, &smtp_hosts, options.smtp_port),
+            (
+                server::Service::HttpRedirect,
+                &http_hosts,
+                options.http_port,
+            ),
+        ] {
+            let Some(port) = port else { continue };
+            let sockets = if shared {
+                let listener = server::bind_shared(port)?;
+                let port = listener
+                    .local_addr()
+                    .map_err(|source| TestbedError::Bind {
+                        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+                        source,
+                    })?
+                    .port();
+                (port, Sockets::Shared(listener))
+            } else {
+                let (port, listeners) = server::bind_all(&pick(hosts), port).await?;
+                (port, Sockets::PerHost(listeners))
+            };
+            bound.push((service, hosts.clone(), sockets));
+        }
         let dns = match options.dns_port {
             Some(p) => Some(dns::bind(options.dns_ip, p).await?),
             None => None,
@@ -428,8 +499,9 @@ impl Testbed {
 
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let limit = Arc::new(Semaphore::new(server::MAX_CONNECTIONS));
+        let limit = Arc::new(Semaphore::new(options.max_connections));
         let certs = Arc::new(tls::CertCache::new(rustls::crypto::ring::default_provider()));
+        let port = bound[0].2 .0;
         let mut truth = Vec::with_capacity(plans.len());
         let mut hosts = Vec::with_capacity(plans.len());
         for mut plan in plans {
@@ -437,29 +509,40 @@ impl Testbed {
             truth.push(plan.truth.clone());
             hosts.push(Arc::new(server::HostState::new(plan, certs.clone())));
         }
-        let spawn = |listener, host: &Arc<server::HostState>, service| {
-            tracker.spawn(server::accept_loop(
-                listener,
-                host.clone(),
-                service,
-                limit.clone(),
-                cancel.clone(),
-                tracker.clone(),
-            ));
-        };
-        for (listener, host) in listeners.into_iter().zip(&hosts) {
-            spawn(listener, host, server::Service::Https);
-        }
-        let smtp_port = smtp.as_ref().map(|(p, _)| *p);
-        let http_port = http.as_ref().map(|(p, _)| *p);
-        if let Some((_, listeners)) = smtp {
-            for (listener, &i) in listeners.into_iter().zip(&smtp_hosts) {
-                spawn(listener, &hosts[i], server::Service::Smtp);
+        let mut smtp_port = None;
+        let mut http_port = None;
+        for (service, members, (service_port, sockets)) in bound {
+            match service {
+                server::Service::Smtp => smtp_port = Some(service_port),
+                server::Service::HttpRedirect => http_port = Some(service_port),
+                server::Service::Https => {}
             }
-        }
-        if let Some((_, listeners)) = http {
-            for (listener, &i) in listeners.into_iter().zip(&http_hosts) {
-                spawn(listener, &hosts[i], server::Service::HttpRedirect);
+            let routes: Vec<(TcpListener, server::Route)> = match sockets {
+                Sockets::PerHost(listeners) => listeners
+                    .into_iter()
+                    .zip(&members)
+                    .map(|(listener, &i)| (listener, server::Route::Host(hosts[i].clone())))
+                    .collect(),
+                Sockets::Shared(listener) => {
+                    let table = members
+                        .iter()
+                        .filter_map(|&i| match hosts[i].plan.truth.ip {
+                            IpAddr::V4(ip) => Some((ip, hosts[i].clone())),
+                            IpAddr::V6(_) => None,
+                        })
+                        .collect();
+                    vec![(listener, server::Route::Shared(Arc::new(table)))]
+                }
+            };
+            for (listener, route) in routes {
+                tracker.spawn(server::accept_loop(
+                    listener,
+                    route,
+                    service,
+                    limit.clone(),
+                    cancel.clone(),
+                    tracker.clone(),
+                ));
             }
         }
         let dns_addr = match (dns, catalog) {
@@ -472,6 +555,7 @@ impl Testbed {
         tracing::info!(
             hosts = truth.len(),
             port,
+            shared,
             ?smtp_port,
             ?http_port,
             ?dns_addr,
@@ -480,6 +564,7 @@ impl Testbed {
         );
         Ok(Testbed {
             port,
+            shared,
             smtp_port,
             http_port,
             dns_addr,
@@ -503,6 +588,12 @@ impl Testbed {
     /// Where the fleet's DNS server answers (UDP and TCP), if it runs one.
     pub fn dns_addr(&self) -> Option<SocketAddr> {
         self.dns_addr
+    }
+
+    /// Whether the fleet runs on shared listeners ([`Listeners::Shared`], or chosen by
+    /// [`Listeners::Auto`]), where empty addresses accept and reset instead of refusing.
+    pub fn shared_listeners(&self) -> bool {
+        self.shared
     }
 
     /// The port every host listens on.

@@ -3,7 +3,7 @@
 //! Everything lives under `.example` (RFC 2606) so a leaked truth file or certificate can
 //! never point at a real organisation.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -118,8 +118,23 @@ impl Organisation {
     }
 }
 
-/// Draws an organisation whose domain is not yet in `taken`, and records it there.
-pub(crate) fn organisation(rng: &mut ChaCha8Rng, taken: &mut HashSet<String>) -> Organisation {
+/// Domains given out so far, and per base name the next number to try, so that the
+/// thousandth "stadtwerke-x" costs one lookup, not a thousand.
+#[derive(Debug, Default)]
+pub(crate) struct Taken {
+    domains: HashSet<String>,
+    next: HashMap<String, u32>,
+}
+
+#[cfg(test)]
+impl Taken {
+    pub(crate) fn len(&self) -> usize {
+        self.domains.len()
+    }
+}
+
+/// Draws an organisation whose domain is not yet taken, and records it.
+pub(crate) fn organisation(rng: &mut ChaCha8Rng, taken: &mut Taken) -> Organisation {
     let ((pattern, display, sector), (slug, word)) = if rng.gen_bool(0.5) {
         (
             TOWN_KINDS[rng.gen_range(0..TOWN_KINDS.len())],
@@ -143,14 +158,21 @@ pub(crate) fn organisation(rng: &mut ChaCha8Rng, taken: &mut HashSet<String>) ->
     // Big fleets run out of combinations; real registries solve that with a number too.
     let mut domain = format!("{base}.example");
     let mut n = 2;
-    while taken.contains(&domain) {
-        domain = format!("{base}-{n}.example");
-        n += 1;
+    if taken.domains.contains(&domain) {
+        n = taken.next.get(&base).copied().unwrap_or(2);
+        loop {
+            domain = format!("{base}-{n}.example");
+            n += 1;
+            if !taken.domains.contains(&domain) {
+                break;
+            }
+        }
+        taken.next.insert(base, n);
     }
     if n > 2 {
         name = format!("{name} ({})", n - 1);
     }
-    taken.insert(domain.clone());
+    taken.domains.insert(domain.clone());
     Organisation {
         name,
         domain,
@@ -186,7 +208,7 @@ mod tests {
     #[test]
     fn domains_are_unique_valid_and_under_example() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let mut taken = HashSet::new();
+        let mut taken = Taken::default();
         for _ in 0..1000 {
             let org = organisation(&mut rng, &mut taken);
             assert!(org.domain.ends_with(".example"), "{}", org.domain);

@@ -1,7 +1,6 @@
 //! Plans a fleet from a seed: organisations, addresses, personas, builds and names, without
 //! binding anything.
 
-use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
@@ -270,7 +269,7 @@ pub(crate) fn plan(
     offsets.sort_unstable();
 
     let base = u32::from(net.network());
-    let mut taken = HashSet::new();
+    let mut taken = names::Taken::default();
     let mut hosts = Vec::with_capacity(config.hosts);
     let mut org: Option<(usize, Organisation, u64, usize)> = None;
     let mut orgs = 0;
@@ -549,6 +548,8 @@ fn usable_range(net: Ipv4Net) -> (u32, usize) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     fn plan_default(config: &TestbedConfig) -> Vec<HostPlan> {

@@ -1,13 +1,16 @@
 //! Binds the fleet's listeners and serves connections: TLS then HTTP/1.1 keep-alive, plain
 //! HTTP redirects, and SMTP.
 //!
-//! Runtime shape: one accept task per listener (host and service), one task per connection,
-//! all spawned on one `TaskTracker` and stopped by one `CancellationToken`. A shared
-//! semaphore bounds open connections; when it runs out, accept loops wait, so the kernel
-//! backlog absorbs bursts.
+//! Runtime shape: one accept task per listener, one task per connection, all spawned on one
+//! `TaskTracker` and stopped by one `CancellationToken`. A listener serves either one host
+//! (per-host mode) or every host of the fleet on one port (shared mode, routed by the
+//! connection's local address). A shared semaphore bounds open connections; when it runs
+//! out, accept loops wait with the connection they hold, so the kernel backlog absorbs
+//! bursts.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +18,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
@@ -125,29 +128,77 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, TestbedError> {
         .map_err(|source| TestbedError::Bind { addr, source })
 }
 
-/// Accepts connections for one host until cancelled.
+/// Kernel backlog of a shared listener, which takes every host's connections on its port.
+const SHARED_BACKLOG: u32 = 4096;
+
+/// Binds one listener on `port` for every address of the loopback device. `SO_BINDTODEVICE`
+/// keeps it off every other interface, so nothing outside this machine can reach it, and
+/// [`Route::Shared`] resets connections to addresses outside the fleet.
+pub(crate) fn bind_shared(port: u16) -> Result<TcpListener, TestbedError> {
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+    let fail = |source| TestbedError::Bind { addr, source };
+    let socket = TcpSocket::new_v4().map_err(fail)?;
+    socket.set_reuseaddr(true).map_err(fail)?;
+    bind_loopback_device(&socket).map_err(fail)?;
+    socket.bind(addr).map_err(fail)?;
+    socket.listen(SHARED_BACKLOG).map_err(fail)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn bind_loopback_device(socket: &TcpSocket) -> io::Result<()> {
+    socket.bind_device(Some(b"lo"))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn bind_loopback_device(_socket: &TcpSocket) -> io::Result<()> {
+    // Without a way to pin the wildcard to the loopback device it would face the network.
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "shared listeners need SO_BINDTODEVICE (Linux)",
+    ))
+}
+
+/// Which host a listener's connections belong to.
+#[derive(Clone)]
+pub(crate) enum Route {
+    /// A listener bound to the host's own address.
+    Host(Arc<HostState>),
+    /// A listener shared by the fleet: the host is the connection's local address.
+    Shared(Arc<HashMap<Ipv4Addr, Arc<HostState>>>),
+}
+
+impl Route {
+    fn host(&self, stream: &TcpStream) -> Option<Arc<HostState>> {
+        match self {
+            Route::Host(host) => Some(host.clone()),
+            Route::Shared(hosts) => match stream.local_addr().ok()?.ip() {
+                IpAddr::V4(ip) => hosts.get(&ip).cloned(),
+                IpAddr::V6(_) => None,
+            },
+        }
+    }
+}
+
+/// Accepts connections until cancelled.
+///
+/// The connection is accepted before a permit is taken: taking the permit first would let
+/// idle listeners hold permits while busy ones starve, which with thousands of per-host
+/// listeners left a fifth of the fleet unanswered.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
-    host: Arc<HostState>,
+    route: Route,
     service: Service,
     limit: Arc<Semaphore>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
     loop {
-        let permit = tokio::select! {
-            () = cancel.cancelled() => return,
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_closed) => return,
-            },
-        };
         let stream = tokio::select! {
             () = cancel.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => stream,
                 Err(error) => {
-                    debug!(ip = %host.plan.truth.ip, %error, "accept failed");
+                    debug!(%error, "accept failed");
                     tokio::select! {
                         () = cancel.cancelled() => return,
                         () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
@@ -155,9 +206,21 @@ pub(crate) async fn accept_loop(
                 }
             },
         };
+        let Some(host) = route.host(&stream) else {
+            // An empty address: the closest a completed handshake gets to a refusal.
+            let _ = stream.set_zero_linger();
+            continue;
+        };
+        let permit = tokio::select! {
+            () = cancel.cancelled() => return,
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_closed) => return,
+            },
+        };
         tracker.spawn(serve_connection(
             stream,
-            host.clone(),
+            host,
             service,
             permit,
             cancel.clone(),

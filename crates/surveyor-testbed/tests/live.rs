@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use surveyor_testbed::{generate, Testbed, TestbedConfig, TruthHost};
+use surveyor_testbed::{generate, FleetOptions, Listeners, Testbed, TestbedConfig, TruthHost};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -127,8 +127,22 @@ fn plain_web(host: &TruthHost) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_serves_truthful_responses() {
+    serves_truthful_responses(Listeners::PerHost).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_on_shared_listeners_serves_the_same() {
+    serves_truthful_responses(Listeners::Shared).await;
+}
+
+async fn serves_truthful_responses(listeners: Listeners) {
     let seed = interesting_seed();
-    let bed = Testbed::start(config(seed)).await.unwrap();
+    let options = FleetOptions {
+        listeners,
+        ..FleetOptions::default()
+    };
+    let bed = Testbed::start_with(config(seed), options).await.unwrap();
+    assert_eq!(bed.shared_listeners(), listeners == Listeners::Shared);
     assert_ne!(bed.port(), 0);
     assert_eq!(bed.net(), NET.parse().unwrap());
     assert_eq!(bed.truth().len(), 12);
@@ -233,6 +247,9 @@ async fn fleet_serves_truthful_responses() {
     let reply = request(&mut idle, "GET / HTTP/1.1\r\nHost: www\r\n\r\n").await;
     assert_eq!(reply.status, 200);
     let addr = SocketAddr::new(other.ip, other.port);
+    if listeners == Listeners::Shared {
+        empty_addresses_are_reset(&bed).await;
+    }
     timeout(STEP, bed.shutdown()).await.expect("shutdown hung");
     assert!(closed(&mut idle).await);
     let after = timeout(STEP, TcpStream::connect(addr)).await.unwrap();
@@ -258,5 +275,68 @@ async fn oversize_heads_are_refused() {
     let reply = request(&mut stream, &huge).await;
     assert_eq!(reply.status, 400);
     assert!(closed(&mut stream).await);
+    bed.shutdown().await;
+}
+
+/// On a shared listener an address without a host (inside the net or not) completes the
+/// TCP handshake and is reset before a byte of TLS is answered.
+async fn empty_addresses_are_reset(bed: &Testbed) {
+    let taken: Vec<_> = bed.truth().iter().map(|h| h.ip).collect();
+    let inside = bed
+        .net()
+        .hosts()
+        .map(std::net::IpAddr::V4)
+        .find(|ip| !taken.contains(ip))
+        .unwrap();
+    let outside: std::net::IpAddr = "127.201.99.7".parse().unwrap();
+    for ip in [inside, outside] {
+        let connected = timeout(STEP, TcpStream::connect(SocketAddr::new(ip, bed.port())))
+            .await
+            .unwrap();
+        // On loopback the reset can arrive before connect() returns.
+        let mut stream = match connected {
+            Ok(stream) => stream,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => continue,
+            Err(e) => panic!("{ip}: {e}"),
+        };
+        let _ = stream.write_all(b"\x16\x03\x01\x00\x00").await;
+        let mut buf = [0u8; 16];
+        let read = timeout(STEP, stream.read(&mut buf)).await.unwrap();
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "{ip} answered {read:?} instead of a reset"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_host_is_served_when_listeners_outnumber_connections() {
+    // Two open connections for twelve listeners: each host must still be answered in turn.
+    // A listener that took its permit before accepting starved every host after the second.
+    let seed = interesting_seed();
+    let options = FleetOptions {
+        listeners: Listeners::PerHost,
+        max_connections: 2,
+        hostile_share: 0.0,
+        ..FleetOptions::default()
+    };
+    let config = TestbedConfig {
+        net: "127.201.15.0/24".parse().unwrap(),
+        ..config(seed)
+    };
+    let bed = Testbed::start_with(config, options).await.unwrap();
+    for host in bed.truth() {
+        let sni = match host.exchange {
+            Some(_) => format!("mail.{}", host.domain),
+            None => format!("www.{}", host.domain),
+        };
+        let mut stream = connect(host, &sni).await;
+        let reply = request(
+            &mut stream,
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(reply.status >= 200, "{}: {}", host.ip, reply.head);
+    }
     bed.shutdown().await;
 }

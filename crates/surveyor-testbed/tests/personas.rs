@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{base64_decode, tcp, tls, STEP};
 use surveyor_testbed::{
-    try_generate_with, write_registry, FleetOptions, Testbed, TestbedConfig, TestbedError,
-    TruthHost,
+    try_generate_with, write_registry, FleetOptions, Listeners, Testbed, TestbedConfig,
+    TestbedError, TruthHost,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout, Instant};
@@ -517,7 +517,7 @@ fn registry_has_one_row_per_organisation() {
 }
 
 #[tokio::test]
-async fn fleets_beyond_the_listener_limit_are_refused() {
+async fn fleets_beyond_the_listener_limit_share_listeners() {
     // Pin the open-file limit to this machine's default so that the fleet sizes below mean the
     // same everywhere (lowering a soft limit needs no privilege).
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
@@ -529,26 +529,57 @@ async fn fleets_beyond_the_listener_limit_are_refused() {
         net: "127.203.0.0/16".parse().unwrap(),
         port: 0,
     };
-    let result = Testbed::start(config.clone()).await;
+    let per_host = FleetOptions {
+        listeners: Listeners::PerHost,
+        ..FleetOptions::default()
+    };
+    let result = Testbed::start_with(config.clone(), per_host.clone()).await;
     assert!(matches!(
         result,
         Err(TestbedError::TooManyListeners { requested, limit })
             if requested == max + 1 && limit == max
     ));
     // With SMTP and HTTP every Exchange host needs three listeners.
-    let config = TestbedConfig {
+    let small = TestbedConfig {
         hosts: 6_000,
-        ..config
+        ..config.clone()
     };
-    let options = FleetOptions {
+    let three = FleetOptions {
         smtp_port: Some(0),
         http_port: Some(0),
-        ..FleetOptions::default()
+        ..per_host
     };
     assert!(matches!(
-        Testbed::start_with(config, options).await,
+        Testbed::start_with(small, three).await,
         Err(TestbedError::TooManyListeners { .. })
     ));
+
+    // Left to choose, the same fleet starts on shared listeners and its last host answers.
+    let bed = Testbed::start(config).await.unwrap();
+    assert!(bed.shared_listeners());
+    assert_eq!(bed.truth().len(), max + 1);
+    let host = bed
+        .truth()
+        .iter()
+        .rev()
+        .find(|h| h.persona == "exchange")
+        .unwrap();
+    let mut stream = tls(
+        tcp(SocketAddr::new(host.ip, bed.port())).await,
+        &format!("mail.{}", host.domain),
+    )
+    .await;
+    stream
+        .write_all(b"GET /owa/ HTTP/1.1\r\nHost: mail\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    timeout(STEP, stream.read_to_end(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(reply.starts_with(b"HTTP/1.1 302 "), "{:?}", &reply[..40]);
+    bed.shutdown().await;
 }
 
 #[test]
