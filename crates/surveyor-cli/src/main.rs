@@ -666,7 +666,7 @@ fn print_summary(o: &pipeline::ScanOutcome) {
         .map(|(st, n)| format!("{} {n}", st.as_str()))
         .collect();
     eprintln!(
-        "surveyor: scan {}{stopped}: {} targets in {:.1} s, {} answered ({}), {} refused, {} timed out, {} excluded, {} abandoned, {} Exchange",
+        "surveyor: scan {}{stopped}: {} targets in {:.1} s, {} answered ({}), {} refused, {} timed out, {} closed silently, {} excluded, {} abandoned, {} Exchange",
         o.scan.0,
         s.targets,
         s.duration.as_secs_f64(),
@@ -674,6 +674,7 @@ fn print_summary(o: &pipeline::ScanOutcome) {
         if statuses.is_empty() { "-".to_string() } else { statuses.join(", ") },
         s.refused,
         s.timed_out,
+        s.closed,
         s.excluded,
         s.abandoned,
         o.exchange

@@ -173,7 +173,10 @@ pub struct ScanStats {
     pub excluded: u64,
     pub refused: u64,
     pub timed_out: u64,
-    /// Targets that accepted a connection: each produced one observation.
+    /// Targets that accepted a connection and closed it without sending a byte (no
+    /// observation: there is nothing to record beyond an open port).
+    pub closed: u64,
+    /// Targets that answered: each produced one observation.
     pub connected: u64,
     /// Observations by status.
     pub by_status: Vec<(Status, u64)>,
@@ -348,6 +351,7 @@ fn tally(
         }
         Ok(Err(probe::Silent::Refused)) => stats.refused += 1,
         Ok(Err(probe::Silent::Timeout)) => stats.timed_out += 1,
+        Ok(Err(probe::Silent::Closed)) => stats.closed += 1,
         Err(join_error) if join_error.is_cancelled() => {}
         Err(join_error) => tracing::error!(%join_error, "a probe task failed"),
     }

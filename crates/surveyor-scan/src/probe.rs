@@ -2,7 +2,10 @@
 //! keep-alive HTTP/1.1 connection.
 
 use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
@@ -12,7 +15,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use surveyor_model::{Fingerprint, Observation, Scheme, Signal, Status};
 use time::OffsetDateTime;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsConnector;
@@ -26,6 +29,9 @@ use crate::ProbeConfig;
 pub enum Silent {
     Refused,
     Timeout,
+    /// Accepted the connection, then closed or reset it without sending a byte: a port
+    /// that is open to TCP and nothing else (a SYN proxy, a dead service, a firewall).
+    Closed,
 }
 
 const OWA: &str = "/owa/";
@@ -47,10 +53,17 @@ pub async fn probe(
     let tcp = match timeout_at(connect_by, TcpStream::connect(addr)).await {
         Err(_) => return Err(Silent::Timeout),
         Ok(Err(e)) if e.kind() == io::ErrorKind::TimedOut => return Err(Silent::Timeout),
+        // Accepted and reset before connect() returned (common on loopback).
+        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => return Err(Silent::Closed),
         Ok(Err(_)) => return Err(Silent::Refused),
         Ok(Ok(tcp)) => tcp,
     };
     let _ = tcp.set_nodelay(true);
+    let heard = Arc::new(AtomicBool::new(false));
+    let tcp = Heard {
+        inner: tcp,
+        heard: heard.clone(),
+    };
     let mut obs = Observation {
         ip: target.ip,
         port: target.port,
@@ -81,7 +94,57 @@ pub async fn probe(
             }
         }
     }
+    // Nothing was said; a timeout is still reported, as a tarpit is worth knowing.
+    let silent = !heard.load(Ordering::Relaxed);
+    if silent && !matches!(obs.status, Status::Success | Status::IoTimeout) {
+        return Err(Silent::Closed);
+    }
     Ok(obs)
+}
+
+/// A TCP stream that notes whether the peer ever sent a byte.
+pub(crate) struct Heard {
+    inner: TcpStream,
+    heard: Arc<AtomicBool>,
+}
+
+impl Heard {
+    pub(crate) fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl AsyncRead for Heard {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.heard.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Heard {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// The TLS client connector every probe shares.

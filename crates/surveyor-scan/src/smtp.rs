@@ -3,10 +3,10 @@
 
 use surveyor_model::{Observation, Signal, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsConnector;
 
+use crate::probe::Heard as TcpStream;
 use crate::targets::Target;
 
 /// Bounds on what a server may send: RFC 5321 lines are at most 512 octets; we allow more,

@@ -141,10 +141,13 @@ async fn records_tls_and_exchange_signals_from_the_testbed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misbehaving_servers_are_data_not_errors() {
-    // A plain-text server on an HTTPS port, and a tarpit that accepts and never speaks.
+    // A plain-text server on an HTTPS port, a tarpit that accepts and never speaks, and two
+    // that accept and hang up without a word (one closes, one resets).
     let plain = TcpListener::bind("127.79.2.1:0").await.unwrap();
     let port = plain.local_addr().unwrap().port();
     let tarpit = TcpListener::bind(("127.79.2.2", port)).await.unwrap();
+    let closer = TcpListener::bind(("127.79.2.4", port)).await.unwrap();
+    let resetter = TcpListener::bind(("127.79.2.5", port)).await.unwrap();
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     tokio::spawn(async move {
@@ -155,20 +158,30 @@ async fn misbehaving_servers_are_data_not_errors() {
                     let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n").await;
                 }
                 Ok((s, _)) = tarpit.accept() => held.push(s),
+                Ok((s, _)) = closer.accept() => drop(s),
+                Ok((s, _)) = resetter.accept() => {
+                    let _ = s.set_zero_linger();
+                }
                 () = c.cancelled() => break,
             }
         }
     });
-    let nets: Vec<IpNet> = vec![
-        "127.79.2.1/32".parse().unwrap(),
-        "127.79.2.2/32".parse().unwrap(),
-        "127.79.2.3/32".parse().unwrap(),
-    ];
+    let nets: Vec<IpNet> = [
+        "127.79.2.1",
+        "127.79.2.2",
+        "127.79.2.3",
+        "127.79.2.4",
+        "127.79.2.5",
+    ]
+    .iter()
+    .map(|ip| format!("{ip}/32").parse().unwrap())
+    .collect();
     let (stats, observations) = scan(&nets, &[port], quick()).await;
     cancel.cancel();
-    assert_eq!(stats.targets, 3);
+    assert_eq!(stats.targets, 5);
     assert_eq!(stats.connected, 2);
     assert_eq!(stats.refused, 1);
+    assert_eq!(stats.closed, 2, "{stats:?}");
     let status: BTreeMap<String, Status> = observations
         .iter()
         .map(|o| (o.ip.to_string(), o.status))

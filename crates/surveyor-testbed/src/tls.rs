@@ -9,11 +9,15 @@ use rand_chacha::ChaCha8Rng;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::ServerSessionMemoryCache;
 use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
 use crate::plan::{HostPlan, Persona};
 use crate::TestbedError;
+
+/// Sessions kept for resumption across the whole fleet.
+const SESSIONS: usize = 4096;
 
 /// Which of an organisation's certificates a host presents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,6 +42,9 @@ impl Role {
 /// hosts starts without making a single key, and a scan pays only for what it touches.
 pub(crate) struct CertCache {
     provider: Arc<CryptoProvider>,
+    /// One session cache for the fleet: rustls gives each config its own 256-entry cache
+    /// by default, about 20 KiB apiece, which for 70,000 organisations is gigabytes.
+    sessions: Arc<ServerSessionMemoryCache>,
     acceptors: Mutex<HashMap<(usize, Role), TlsAcceptor>>,
 }
 
@@ -45,6 +52,7 @@ impl CertCache {
     pub(crate) fn new(provider: CryptoProvider) -> CertCache {
         CertCache {
             provider: Arc::new(provider),
+            sessions: ServerSessionMemoryCache::new(SESSIONS),
             acceptors: Mutex::new(HashMap::new()),
         }
     }
@@ -61,7 +69,7 @@ impl CertCache {
         }
         // Made outside the lock; two racing first connections both make one and the first
         // stored wins, which costs a key but never blocks other organisations.
-        let made = acceptor(host, role, &self.provider)?;
+        let made = acceptor(host, role, &self.provider, &self.sessions)?;
         Ok(self.lock().entry(key).or_insert(made).clone())
     }
 
@@ -85,6 +93,7 @@ fn acceptor(
     host: &HostPlan,
     role: Role,
     provider: &Arc<CryptoProvider>,
+    sessions: &Arc<ServerSessionMemoryCache>,
 ) -> Result<TlsAcceptor, TestbedError> {
     let names = cert_names(&host.truth.domain, role);
     let fail = |reason: String| TestbedError::Tls {
@@ -109,11 +118,12 @@ fn acceptor(
     let cert = params.self_signed(&key).map_err(|e| fail(e.to_string()))?;
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
 
-    let config = ServerConfig::builder_with_provider(provider.clone())
+    let mut config = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| fail(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(vec![cert.der().clone()], key_der)
         .map_err(|e| fail(e.to_string()))?;
+    config.session_storage = sessions.clone();
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
