@@ -22,11 +22,13 @@ measure() { # label, then the scan arguments
     targets=$(grep -o "[0-9]* targets in" "$tmp/err" | awk '{print $1}')
     answered=$(grep -o "s, [0-9]* answered" "$tmp/err" | awk '{print $2}')
     exchange=$(grep -o "[0-9]* Exchange$" "$tmp/err" | awk '{print $1}')
-    echo "| $label | $targets | $answered | $exchange | $wall | $(awk -v t="$targets" -v w="$wall" 'BEGIN{printf "%.0f", t/w}') | $cpu_s | $rss |"
+    local per_host=-
+    [ "$answered" -gt 0 ] && per_host=$(awk -v c="$cpu_s" -v a="$answered" 'BEGIN{printf "%.2f", c*1000/a}')
+    echo "| $label | $targets | $answered | $exchange | $wall | $(awk -v t="$targets" -v w="$wall" 'BEGIN{printf "%.0f", t/w}') | $(awk -v a="$answered" -v w="$wall" 'BEGIN{printf "%.0f", a/w}') | $cpu_s | $per_host | $rss |"
 }
 
-echo "| run | targets | answered | Exchange | scan s | targets/s | CPU s | peak RSS MiB |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| run | targets | answered | Exchange | scan s | targets/s | answered/s | CPU s | CPU ms per answered | peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 # 1. Empty addresses: nothing listens on port 9 anywhere in 127.90.0.0/16.
 measure "empty /16, port 9, concurrency 1024" 127.90.0.0/16 --ports 9 --concurrency 1024 "${fast[@]}"
 # 2. Memory against target space: a /20 and a /10 (the /10 stopped after 20 s).
@@ -39,3 +41,5 @@ for _ in $(seq 1 100); do [ -s "$tmp/ready" ] && break; sleep 0.1; done
 port=$(grep -o '"port":[0-9]*' "$tmp/ready" | cut -d: -f2)
 measure "5,000 Exchange hosts in a /18, NTLM on" 127.91.0.0/18 --ports "$port" --concurrency 512 "${fast[@]}"
 measure "5,000 Exchange hosts in a /18, --no-ntlm" 127.91.0.0/18 --ports "$port" --concurrency 512 --no-ntlm "${fast[@]}"
+# 4. The floor: the same hosts, TLS handshake and one GET / each (--plan banner).
+measure "5,000 Exchange hosts in a /18, floor (--plan banner)" 127.91.0.0/18 --ports "$port" --concurrency 512 --plan banner "${fast[@]}"

@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::{IpNet, Ipv4Net};
 use surveyor_scan::targets::{self, Entry, InputFormat, OptOut};
 use surveyor_scan::{
-    Exclusions, Order, PortSpec, ProbeConfig, ScanConfig, StopReason, TargetSpace,
+    Exclusions, Order, PortSpec, ProbeConfig, ProbePlan, ScanConfig, StopReason, TargetSpace,
 };
 use surveyor_store::{ScanId, Store};
 use time::{Date, OffsetDateTime};
@@ -151,6 +151,10 @@ struct EngineArgs {
     /// server name and Windows build that an NTLM challenge discloses).
     #[arg(long)]
     no_ntlm: bool,
+    /// What to ask HTTP(S) servers: `exchange` (the Exchange probe plan) or `banner` (TLS
+    /// and one `GET /`, a banner grab that names no build).
+    #[arg(long, default_value = "exchange", value_parser = parse_plan)]
+    plan: ProbePlan,
     /// An URL where operators who see Surveyor in their logs learn who scans and how to opt out.
     #[arg(long)]
     info_url: Option<String>,
@@ -242,6 +246,14 @@ struct TestbedArgs {
     /// reset) or `auto` (per-host while it fits).
     #[arg(long, default_value = "auto", value_parser = parse_listeners)]
     listeners: surveyor_testbed::Listeners,
+}
+
+fn parse_plan(text: &str) -> Result<ProbePlan, String> {
+    match text {
+        "exchange" => Ok(ProbePlan::Exchange),
+        "banner" => Ok(ProbePlan::Banner),
+        _ => Err(format!("expected exchange or banner, not {text:?}")),
+    }
 }
 
 fn parse_listeners(text: &str) -> Result<surveyor_testbed::Listeners, String> {
@@ -449,6 +461,7 @@ fn scan_config(args: &EngineArgs) -> Result<ScanConfig> {
         target_timeout: secs("target-timeout", args.target_timeout)?,
         user_agent: surveyor_scan::default_user_agent(args.info_url.as_deref()),
         ntlm: !args.no_ntlm,
+        plan: args.plan,
         ..ProbeConfig::default()
     };
     let max_runtime = match args.max_runtime {

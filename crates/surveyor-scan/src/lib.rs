@@ -43,6 +43,20 @@ pub struct ProbeConfig {
     /// Start an NTLM handshake on Exchange hosts to read the AD domain, server name and
     /// Windows build (never finished, no credentials).
     pub ntlm: bool,
+    /// What to ask an HTTP(S) server.
+    pub plan: ProbePlan,
+}
+
+/// What an HTTP(S) probe asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProbePlan {
+    /// The Exchange plan: /owa/, the logon page, autodiscover, the export-tool manifest and
+    /// NTLM, stopping once the exact build is known.
+    #[default]
+    Exchange,
+    /// TLS (certificate recorded) and one `GET /`: a banner grab, and the floor the Exchange
+    /// plan's cost is measured against.
+    Banner,
 }
 
 impl Default for ProbeConfig {
@@ -54,6 +68,7 @@ impl Default for ProbeConfig {
             max_header_bytes: 64 * 1024,
             user_agent: default_user_agent(None),
             ntlm: true,
+            plan: ProbePlan::Exchange,
         }
     }
 }

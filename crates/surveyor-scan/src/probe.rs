@@ -22,7 +22,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::fingerprint;
 use crate::targets::Target;
-use crate::ProbeConfig;
+use crate::{ProbeConfig, ProbePlan};
 
 /// What happened to a target that never answered, for the scan's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +208,11 @@ async fn http_plan<S>(
         deadline,
     };
 
-    let first = client.get(OWA).await;
+    let first_path = match config.plan {
+        ProbePlan::Exchange => OWA,
+        ProbePlan::Banner => "/",
+    };
+    let first = client.get(first_path).await;
     let owa = match first {
         Ok(r) => r,
         Err(failure) => {
@@ -218,10 +222,18 @@ async fn http_plan<S>(
     };
     obs.http_server = header_str(&owa.response, header::SERVER);
     if let Some(server) = &obs.http_server {
-        obs.fingerprint
-            .push(Signal::ServerHeader, format!("GET {OWA}"), server.clone());
+        obs.fingerprint.push(
+            Signal::ServerHeader,
+            format!("GET {first_path}"),
+            server.clone(),
+        );
     }
-    read_headers(&owa.response, OWA, &mut obs.fingerprint);
+    read_headers(&owa.response, first_path, &mut obs.fingerprint);
+    if config.plan == ProbePlan::Banner {
+        drop(sender);
+        conn_task.abort();
+        return;
+    }
 
     let mut looks_like_exchange = obs
         .fingerprint

@@ -363,3 +363,42 @@ async fn hostile_servers_end_in_the_right_status_within_the_deadline() {
     }
     bed.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_banner_plan_asks_for_the_root_page_only() {
+    let bed = Testbed::start_with(
+        TestbedConfig {
+            hosts: 30,
+            seed: 12,
+            net: "127.79.7.0/24".parse().unwrap(),
+            port: 0,
+        },
+        surveyor_testbed::FleetOptions {
+            hostile_share: 0.0,
+            ..surveyor_testbed::FleetOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let config = ScanConfig {
+        probe: ProbeConfig {
+            plan: surveyor_scan::ProbePlan::Banner,
+            ..quick().probe
+        },
+        ..quick()
+    };
+    let (stats, observations) = scan(&[IpNet::V4(bed.net())], &[bed.port()], config).await;
+    assert_eq!(stats.connected, 30);
+    for obs in &observations {
+        assert_eq!(obs.status, Status::Success, "{}", obs.ip);
+        assert!(obs.tls.as_ref().is_some_and(|t| t.cert_sha256.is_some()));
+        // Every signal comes from the one request, and the logon page was never fetched.
+        let fp = &obs.fingerprint;
+        assert!(fp.evidence.iter().all(|e| e.source == "GET /"), "{fp:?}");
+        assert_eq!(fp.of(Signal::OwaResourcePath).count(), 0);
+    }
+    assert!(observations
+        .iter()
+        .any(|o| o.fingerprint.of(Signal::ServerHeader).count() == 1));
+    bed.shutdown().await;
+}
