@@ -12,18 +12,22 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-/// A TLS client configuration for census probes: TLS 1.2 and 1.3, any certificate accepted.
+/// A TLS client configuration for census probes: TLS 1.2 and 1.3, any certificate accepted,
+/// no session resumption.
 pub fn recording_client_config() -> ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(AcceptAnyCertificate {
         provider: provider.clone(),
     });
-    ClientConfig::builder_with_provider(provider)
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth()
+        .with_no_client_auth();
+    // Each host is visited once: session tickets would only be stored, never used.
+    config.resumption = rustls::client::Resumption::disabled();
+    config
 }
 
 #[derive(Debug)]

@@ -241,38 +241,41 @@ async fn http_plan<S>(
         .next()
         .is_some()
         || obs.fingerprint.of(Signal::FeServerHeader).next().is_some();
-    if let Ok(logon) = client.get(LOGON).await {
-        read_headers(&logon.response, LOGON, &mut obs.fingerprint);
+    if let Ok((path, logon)) = client.get_following(LOGON).await {
+        read_headers(&logon.response, &path, &mut obs.fingerprint);
         if logon.response.status() == StatusCode::OK {
             let body = String::from_utf8_lossy(&logon.body);
             let markers = fingerprint::logon_markers(&body);
             for m in &markers {
                 obs.fingerprint
-                    .push(Signal::LogonPageMarker, format!("GET {LOGON}"), *m);
+                    .push(Signal::LogonPageMarker, format!("GET {path}"), *m);
             }
             if let Some(build) = fingerprint::owa_resource_build(&body) {
                 obs.fingerprint
-                    .push(Signal::OwaResourcePath, format!("GET {LOGON}"), build);
+                    .push(Signal::OwaResourcePath, format!("GET {path}"), build);
             }
             looks_like_exchange |= !markers.is_empty();
         }
     }
-    for path in [AUTODISCOVER, EXPORTTOOL] {
+    for wanted in [AUTODISCOVER, EXPORTTOOL] {
         if !looks_like_exchange || has_exact_build(&obs.fingerprint) {
             break;
         }
-        let Ok(reply) = client.get(path).await else {
+        // Autodiscover answers 401; only the manifest is worth following to.
+        let fetched = if wanted == EXPORTTOOL {
+            client.get_following(wanted).await
+        } else {
+            client.get(wanted).await.map(|r| (wanted.to_owned(), r))
+        };
+        let Ok((path, reply)) = fetched else {
             break;
         };
-        read_headers(&reply.response, path, &mut obs.fingerprint);
-        if path == EXPORTTOOL && reply.response.status() == StatusCode::OK {
+        read_headers(&reply.response, &path, &mut obs.fingerprint);
+        if wanted == EXPORTTOOL && reply.response.status() == StatusCode::OK {
             let body = String::from_utf8_lossy(&reply.body);
             if let Some(build) = fingerprint::exporttool_manifest_build(&body) {
-                obs.fingerprint.push(
-                    Signal::ExportToolManifest,
-                    format!("GET {EXPORTTOOL}"),
-                    build,
-                );
+                obs.fingerprint
+                    .push(Signal::ExportToolManifest, format!("GET {path}"), build);
             }
         }
     }
@@ -372,10 +375,85 @@ struct Client<'a> {
     deadline: Instant,
 }
 
+/// Same-host redirects followed from one request.
+const MAX_REDIRECTS: usize = 3;
+
 impl Client<'_> {
     /// One GET on the kept-alive connection, body read up to the configured bound.
     async fn get(&mut self, path: &str) -> Result<Reply, Failure> {
         self.get_with(path, None).await
+    }
+
+    /// A GET that follows redirects on the same connection while they stay on the same
+    /// scheme, host and port (so SNI and Host stay right), at most [`MAX_REDIRECTS`] times.
+    /// Returns the path finally fetched with its reply; a redirect that leads elsewhere, or
+    /// one that cannot be followed, is itself the reply.
+    async fn get_following(&mut self, path: &str) -> Result<(String, Reply), Failure> {
+        let mut current = path.to_owned();
+        let mut reply = self.get(&current).await?;
+        for _ in 0..MAX_REDIRECTS {
+            if !reply.response.status().is_redirection() {
+                break;
+            }
+            let Some(next) = self.same_host_location(&current, &reply.response) else {
+                break;
+            };
+            match self.get(&next).await {
+                Ok(followed) => {
+                    current = next;
+                    reply = followed;
+                }
+                Err(_) => break,
+            }
+        }
+        Ok((current, reply))
+    }
+
+    /// The path a redirect points to, if it stays on this scheme, host and port.
+    fn same_host_location(&self, base: &str, response: &Response<()>) -> Option<String> {
+        let location = response
+            .headers()
+            .get(header::LOCATION)?
+            .to_str()
+            .ok()?
+            .trim();
+        let path = if location.starts_with('/') && !location.starts_with("//") {
+            location.to_owned()
+        } else if let Some((scheme, rest)) = location.split_once("://") {
+            let ours = match self.target.scheme {
+                Scheme::Https => "https",
+                Scheme::Http => "http",
+                Scheme::Smtp => return None,
+            };
+            if !scheme.eq_ignore_ascii_case(ours) {
+                return None;
+            }
+            let uri: http::Uri = format!("{ours}://{rest}").parse().ok()?;
+            let default_port = if ours == "https" { 443 } else { 80 };
+            let same_port = uri.port_u16().unwrap_or(default_port) == self.target.port;
+            let host = uri.host()?;
+            if !same_port || !host.eq_ignore_ascii_case(&self.host_name()) {
+                return None;
+            }
+            uri.path_and_query()?.as_str().to_owned()
+        } else if location.is_empty() || location.starts_with("//") || location.contains(':') {
+            return None;
+        } else {
+            // Relative to the directory of the path just fetched.
+            let dir_end = base.split('?').next().unwrap_or(base).rfind('/')? + 1;
+            format!("{}{location}", &base[..dir_end])
+        };
+        // Only a well-formed request target is sent.
+        http::uri::PathAndQuery::try_from(path.as_str()).ok()?;
+        Some(path)
+    }
+
+    /// The name sent as Host (and SNI): the target's domain, or its address literal.
+    fn host_name(&self) -> String {
+        match &self.target.domain {
+            Some(domain) => domain.to_string(),
+            None => host_literal(self.target.ip),
+        }
     }
 
     /// A GET with an `Authorization` header (`scheme token`).
@@ -398,10 +476,7 @@ impl Client<'_> {
                 error: "the server closed the HTTP connection",
             });
         }
-        let name = match &self.target.domain {
-            Some(domain) => domain.to_string(),
-            None => host_literal(self.target.ip),
-        };
+        let name = self.host_name();
         let host = match (self.target.scheme, self.target.port) {
             (Scheme::Https, 443) | (Scheme::Http, 80) => name,
             (_, port) => format!("{name}:{port}"),
@@ -413,9 +488,13 @@ impl Client<'_> {
         if let Some((scheme, token)) = authorization {
             request = request.header(header::AUTHORIZATION, format!("{scheme} {token}"));
         }
-        let request = request
-            .body(Empty::new())
-            .expect("static request parts are valid");
+        // Paths are ours or a checked redirect target; refuse rather than panic regardless.
+        let Ok(request) = request.body(Empty::new()) else {
+            return Err(Failure {
+                status: Status::ProtocolError,
+                error: "the server redirected to a path that cannot be requested",
+            });
+        };
         let response: Response<Incoming> =
             match timeout_at(self.deadline, self.sender.send_request(request)).await {
                 Err(_) => return Err(timed_out),

@@ -402,3 +402,129 @@ async fn the_banner_plan_asks_for_the_root_page_only() {
         .any(|o| o.fingerprint.of(Signal::ServerHeader).count() == 1));
     bed.shutdown().await;
 }
+
+/// Answers each request on a kept-alive plain-HTTP connection with `answer(path)`, and
+/// records every path asked for.
+async fn scripted_http_server(
+    listener: TcpListener,
+    answer: fn(&str, u16) -> String,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use tokio::io::AsyncReadExt;
+    let port = listener.local_addr().unwrap().port();
+    loop {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let asked = asked.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                buf.drain(..end);
+                let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                asked.lock().unwrap().push(path.clone());
+                if s.write_all(answer(&path, port).as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+fn redirect(location: &str) -> String {
+    format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nX-FEServer: EXCH01\r\nContent-Length: 0\r\n\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_followed_only_on_the_same_host_and_not_forever() {
+    use std::sync::{Arc, Mutex};
+    use surveyor_scan::PortSpec;
+    // Host 1: the logon page moves twice on the same host (absolute, then relative), and the
+    // manifest moves to another host, which is not followed.
+    fn proxied(path: &str, port: u16) -> String {
+        let logon = "<!-- OwaPage = ASP.auth_logon_aspx --><link rel=\"shortcut icon\" href=\"/owa/auth/15.2.1544/themes/resources/favicon.ico\">";
+        match path {
+            "/owa/" => redirect("/owa/auth/logon.aspx?url=x"),
+            "/owa/auth/logon.aspx" => {
+                redirect(&format!("http://127.79.8.1:{port}/owa/auth/start.aspx"))
+            }
+            "/owa/auth/start.aspx" => redirect("logon.aspx?replaceCurrent=1"),
+            "/owa/auth/logon.aspx?replaceCurrent=1" => format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{logon}",
+                logon.len()
+            ),
+            p if p.starts_with("/ecp/") => redirect(&format!("http://elsewhere.example:{port}{p}")),
+            _ => "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_string(),
+        }
+    }
+    // Host 2: the logon page redirects to itself for ever.
+    fn looping(path: &str, _port: u16) -> String {
+        match path {
+            "/owa/auth/logon.aspx" => redirect("/owa/auth/logon.aspx"),
+            _ => redirect("/owa/auth/logon.aspx"),
+        }
+    }
+    let first = TcpListener::bind("127.79.8.1:0").await.unwrap();
+    let port = first.local_addr().unwrap().port();
+    let second = TcpListener::bind(("127.79.8.2", port)).await.unwrap();
+    let asked_first = Arc::new(Mutex::new(Vec::new()));
+    let asked_second = Arc::new(Mutex::new(Vec::new()));
+    let servers = [
+        tokio::spawn(scripted_http_server(first, proxied, asked_first.clone())),
+        tokio::spawn(scripted_http_server(second, looping, asked_second.clone())),
+    ];
+    let nets: Vec<IpNet> = vec![
+        "127.79.8.1/32".parse().unwrap(),
+        "127.79.8.2/32".parse().unwrap(),
+    ];
+    let spec = PortSpec::parse(&format!("{port}/http")).unwrap();
+    let (stats, observations) = scan(&nets, &[spec], quick()).await;
+    for server in servers {
+        server.abort();
+    }
+    assert_eq!(stats.connected, 2);
+
+    let one = observations
+        .iter()
+        .find(|o| o.ip.to_string() == "127.79.8.1")
+        .unwrap();
+    assert_eq!(one.status, Status::Success);
+    let resource: Vec<_> = one.fingerprint.of(Signal::OwaResourcePath).collect();
+    assert_eq!(resource.len(), 1, "{:?}", one.fingerprint);
+    assert_eq!(resource[0].value, "15.2.1544");
+    assert_eq!(
+        resource[0].source,
+        "GET /owa/auth/logon.aspx?replaceCurrent=1"
+    );
+    let asked = asked_first.lock().unwrap().clone();
+    assert!(asked.iter().all(|p| !p.contains("elsewhere")), "{asked:?}");
+    assert_eq!(
+        asked.iter().filter(|p| p.starts_with("/ecp/")).count(),
+        1,
+        "the off-host redirect was followed: {asked:?}"
+    );
+
+    let two = observations
+        .iter()
+        .find(|o| o.ip.to_string() == "127.79.8.2")
+        .unwrap();
+    assert_eq!(two.status, Status::Success);
+    let asked = asked_second.lock().unwrap().clone();
+    let logon = asked
+        .iter()
+        .filter(|p| *p == "/owa/auth/logon.aspx")
+        .count();
+    // The logon request and three hops, then the manifest's redirect and three hops to the
+    // same looping page: 7. Besides: /owa/, autodiscover, the manifest, three NTLM paths.
+    assert_eq!(logon, 7, "{asked:?}");
+    assert_eq!(asked.len(), 13, "{asked:?}");
+}
