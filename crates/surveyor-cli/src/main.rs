@@ -126,6 +126,10 @@ struct EngineArgs {
     /// New targets per second to one address (0: no limit).
     #[arg(long, default_value_t = 10)]
     host_rate: u32,
+    /// Consecutive connect timeouts or unreachable errors into one /24 (IPv6: /48) before new
+    /// targets there pause (1 s, doubling per further run, at most 60 s; 0: never pause).
+    #[arg(long, default_value_t = 8)]
+    network_backoff: u32,
     /// Seed of the pseudo-random scan order; the same seed gives the same order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -481,6 +485,10 @@ fn scan_config(args: &EngineArgs) -> Result<ScanConfig> {
         max_targets: args.max_targets,
         max_runtime,
         progress: Default::default(),
+        backoff: surveyor_scan::Backoff {
+            after: args.network_backoff,
+            ..surveyor_scan::Backoff::default()
+        },
     })
 }
 
@@ -679,7 +687,7 @@ fn print_summary(o: &pipeline::ScanOutcome) {
         .map(|(st, n)| format!("{} {n}", st.as_str()))
         .collect();
     eprintln!(
-        "surveyor: scan {}{stopped}: {} targets in {:.1} s, {} answered ({}), {} refused, {} timed out, {} closed silently, {} excluded, {} abandoned, {} Exchange",
+        "surveyor: scan {}{stopped}: {} targets in {:.1} s, {} answered ({}), {} refused, {} timed out, {} unreachable, {} closed silently, {} excluded, {} abandoned, {} backed off, {} Exchange",
         o.scan.0,
         s.targets,
         s.duration.as_secs_f64(),
@@ -687,9 +695,11 @@ fn print_summary(o: &pipeline::ScanOutcome) {
         if statuses.is_empty() { "-".to_string() } else { statuses.join(", ") },
         s.refused,
         s.timed_out,
+        s.unreachable,
         s.closed,
         s.excluded,
         s.abandoned,
+        s.backed_off,
         o.exchange
     );
 }

@@ -1,6 +1,7 @@
 //! The scan engine: a bounded window of probes over a lazily walked target space, streaming
 //! observations into a channel. It knows nothing of where observations go.
 
+mod backoff;
 mod danger;
 pub mod fingerprint;
 pub mod ntlm;
@@ -24,6 +25,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use backoff::Backoff;
 pub use permute::Permutation;
 pub use targets::{Exclusions, Order, PortSpec, Target, TargetError, TargetSpace};
 
@@ -103,6 +105,8 @@ pub struct ScanConfig {
     pub drain_timeout: Duration,
     /// Live counters and the resume frontier, shared with whoever watches the scan.
     pub progress: Arc<ScanProgress>,
+    /// Pauses for destination networks whose connects time out or are unreachable.
+    pub backoff: Backoff,
 }
 
 /// Live view of a running scan: counters for a progress display, and the frontier a
@@ -167,6 +171,7 @@ impl Default for ScanConfig {
             max_runtime: None,
             drain_timeout: Duration::from_secs(10),
             progress: Arc::default(),
+            backoff: Backoff::default(),
         }
     }
 }
@@ -191,6 +196,10 @@ pub struct ScanStats {
     /// Targets that accepted a connection and closed it without sending a byte (no
     /// observation: there is nothing to record beyond an open port).
     pub closed: u64,
+    /// Targets whose host or network was reported unreachable.
+    pub unreachable: u64,
+    /// Targets that waited for their network's back-off pause before being probed.
+    pub backed_off: u64,
     /// Targets that answered: each produced one observation.
     pub connected: u64,
     /// Observations by status.
@@ -242,6 +251,8 @@ where
         .host_rate
         .map(|r| RateLimiter::keyed(Quota::per_second(r)));
     let runtime_over = config.max_runtime.map(|d| started + d);
+    let networks = Arc::new(backoff::Networks::new(config.backoff));
+    let backed_off = Arc::new(AtomicU64::new(0));
     let mut stats = ScanStats::default();
     let mut in_flight = JoinSet::new();
     let mut targets = targets.into_iter();
@@ -298,15 +309,31 @@ where
                 if let Some(l) = &per_host {
                     l.retain_recent();
                 }
+                networks.forget_stale(Instant::now());
             }
-            let (tls, cfg, out, progress) = (
+            let (tls, cfg, out, progress, networks, backed_off) = (
                 tls.clone(),
                 probe_config.clone(),
                 out.clone(),
                 progress.clone(),
+                networks.clone(),
+                backed_off.clone(),
             );
             in_flight.spawn(async move {
+                // The pause is served here, holding a window slot, so that one erring
+                // network does not stall admission into all the others.
+                let network = network_key(target.ip);
+                if let Some(until) = networks.paused_until(network, Instant::now()) {
+                    backed_off.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep_until(until).await;
+                }
                 let result = probe::probe(target, &cfg, &tls).await;
+                match &result {
+                    Err(probe::Silent::Timeout | probe::Silent::Unreachable) => {
+                        networks.error(network, Instant::now());
+                    }
+                    _ => networks.answered(network),
+                }
                 let result = match result {
                     Ok(obs) => {
                         let status = obs.status;
@@ -351,6 +378,7 @@ where
             }
         }
     }
+    stats.backed_off = backed_off.load(Ordering::Relaxed);
     stats.duration = started.elapsed();
     stats
 }
@@ -367,6 +395,7 @@ fn tally(
         Ok(Err(probe::Silent::Refused)) => stats.refused += 1,
         Ok(Err(probe::Silent::Timeout)) => stats.timed_out += 1,
         Ok(Err(probe::Silent::Closed)) => stats.closed += 1,
+        Ok(Err(probe::Silent::Unreachable)) => stats.unreachable += 1,
         Err(join_error) if join_error.is_cancelled() => {}
         Err(join_error) => tracing::error!(%join_error, "a probe task failed"),
     }

@@ -29,6 +29,8 @@ use crate::{ProbeConfig, ProbePlan};
 pub enum Silent {
     Refused,
     Timeout,
+    /// ICMP said the host or network cannot be reached.
+    Unreachable,
     /// Accepted the connection, then closed or reset it without sending a byte: a port
     /// that is open to TCP and nothing else (a SYN proxy, a dead service, a firewall).
     Closed,
@@ -53,6 +55,14 @@ pub async fn probe(
     let tcp = match timeout_at(connect_by, TcpStream::connect(addr)).await {
         Err(_) => return Err(Silent::Timeout),
         Ok(Err(e)) if e.kind() == io::ErrorKind::TimedOut => return Err(Silent::Timeout),
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable
+            ) =>
+        {
+            return Err(Silent::Unreachable)
+        }
         // Accepted and reset before connect() returned (common on loopback).
         Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => return Err(Silent::Closed),
         Ok(Err(_)) => return Err(Silent::Refused),

@@ -528,3 +528,64 @@ async fn redirects_are_followed_only_on_the_same_host_and_not_forever() {
     assert_eq!(logon, 7, "{asked:?}");
     assert_eq!(asked.len(), 13, "{asked:?}");
 }
+
+/// Listeners on `ips` (one port) that never accept and whose one-slot backlog is already
+/// full, so the kernel drops further SYNs: connects time out, as into a filtered network.
+async fn dropping_listeners(ips: &[&str]) -> (u16, Vec<tokio::net::TcpStream>, Vec<TcpListener>) {
+    let mut port = 0;
+    let (mut fillers, mut listeners) = (Vec::new(), Vec::new());
+    for ip in ips {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::new(ip.parse().unwrap(), port))
+            .unwrap();
+        let listener = socket.listen(0).unwrap();
+        port = listener.local_addr().unwrap().port();
+        let filler = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        fillers.push(filler);
+        listeners.push(listener);
+    }
+    (port, fillers, listeners)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_that_drops_connects_is_backed_off() {
+    let ips = [
+        "127.79.9.1",
+        "127.79.9.2",
+        "127.79.9.3",
+        "127.79.9.4",
+        "127.79.9.5",
+    ];
+    let (port, _fillers, _listeners) = dropping_listeners(&ips).await;
+    let nets: Vec<IpNet> = ips
+        .iter()
+        .map(|ip| format!("{ip}/32").parse().unwrap())
+        .collect();
+    let config = |after| ScanConfig {
+        probe: ProbeConfig {
+            connect_timeout: Duration::from_millis(200),
+            target_timeout: Duration::from_millis(400),
+            ..ProbeConfig::default()
+        },
+        // One at a time, so each target sees the errors of those before it.
+        concurrency: 1,
+        backoff: surveyor_scan::Backoff {
+            after,
+            first: Duration::from_millis(100),
+            max: Duration::from_millis(100),
+        },
+        ..quick()
+    };
+    // Two timeouts pause the /24: of five targets, the third and the fifth wait.
+    let (stats, observations) = scan(&nets, &[port], config(2)).await;
+    assert_eq!(stats.timed_out, 5, "{stats:?}");
+    assert!(observations.is_empty());
+    assert_eq!(stats.backed_off, 2, "{stats:?}");
+    // 0 turns the back-off off.
+    let (stats, _) = scan(&nets, &[port], config(0)).await;
+    assert_eq!(stats.timed_out, 5, "{stats:?}");
+    assert_eq!(stats.backed_off, 0, "{stats:?}");
+}
