@@ -67,7 +67,7 @@ impl Networks {
             paused_until: now,
         });
         health.errors = health.errors.saturating_add(1);
-        if self.policy.after > 0 && health.errors % self.policy.after == 0 {
+        if self.policy.after > 0 && health.errors.is_multiple_of(self.policy.after) {
             let runs = health.errors / self.policy.after;
             let factor = 1u32.checked_shl(runs - 1).unwrap_or(u32::MAX);
             let pause = self
