@@ -518,6 +518,8 @@ fn testbed_command_writes_truth_and_registry_and_stops_on_sigterm() {
             "0/https,0/smtp",
             "--dns",
             "0",
+            "--listeners",
+            "shared",
         ])
         .args([
             "--truth",
@@ -540,6 +542,7 @@ fn testbed_command_writes_truth_and_registry_and_stops_on_sigterm() {
     assert!(ready["port"].as_u64().unwrap() > 0 && ready["smtp_port"].as_u64().unwrap() > 0);
     assert!(ready["http_port"].is_null());
     assert!(ready["dns"].as_str().is_some_and(|a| a.starts_with("127.")));
+    assert_eq!(ready["listeners"], "shared");
     let hosts: Vec<TruthHost> = std::fs::read_to_string(&truth)
         .unwrap()
         .lines()
