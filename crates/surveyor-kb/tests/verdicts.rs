@@ -331,8 +331,15 @@ fn build_forms_and_naming() {
     check(
         D,
         &[(Path, "8.3.485.1")],
-        "family=2007; precision=family; confidence=low; reason=product-end-of-life; cves=0; \
-         cu-newest=none; family-newest=none",
+        "family=2007; name=Exchange Server 2007 SP3 RU21; precision=exact; \
+         reason=product-end-of-life; cves=0; cu-newest=8.3.485.1; family-newest=8.3.517.0",
+    );
+    // 2007 SP1 and older are not in the table (the two sources disagree on SP1 dates).
+    check(
+        D,
+        &[(Path, "8.1.436.0")],
+        "family=2007; name=Exchange Server 2007 (build 8.1.436.0 not in the build table); \
+         reason=product-end-of-life",
     );
     // Unknown builds keep their family and say they are unknown.
     check(

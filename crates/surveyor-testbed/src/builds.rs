@@ -10,9 +10,6 @@ use crate::TestbedError;
 
 /// The build table shared with the knowledge base crate, read as plain data.
 const BUILD_TABLE: &str = include_str!("../../surveyor-kb/data/exchange-builds.csv");
-/// Exchange 2007 builds, which the shared table does not carry. Same columns; every row
-/// names its source (the fingerprinting notes cite exactly one 2007 build).
-const BUILD_TABLE_2007: &str = include_str!("../data/exchange-2007-builds.csv");
 
 /// Share (in percent) of picks that come from the family's newest CU; the rest is uniform
 /// over every row of the family, so both current and stale builds show up in a fleet.
@@ -105,9 +102,7 @@ pub(crate) struct BuildTable {
 impl BuildTable {
     /// Parses the compiled-in tables.
     pub(crate) fn load() -> Result<BuildTable, TestbedError> {
-        let mut rows = parse_rows(BUILD_TABLE)?;
-        rows.extend(parse_rows(BUILD_TABLE_2007)?);
-        BuildTable::from_rows(rows)
+        BuildTable::from_rows(parse_rows(BUILD_TABLE)?)
     }
 
     #[cfg(test)]
