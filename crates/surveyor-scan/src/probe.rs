@@ -530,11 +530,49 @@ impl Client<'_> {
                 Ok(Some(Err(_))) | Err(_) => break,
             }
         }
+        let encoding = parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let body = decode(buf, encoding, self.config.max_body_bytes);
         Ok(Reply {
             response: Response::from_parts(parts, ()),
-            body: Bytes::from(buf),
+            body: Bytes::from(body),
         })
     }
+}
+
+/// Undoes a gzip or deflate content coding, keeping at most `limit` bytes of output, so a
+/// compression bomb costs no more than an honest body. (We send no Accept-Encoding, which
+/// per RFC 9110 leaves the server free to choose a coding.) A body that fails to decode
+/// part-way keeps what decoded; any other coding is left as it came.
+fn decode(body: Vec<u8>, encoding: Option<&str>, limit: usize) -> Vec<u8> {
+    use std::io::Read;
+    let coding = encoding.map(|e| e.trim().to_ascii_lowercase());
+    let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+    let mut out = Vec::new();
+    match coding.as_deref() {
+        Some("gzip" | "x-gzip") => {
+            let _ = flate2::read::MultiGzDecoder::new(&body[..])
+                .take(limit)
+                .read_to_end(&mut out);
+        }
+        Some("deflate") => {
+            // Servers send zlib-wrapped deflate as the RFC says, or raw deflate.
+            if flate2::read::ZlibDecoder::new(&body[..])
+                .take(limit)
+                .read_to_end(&mut out)
+                .is_err()
+                && out.is_empty()
+            {
+                let _ = flate2::read::DeflateDecoder::new(&body[..])
+                    .take(limit)
+                    .read_to_end(&mut out);
+            }
+        }
+        _ => return body,
+    }
+    out
 }
 
 /// A stable description of an HTTP failure; hyper's own text is not stored.
@@ -557,5 +595,41 @@ fn host_literal(ip: std::net::IpAddr) -> String {
     match ip {
         std::net::IpAddr::V4(v4) => v4.to_string(),
         std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::decode;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_and_deflate_bodies_are_decoded() {
+        let page = b"<title>Outlook</title>".repeat(50);
+        assert_eq!(decode(gzip(&page), Some("gzip"), 1 << 20), page);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&page).unwrap();
+        assert_eq!(decode(z.finish().unwrap(), Some(" Deflate"), 1 << 20), page);
+        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        raw.write_all(&page).unwrap();
+        assert_eq!(decode(raw.finish().unwrap(), Some("deflate"), 1 << 20), page);
+        assert_eq!(decode(page.clone(), None, 1 << 20), page);
+        assert_eq!(decode(page.clone(), Some("br"), 1 << 20), page);
+    }
+
+    #[test]
+    fn a_compression_bomb_stops_at_the_limit() {
+        let bomb = gzip(&vec![0u8; 64 << 20]);
+        assert!(bomb.len() < 256 << 10, "{} bytes", bomb.len());
+        assert_eq!(decode(bomb, Some("gzip"), 256 << 10).len(), 256 << 10);
+        // Garbage that claims gzip keeps nothing rather than failing the probe.
+        assert!(decode(b"not gzip".to_vec(), Some("gzip"), 1024).is_empty());
     }
 }
