@@ -23,7 +23,7 @@ use surveyor_store::{ScanId, Store};
 use time::{Date, OffsetDateTime};
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::{run_scan, Checkpoint, OutputFormat, ScanJob};
+use crate::pipeline::{run_scan, Checkpoint, Durability, OutputFormat, ScanJob};
 
 /// The default embedded store, in the working directory.
 const DEFAULT_DB: &str = "sqlite:surveyor.db";
@@ -53,6 +53,8 @@ enum Command {
     Testbed(TestbedArgs),
     /// Inspect and check the Exchange knowledge base.
     Kb(kb::KbArgs),
+    /// Load a spill file (observations a scan could not store) into the store.
+    Ingest(IngestArgs),
 }
 
 #[derive(Args)]
@@ -106,10 +108,26 @@ struct ScanArgs {
     /// nothing finished is scanned again. Keeps checkpointing to the same file.
     #[arg(long, value_name = "FILE")]
     resume: Option<PathBuf>,
+    /// If the store fails, retry each batch for this many seconds before writing it to the
+    /// spill file.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    store_retry: f64,
+    /// Where observations go when the store keeps failing (default
+    /// `surveyor-spill-scan<ID>.jsonl`); `surveyor ingest FILE` loads them later.
+    #[arg(long, value_name = "FILE")]
+    spill: Option<PathBuf>,
     #[command(flatten)]
     db: DbArg,
     #[command(flatten)]
     engine: EngineArgs,
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    /// A spill file written by `surveyor scan` when its store failed.
+    file: PathBuf,
+    #[command(flatten)]
+    db: DbArg,
 }
 
 #[derive(Args, Clone)]
@@ -377,7 +395,19 @@ async fn dispatch(command: Command) -> Result<()> {
             testbed(args).await
         }
         Command::Kb(args) => kb::run(args),
+        Command::Ingest(args) => ingest(args).await,
     }
+}
+
+async fn ingest(args: IngestArgs) -> Result<()> {
+    let store = open_store(&args.db.db).await?;
+    let (observations, finished) = pipeline::ingest(&store, &args.file).await?;
+    eprintln!(
+        "surveyor ingest: {observations} observations and {finished} scan ends from {} into {}",
+        args.file.display(),
+        redact(&args.db.db)
+    );
+    Ok(())
 }
 
 fn parse_date(s: &str) -> Result<Date, String> {
@@ -440,13 +470,15 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// A duration flag in seconds: positive, at most an hour.
+fn secs(name: &str, v: f64) -> Result<Duration> {
+    if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
+        bail!("--{name} must be between 0 and 3600 seconds, got {v}");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
 fn scan_config(args: &EngineArgs) -> Result<ScanConfig> {
-    let secs = |name: &str, v: f64| -> Result<Duration> {
-        if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
-            bail!("--{name} must be between 0 and 3600 seconds, got {v}");
-        }
-        Ok(Duration::from_secs_f64(v))
-    };
     if args.concurrency == 0 || args.concurrency > 100_000 {
         bail!(
             "--concurrency must be between 1 and 100000, got {}",
@@ -654,9 +686,21 @@ async fn scan(args: ScanArgs) -> Result<()> {
         },
         checkpoint: args.checkpoint.clone().or_else(|| args.resume.clone()),
         resume,
+        durability: Durability {
+            retry_for: secs("store-retry", args.store_retry)?,
+            spill: args.spill.clone(),
+        },
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown_token()).await?;
     print_summary(&outcome);
+    if outcome.spilled > 0 {
+        // Nothing is lost, but the store is incomplete until the spill file is ingested.
+        bail!(
+            "scan {}: {} lines could not be stored and wait in the spill file",
+            outcome.scan,
+            outcome.spilled
+        );
+    }
     Ok(())
 }
 
@@ -805,6 +849,10 @@ async fn demo(args: DemoArgs) -> Result<()> {
         format: OutputFormat::Jsonl,
         checkpoint: None,
         resume: None,
+        durability: Durability {
+            retry_for: Duration::from_secs(30),
+            spill: None,
+        },
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown.clone()).await?;
     bed.shutdown().await;

@@ -22,6 +22,11 @@ use tokio_util::sync::CancellationToken;
 const BATCH: usize = 500;
 /// A checkpoint is rewritten after a stored batch at most this often.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+/// A partial batch is stored after this long, so that a slow scan's results reach the store
+/// (and the checkpoint) without waiting for a full batch.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+/// Longest wait between two attempts to store a batch.
+const RETRY_MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// How observations are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +52,110 @@ pub struct ScanJob {
     pub checkpoint: Option<PathBuf>,
     /// Continue this scan instead of starting one.
     pub resume: Option<Checkpoint>,
+    /// What happens when the store fails mid-scan.
+    pub durability: Durability,
+}
+
+/// When the store fails, a batch is retried for `retry_for`, then appended to the spill
+/// file, which `surveyor ingest` loads later: a scan never drops what it observed.
+#[derive(Debug, Clone)]
+pub struct Durability {
+    pub retry_for: Duration,
+    /// The spill file; `None`: `surveyor-spill-scan<ID>.jsonl` in the working directory.
+    pub spill: Option<PathBuf>,
+}
+
+/// One line of a spill file: an observation of a scan, or the scan's end.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum SpillLine {
+    Observation {
+        scan: i64,
+        observation: Box<Observation>,
+    },
+    Finished {
+        scan: i64,
+        #[serde(with = "time::serde::rfc3339")]
+        finished_at: OffsetDateTime,
+    },
+}
+
+impl SpillLine {
+    /// Parses one line, naming what is wrong with it (an untagged enum would not).
+    fn parse(line: &str) -> Result<SpillLine> {
+        #[derive(Deserialize)]
+        struct Finished {
+            scan: i64,
+            #[serde(with = "time::serde::rfc3339")]
+            finished_at: OffsetDateTime,
+        }
+        let value: serde_json::Value = serde_json::from_str(line)?;
+        let scan = value.get("scan").and_then(serde_json::Value::as_i64);
+        match (scan, value.get("observation")) {
+            (Some(scan), Some(observation)) => Ok(SpillLine::Observation {
+                scan,
+                observation: Box::new(Observation::deserialize(observation)?),
+            }),
+            (Some(_), None) => {
+                let f: Finished = serde_json::from_value(value)?;
+                Ok(SpillLine::Finished {
+                    scan: f.scan,
+                    finished_at: f.finished_at,
+                })
+            }
+            (None, _) => bail!("no scan id"),
+        }
+    }
+}
+
+/// Appends to a spill file, creating it on first use, and syncs each write to disk.
+struct Spill {
+    path: PathBuf,
+    lines: u64,
+}
+
+impl Spill {
+    fn append(&mut self, lines: &[SpillLine]) -> Result<()> {
+        let mut text = Vec::new();
+        for line in lines {
+            serde_json::to_writer(&mut text, line)?;
+            text.push(b'\n');
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .with_context(|| format!("could not open the spill file {}", self.path.display()))?;
+        file.write_all(&text)
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("could not write the spill file {}", self.path.display()))?;
+        self.lines += lines.len() as u64;
+        Ok(())
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails with an error that is not retryable, or
+/// `retry_for` has passed, pausing 100 ms, then twice as long each time (at most 5 s).
+/// Returns the last error.
+async fn with_retry<T, F, Fut>(retry_for: Duration, what: &str, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, surveyor_store::StoreError>>,
+{
+    let give_up = Instant::now() + retry_for;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            // An error about the data would fail the same way again: spill it at once.
+            Err(error) if error.is_retryable() && Instant::now() + pause <= give_up => {
+                tracing::warn!(%error, ?pause, "could not {what}; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_MAX_PAUSE);
+            }
+            Err(error) => return Err(error).with_context(|| format!("could not {what}")),
+        }
+    }
 }
 
 /// What a finished (or interrupted) scan produced.
@@ -54,6 +163,8 @@ pub struct ScanOutcome {
     pub scan: ScanId,
     pub stats: ScanStats,
     pub exchange: u64,
+    /// Lines written to the spill file because the store failed.
+    pub spilled: u64,
 }
 
 /// Where a scan stands, written so that `--resume` continues it without repeating or skipping
@@ -207,6 +318,11 @@ pub async fn run_scan(
     };
     let exchange = Arc::new(AtomicU64::new(0));
     let bar = progress_bar(&job, exchange.clone());
+    let spill_path = job
+        .durability
+        .spill
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("surveyor-spill-scan{}.jsonl", scan.0)));
 
     // Storing runs in its own task so that classification and output go on while a batch is
     // written; two batches in flight at most, then backpressure reaches the engine.
@@ -218,6 +334,13 @@ pub async fn run_scan(
         batch_rx,
         progress.clone(),
         job.checkpoint.clone().map(|path| (path, template.clone())),
+        (
+            job.durability.retry_for,
+            Spill {
+                path: spill_path.clone(),
+                lines: 0,
+            },
+        ),
     ));
 
     let table = BuildTable::builtin();
@@ -225,7 +348,25 @@ pub async fn run_scan(
     let mut batch = Vec::with_capacity(BATCH);
     let mut positions = Vec::with_capacity(BATCH);
     let mut store_failed = false;
-    while let Some((position, mut obs)) = rx.recv().await {
+    let mut flush_at = Instant::now() + FLUSH_EVERY;
+    loop {
+        let received = tokio::time::timeout_at(flush_at, rx.recv()).await;
+        let (position, mut obs) = match received {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(_elapsed) => {
+                flush_at = Instant::now() + FLUSH_EVERY;
+                if !batch.is_empty() {
+                    let partial = (std::mem::take(&mut batch), std::mem::take(&mut positions));
+                    if batches.send(partial).await.is_err() {
+                        store_failed = true;
+                        cancel.cancel();
+                        break;
+                    }
+                }
+                continue;
+            }
+        };
         obs.exchange = surveyor_kb::classify(&obs.fingerprint, table, job.as_of);
         if obs.exchange.is_some() {
             exchange.fetch_add(1, Ordering::Relaxed);
@@ -234,6 +375,7 @@ pub async fn run_scan(
         batch.push(obs);
         positions.push(position);
         if batch.len() == BATCH {
+            flush_at = Instant::now() + FLUSH_EVERY;
             let full = (std::mem::take(&mut batch), std::mem::take(&mut positions));
             if batches.send(full).await.is_err() {
                 // The storer stopped on an error: stop the scan, then report that error.
@@ -249,7 +391,7 @@ pub async fn run_scan(
     drop(batches);
     drop(rx);
     writer.finish()?;
-    storer.await.context("the store task failed")??;
+    let mut spill = storer.await.context("the store task failed")??;
     let stats = engine.await.context("the scan engine failed")?;
     if let Some(bar) = bar {
         bar.abort();
@@ -258,35 +400,67 @@ pub async fn run_scan(
         template.with_frontier(&progress.frontier()).write(path)?;
     }
     if stats.stopped.is_none() {
-        store
-            .scans
-            .finish_scan(scan, OffsetDateTime::now_utc())
-            .await
-            .context("could not finish the scan")?;
+        let finished_at = OffsetDateTime::now_utc();
+        let finished = with_retry(job.durability.retry_for, "finish the scan", || {
+            store.scans.finish_scan(scan, finished_at)
+        })
+        .await;
+        if let Err(error) = finished {
+            tracing::error!("{error:#}; the spill file records the scan's end");
+            spill.append(&[SpillLine::Finished {
+                scan: scan.0,
+                finished_at,
+            }])?;
+        }
+    }
+    if spill.lines > 0 {
+        eprintln!(
+            "surveyor: the store failed; {} lines kept in {}: load them with `surveyor ingest {}`",
+            spill.lines,
+            spill.path.display(),
+            spill.path.display()
+        );
     }
     Ok(ScanOutcome {
         scan,
         stats,
         exchange: exchange.load(Ordering::Relaxed),
+        spilled: spill.lines,
     })
 }
 
 /// Stores batches in order; after each, marks its targets done in the frontier and, at most
-/// every few seconds, rewrites the checkpoint: only stored results are ever claimed.
+/// every few seconds, rewrites the checkpoint: only stored results are ever claimed. A batch
+/// the store keeps refusing goes to the spill file, which counts as stored: it is on disk.
 async fn store_batches(
     store: Store,
     scan: ScanId,
     mut batches: mpsc::Receiver<(Vec<Observation>, Vec<u128>)>,
     progress: Arc<surveyor_scan::ScanProgress>,
     checkpoint: Option<(PathBuf, Checkpoint)>,
-) -> Result<()> {
+    (retry_for, mut spill): (Duration, Spill),
+) -> Result<Spill> {
     let mut last_checkpoint = Instant::now();
     while let Some((batch, positions)) = batches.recv().await {
-        store
-            .scans
-            .record(scan, &batch)
-            .await
-            .context("could not store observations")?;
+        let stored = with_retry(retry_for, "store observations", || {
+            store.scans.record(scan, &batch)
+        })
+        .await;
+        if let Err(error) = stored {
+            tracing::error!(
+                "{error:#}; {} observations go to {}",
+                batch.len(),
+                spill.path.display()
+            );
+            let lines: Vec<SpillLine> = batch
+                .into_iter()
+                .map(|observation| SpillLine::Observation {
+                    scan: scan.0,
+                    observation: Box::new(observation),
+                })
+                .collect();
+            spill.append(&lines)?;
+        }
         progress.complete(positions);
         if let Some((path, template)) = &checkpoint {
             if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
@@ -295,10 +469,52 @@ async fn store_batches(
             }
         }
     }
-    Ok(())
+    Ok(spill)
 }
 
-/// A progress bar on stderr when it is a terminal: targets done, rate, answers, Exchange, ETA.
+/// Loads a spill file into the store: every line is checked first, so a damaged file stores
+/// nothing; then observations go in batches (idempotent per scan, address and port, so a
+/// file loaded twice stores everything once) and recorded ends finish their scans.
+pub async fn ingest(store: &Store, path: &std::path::Path) -> Result<(u64, u64)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    let mut observations: Vec<(i64, Vec<Observation>)> = Vec::new();
+    let mut finished = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = SpillLine::parse(line)
+            .with_context(|| format!("{} line {}: not a spill line", path.display(), i + 1))?;
+        match parsed {
+            SpillLine::Observation { scan, observation } => match observations.last_mut() {
+                Some((last, batch)) if *last == scan => batch.push(*observation),
+                _ => observations.push((scan, vec![*observation])),
+            },
+            SpillLine::Finished { scan, finished_at } => finished.push((scan, finished_at)),
+        }
+    }
+    let mut stored = 0;
+    for (scan, all) in &observations {
+        for batch in all.chunks(BATCH) {
+            store
+                .scans
+                .record(ScanId(*scan), batch)
+                .await
+                .with_context(|| format!("could not store observations of scan {scan}"))?;
+            stored += batch.len() as u64;
+        }
+    }
+    for (scan, finished_at) in &finished {
+        store
+            .scans
+            .finish_scan(ScanId(*scan), *finished_at)
+            .await
+            .with_context(|| format!("could not finish scan {scan}"))?;
+    }
+    Ok((stored, finished.len() as u64))
+}
+
 fn progress_bar(job: &ScanJob, exchange: Arc<AtomicU64>) -> Option<tokio::task::JoinHandle<()>> {
     if !std::io::stderr().is_terminal() {
         return None;

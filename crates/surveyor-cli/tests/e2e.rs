@@ -629,3 +629,170 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// Starts `surveyor scan` of a test-bed into `db` as a child process and waits until the scan
+/// is recorded in the store, so that the store can be taken away while the scan still runs
+/// (the test-bed's tarpits hold it open for the target timeout).
+async fn start_scan(bed: &Testbed, net: &str, db: &testing::TestDb, extra: &[&str]) -> KillOnDrop {
+    // Migrated first, so that the scans table can be watched.
+    drop(surveyor_store::open(&db.url).await.unwrap());
+    let port = bed.port().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_surveyor"))
+        .args([
+            "scan",
+            net,
+            "--ports",
+            &port,
+            "--allow-loopback",
+            "--as-of",
+            AS_OF,
+        ])
+        .args([
+            "--db",
+            &db.url,
+            "--target-timeout",
+            "4",
+            "--network-rate",
+            "0",
+        ])
+        .args(["--host-rate", "0", "--output", "/dev/null"])
+        .args(extra)
+        .env_remove("SURVEYOR_DB")
+        .env("RUST_LOG", "error")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop(Some(child));
+    while db.scalar("SELECT count(*) FROM scans").await == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child
+}
+
+fn answering(bed: &Testbed) -> i64 {
+    bed.truth().len() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_goes_away_mid_scan_loses_nothing() {
+    let Some(db) = testing::postgres().await else {
+        return;
+    };
+    let net = "127.78.9.0/24";
+    let bed = Testbed::start(TestbedConfig {
+        hosts: 60,
+        seed: 7,
+        net: net.parse().unwrap(),
+        port: 0,
+    })
+    .await
+    .unwrap();
+    assert!(bed.truth().iter().any(|h| h.persona == "tarpit"));
+
+    // The database refuses connections for a while mid-scan: the batches wait and retry.
+    let mut child = start_scan(&bed, net, &db, &["--store-retry", "60"]).await;
+    db.set_reachable(false).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    db.set_reachable(true).await;
+    let out = tokio::task::spawn_blocking(move || child.0.take().unwrap().wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM observations").await,
+        answering(&bed)
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM scans WHERE finished_at IS NOT NULL")
+            .await,
+        1
+    );
+    bed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_stays_away_spills_and_ingest_loads_it() {
+    let Some(db) = testing::postgres().await else {
+        return;
+    };
+    let net = "127.78.10.0/24";
+    let bed = Testbed::start(TestbedConfig {
+        hosts: 60,
+        seed: 7,
+        net: net.parse().unwrap(),
+        port: 0,
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spill = dir.path().join("spill.jsonl");
+    let spill_arg = spill.to_str().unwrap().to_string();
+
+    // Gone for good during the scan: after a second of retries each batch is spilled, and
+    // the scan says so with a failing exit status.
+    let mut child = start_scan(
+        &bed,
+        net,
+        &db,
+        &["--store-retry", "1", "--spill", &spill_arg],
+    )
+    .await;
+    db.set_reachable(false).await;
+    let out = tokio::task::spawn_blocking(move || child.0.take().unwrap().wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("surveyor ingest"), "{err}");
+    let lines = std::fs::read_to_string(&spill).unwrap();
+    assert!(
+        lines.lines().any(|l| l.contains("\"finished_at\"")),
+        "{lines}"
+    );
+
+    // Back again: ingest stores everything, finishes the scan, and a second ingest of the
+    // same file changes nothing.
+    db.set_reachable(true).await;
+    for _ in 0..2 {
+        let out = surveyor_async(
+            ["ingest", &spill_arg, "--db", &db.url]
+                .map(String::from)
+                .to_vec(),
+        )
+        .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            db.scalar("SELECT count(*) FROM observations").await,
+            answering(&bed)
+        );
+    }
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM scans WHERE finished_at IS NOT NULL")
+            .await,
+        1
+    );
+
+    // A damaged spill file is refused with its line, and stores nothing more.
+    std::fs::write(&spill, format!("{lines}not json\n")).unwrap();
+    let out = surveyor_async(
+        ["ingest", &spill_arg, "--db", &db.url]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let bad_line = lines.lines().count() + 1;
+    assert!(err.contains(&format!("line {bad_line}")), "{err}");
+    bed.shutdown().await;
+}

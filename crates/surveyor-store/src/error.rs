@@ -99,10 +99,15 @@ fn sqlx_is_retryable(backend: Backend, error: &sqlx::Error) -> bool {
                 // another connection held the lock for longer than our busy timeout.
                 Backend::Sqlite => code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)),
                 // PostgreSQL SQLSTATEs: connection exceptions, serialization failure, deadlock,
-                // too many connections, server shutting down or starting up.
+                // too many connections, server shutting down, crashed or starting up, and
+                // 55000 as a new connection meets it: the database refuses connections for
+                // maintenance (ALLOW_CONNECTIONS false).
                 Backend::Postgres => {
                     code.starts_with("08")
-                        || matches!(&*code, "40001" | "40P01" | "53300" | "57P01" | "57P03")
+                        || matches!(
+                            &*code,
+                            "40001" | "40P01" | "53300" | "55000" | "57P01" | "57P02" | "57P03"
+                        )
                 }
             }
         }

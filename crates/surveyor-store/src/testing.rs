@@ -38,6 +38,38 @@ impl TestDb {
             Guard::Postgres { .. } => Backend::Postgres,
         }
     }
+
+    /// PostgreSQL only: makes the database refuse new connections and ends the open ones
+    /// (`false`), as a server going away would, or lets connections in again (`true`).
+    pub async fn set_reachable(&self, reachable: bool) {
+        let Guard::Postgres { admin_url, name } = &self.guard else {
+            panic!("only a PostgreSQL test database can be made unreachable");
+        };
+        let mut admin = pg_connect(admin_url).await.expect("admin connection");
+        let alter = format!("ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS {reachable}");
+        admin.execute(alter.as_str()).await.expect("ALTER DATABASE");
+        if !reachable {
+            let kill = format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            );
+            admin
+                .execute(kill.as_str())
+                .await
+                .expect("pg_terminate_backend");
+        }
+        let _ = admin.close().await;
+    }
+
+    /// PostgreSQL only: one integer from a query in this database.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let mut conn = pg_connect(&self.url).await.expect("connection");
+        let value: i64 = sqlx::query_scalar(sql)
+            .fetch_one(&mut conn)
+            .await
+            .expect("query");
+        let _ = conn.close().await;
+        value
+    }
 }
 
 impl Drop for TestDb {
