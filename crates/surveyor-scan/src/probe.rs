@@ -619,7 +619,10 @@ mod tests {
         assert_eq!(decode(z.finish().unwrap(), Some(" Deflate"), 1 << 20), page);
         let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
         raw.write_all(&page).unwrap();
-        assert_eq!(decode(raw.finish().unwrap(), Some("deflate"), 1 << 20), page);
+        assert_eq!(
+            decode(raw.finish().unwrap(), Some("deflate"), 1 << 20),
+            page
+        );
         assert_eq!(decode(page.clone(), None, 1 << 20), page);
         assert_eq!(decode(page.clone(), Some("br"), 1 << 20), page);
     }
