@@ -690,7 +690,16 @@ async fn a_store_that_goes_away_mid_scan_loses_nothing() {
     assert!(bed.truth().iter().any(|h| h.persona == "tarpit"));
 
     // The database refuses connections for a while mid-scan: the batches wait and retry.
-    let mut child = start_scan(&bed, net, &db, &["--store-retry", "60"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spill = dir.path().join("spill.jsonl");
+    let spill_arg = spill.to_str().unwrap();
+    let mut child = start_scan(
+        &bed,
+        net,
+        &db,
+        &["--store-retry", "60", "--spill", spill_arg],
+    )
+    .await;
     db.set_reachable(false).await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     db.set_reachable(true).await;
@@ -703,6 +712,7 @@ async fn a_store_that_goes_away_mid_scan_loses_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(!spill.exists(), "nothing had to be spilled");
     assert_eq!(
         db.scalar("SELECT count(*) FROM observations").await,
         answering(&bed)
