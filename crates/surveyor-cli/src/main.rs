@@ -55,6 +55,9 @@ enum Command {
     Kb(kb::KbArgs),
     /// Load a spill file (observations a scan could not store) into the store.
     Ingest(IngestArgs),
+    /// Bring the store's schema up to date (every command does so on opening; this does
+    /// only that, e.g. before a deployment).
+    Migrate(DbArg),
 }
 
 #[derive(Args)]
@@ -396,6 +399,16 @@ async fn dispatch(command: Command) -> Result<()> {
         }
         Command::Kb(args) => kb::run(args),
         Command::Ingest(args) => ingest(args).await,
+        Command::Migrate(db) => {
+            let store = open_store(&db.db).await?;
+            let (version, description) = store.schema();
+            eprintln!(
+                "surveyor migrate: {} store {} is at migration {version} ({description})",
+                store.backend,
+                redact(&db.db)
+            );
+            Ok(())
+        }
     }
 }
 

@@ -806,3 +806,28 @@ async fn a_store_that_stays_away_spills_and_ingest_loads_it() {
     assert!(err.contains(&format!("line {bad_line}")), "{err}");
     bed.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_brings_each_backend_to_the_newest_schema() {
+    for (backend, db) in testing::each_backend().await {
+        for _ in 0..2 {
+            let out = surveyor_async(["migrate", "--db", &db.url].map(String::from).to_vec()).await;
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{backend}: {err}");
+            assert!(err.contains("is at migration 1 (init)"), "{backend}: {err}");
+        }
+    }
+    let out = surveyor(&["migrate", "--db", "mysql://x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported scheme"));
+    let out = surveyor(&[
+        "ingest",
+        "/nonexistent/spill.jsonl",
+        "--db",
+        "sqlite::memory:",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not read /nonexistent/spill.jsonl")
+    );
+}

@@ -125,6 +125,22 @@ const _: fn() = || {
     shareable::<Store>();
 };
 
+impl Store {
+    /// The newest migration of this backend (version and description): after [`open`], the
+    /// schema is at it.
+    pub fn schema(&self) -> (i64, String) {
+        let migrator = match self.backend {
+            Backend::Postgres => &postgres::MIGRATOR,
+            Backend::Sqlite => &sqlite::MIGRATOR,
+        };
+        migrator
+            .iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .max_by_key(|(version, _)| *version)
+            .unwrap_or((0, String::new()))
+    }
+}
+
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::{Backend, CensusStore, NewScan, ScanId, ScanRecord, ScanStore, StoreError};
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
 const BACKEND: Backend = Backend::Postgres;
 

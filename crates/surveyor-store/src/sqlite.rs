@@ -19,7 +19,7 @@ use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::url::SqliteLocation;
 use crate::{Backend, CensusStore, NewScan, ScanId, ScanRecord, ScanStore, StoreError};
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 const BACKEND: Backend = Backend::Sqlite;
 
