@@ -195,6 +195,10 @@ struct ReportArgs {
     /// `table` for people, `json` for programs (the same document as GET /api/v1/census).
     #[arg(long, default_value = "table", value_parser = ["table", "json"])]
     format: String,
+    /// Instead of the census, what changed since this earlier scan: new and gone servers,
+    /// upgrades, downgrades and support changes, address by address.
+    #[arg(long, value_name = "SCAN")]
+    diff: Option<i64>,
 }
 
 #[derive(Args)]
@@ -763,6 +767,9 @@ fn print_summary(o: &pipeline::ScanOutcome) {
 
 async fn report(args: ReportArgs) -> Result<()> {
     let store = open_store(&args.db.db).await?;
+    if let Some(before) = args.diff {
+        return report_diff(&store, &args, ScanId(before)).await;
+    }
     let Some(report) = surveyor_api::census_report(&store, args.scan.map(ScanId)).await? else {
         match args.scan {
             Some(id) => bail!("no scan with id {id} in {}", redact(&args.db.db)),
@@ -776,6 +783,38 @@ async fn report(args: ReportArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report::render(&report));
+    }
+    Ok(())
+}
+
+async fn report_diff(store: &Store, args: &ReportArgs, before: ScanId) -> Result<()> {
+    let after = match args.scan {
+        Some(id) => ScanId(id),
+        None => match store.census.latest_finished_scan().await? {
+            Some(scan) => scan.id,
+            None => bail!(
+                "no finished scan in {}: run `surveyor scan` first",
+                redact(&args.db.db)
+            ),
+        },
+    };
+    let servers = |scan: ScanId| {
+        let store = store.clone();
+        async move {
+            match store.census.exchange_servers(scan).await {
+                Err(surveyor_store::StoreError::UnknownScan(_)) => {
+                    bail!("no scan with id {scan} in {}", redact(&args.db.db))
+                }
+                other => Ok(other?),
+            }
+        }
+    };
+    let diff = surveyor_model::CensusDiff::between(servers(before).await?, servers(after).await?);
+    if args.format == "json" {
+        let doc = serde_json::json!({ "before": before.0, "after": after.0, "diff": diff });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", report::render_diff(before.0, after.0, &diff));
     }
     Ok(())
 }

@@ -66,3 +66,23 @@ pub fn render(report: &CensusReport) -> String {
     );
     out
 }
+
+/// The change between two scans as a short table: how many servers in each list.
+pub fn render_diff(before: i64, after: i64, diff: &surveyor_model::CensusDiff) -> String {
+    let rows = [
+        ("new", diff.new.len() as u64),
+        ("gone", diff.gone.len() as u64),
+        ("upgraded", diff.upgraded.len() as u64),
+        ("downgraded", diff.downgraded.len() as u64),
+        ("unchanged build", diff.unchanged),
+        ("still unsupported", diff.still_unsupported.len() as u64),
+        ("newly supported", diff.newly_supported.len() as u64),
+        ("newly unsupported", diff.newly_unsupported.len() as u64),
+    ];
+    let mut out = format!("Exchange servers, scan {before} -> scan {after}\n\n");
+    for (label, n) in rows {
+        out.push_str(&format!("{label:<18} {n:>8}\n"));
+    }
+    out.push_str("\nAddresses and builds per server: --format json.\n");
+    out
+}

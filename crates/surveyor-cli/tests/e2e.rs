@@ -831,3 +831,120 @@ async fn migrate_brings_each_backend_to_the_newest_schema() {
         String::from_utf8_lossy(&out.stderr).contains("could not read /nonexistent/spill.jsonl")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diff_of_two_scans_of_one_fleet_shows_no_change() {
+    let db = testing::sqlite();
+    let net = "127.78.11.0/24";
+    let bed = Testbed::start_with(
+        TestbedConfig {
+            hosts: 40,
+            seed: 5,
+            net: net.parse().unwrap(),
+            port: 0,
+        },
+        surveyor_testbed::FleetOptions {
+            hostile_share: 0.0,
+            ..surveyor_testbed::FleetOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let port = bed.port().to_string();
+    for _ in 0..2 {
+        let out = surveyor_async(
+            [
+                "scan",
+                net,
+                "--ports",
+                &port,
+                "--allow-loopback",
+                "--as-of",
+                AS_OF,
+                "--db",
+                &db.url,
+                "--output",
+                "/dev/null",
+                "--network-rate",
+                "0",
+                "--host-rate",
+                "0",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+        .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = surveyor_async(
+        ["report", "--db", &db.url, "--diff", "1", "--format", "json"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (doc["before"].as_i64(), doc["after"].as_i64()),
+        (Some(1), Some(2))
+    );
+    let diff = &doc["diff"];
+    for list in [
+        "new",
+        "gone",
+        "upgraded",
+        "downgraded",
+        "newly_supported",
+        "newly_unsupported",
+    ] {
+        assert_eq!(
+            diff[list].as_array().map(Vec::len),
+            Some(0),
+            "{list}: {diff}"
+        );
+    }
+    let exchange = bed.truth().iter().filter(|h| h.exchange.is_some()).count() as u64;
+    let unsupported = bed
+        .truth()
+        .iter()
+        .filter(|h| {
+            h.exchange
+                .as_ref()
+                .is_some_and(|e| e.support_on(AS_OF) == "unsupported")
+        })
+        .count();
+    assert_eq!(diff["unchanged"].as_u64(), Some(exchange));
+    assert_eq!(
+        diff["still_unsupported"].as_array().map(Vec::len),
+        Some(unsupported)
+    );
+
+    let table = surveyor_async(
+        ["report", "--db", &db.url, "--diff", "1"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("scan 1 -> scan 2") && text.contains("still unsupported"),
+        "{text}"
+    );
+    let out = surveyor_async(
+        ["report", "--db", &db.url, "--diff", "99"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no scan with id 99"));
+    bed.shutdown().await;
+}

@@ -9,7 +9,7 @@ pub mod census;
 pub mod observation;
 
 pub use build::{Build, BuildParseError, Family};
-pub use census::{Census, CensusRow, ExchangeServer};
+pub use census::{Census, CensusDiff, CensusRow, ExchangeServer, ServerChange};
 pub use observation::{
     Evidence, ExchangeVerdict, Fingerprint, Observation, Scheme, Signal, Status, Support, TlsInfo,
 };

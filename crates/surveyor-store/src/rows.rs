@@ -153,16 +153,26 @@ impl StoredObservation {
 }
 
 /// The census columns of one recognised observation.
-pub(crate) fn exchange_server(
-    id: i64,
-    ip: &str,
-    family: &str,
-    support: &str,
-) -> Result<ExchangeServer, StoreError> {
+/// The columns of one recognised server as stored.
+pub(crate) struct ServerColumns<'a> {
+    pub id: i64,
+    pub ip: &'a str,
+    pub port: i64,
+    pub family: &'a str,
+    pub build: &'a str,
+    pub support: &'a str,
+}
+
+pub(crate) fn exchange_server(c: ServerColumns<'_>) -> Result<ExchangeServer, StoreError> {
     Ok(ExchangeServer {
-        ip: parse_ip(id, ip)?,
-        family: parse_family(id, family)?,
-        support: parse_support(id, support)?,
+        ip: parse_ip(c.id, c.ip)?,
+        port: u16::try_from(c.port).map_err(|_| corrupt_column(c.id, "port"))?,
+        family: parse_family(c.id, c.family)?,
+        build: c
+            .build
+            .parse()
+            .map_err(|_| corrupt_column(c.id, "exchange_build"))?,
+        support: parse_support(c.id, c.support)?,
     })
 }
 

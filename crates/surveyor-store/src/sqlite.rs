@@ -277,7 +277,7 @@ impl CensusStore for SqliteStore {
 
     async fn exchange_servers(&self, scan: ScanId) -> Result<Vec<ExchangeServer>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, ip, port, exchange_family, exchange_support \
+            "SELECT id, ip, port, exchange_family, exchange_build, exchange_support \
              FROM observations WHERE scan_id = ? AND exchange_family IS NOT NULL",
         )
         .bind(scan.0)
@@ -290,16 +290,19 @@ impl CensusStore for SqliteStore {
         let mut servers = rows
             .iter()
             .map(|row| {
-                let id: i64 = get(row, "id")?;
                 let port: i64 = get(row, "port")?;
-                let ip: String = get(row, "ip")?;
-                let family: String = get(row, "exchange_family")?;
-                let support: String = get(row, "exchange_support")?;
-                Ok((rows::exchange_server(id, &ip, &family, &support)?, port))
+                rows::exchange_server(rows::ServerColumns {
+                    id: get(row, "id")?,
+                    ip: &get::<String>(row, "ip")?,
+                    port: i64::from(port),
+                    family: &get::<String>(row, "exchange_family")?,
+                    build: &get::<String>(row, "exchange_build")?,
+                    support: &get::<String>(row, "exchange_support")?,
+                })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        servers.sort_by_key(|(s, port)| (s.ip, *port));
-        Ok(servers.into_iter().map(|(s, _)| s).collect())
+        servers.sort_by_key(|s| (s.ip, s.port));
+        Ok(servers)
     }
 }
 

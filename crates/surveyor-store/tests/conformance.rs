@@ -183,17 +183,37 @@ async fn exchange_servers_are_the_recognised_observations() {
             .unwrap();
 
         let servers = store.census.exchange_servers(scan).await.unwrap();
-        let server = |ip: &str, family, support| ExchangeServer {
+        let server = |ip: &str, port, family, build: &str, support| ExchangeServer {
             ip: ip.parse().unwrap(),
+            port,
             family,
+            build: build.parse().unwrap(),
             support,
         };
         assert_eq!(
             servers,
             vec![
-                server("192.0.2.4", Family::E2016, Support::Unsupported),
-                server("192.0.2.4", Family::E2016, Support::Unsupported),
-                server("192.0.2.20", Family::Se, Support::Supported),
+                server(
+                    "192.0.2.4",
+                    80,
+                    Family::E2016,
+                    "15.1.2507.61",
+                    Support::Unsupported
+                ),
+                server(
+                    "192.0.2.4",
+                    443,
+                    Family::E2016,
+                    "15.1.2507.61",
+                    Support::Unsupported
+                ),
+                server(
+                    "192.0.2.20",
+                    443,
+                    Family::Se,
+                    "15.2.2562",
+                    Support::Supported
+                ),
             ],
             "{backend}"
         );
