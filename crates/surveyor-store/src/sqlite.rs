@@ -294,7 +294,7 @@ impl CensusStore for SqliteStore {
                 rows::exchange_server(rows::ServerColumns {
                     id: get(row, "id")?,
                     ip: &get::<String>(row, "ip")?,
-                    port: i64::from(port),
+                    port,
                     family: &get::<String>(row, "exchange_family")?,
                     build: &get::<String>(row, "exchange_build")?,
                     support: &get::<String>(row, "exchange_support")?,
