@@ -669,6 +669,26 @@ async fn start_scan(bed: &Testbed, net: &str, db: &testing::TestDb, extra: &[&st
     child
 }
 
+/// The fleet both store-outage tests scan: 60 hosts, tarpits among them.
+async fn outage_fleet(net: &str) -> Testbed {
+    Testbed::start(TestbedConfig {
+        hosts: 60,
+        seed: 7,
+        net: net.parse().unwrap(),
+        port: 0,
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits for a scan started by [`start_scan`] and returns what it printed.
+async fn finish(mut child: KillOnDrop) -> Output {
+    tokio::task::spawn_blocking(move || child.0.take().unwrap().wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 fn answering(bed: &Testbed) -> i64 {
     bed.truth().len() as i64
 }
@@ -679,21 +699,14 @@ async fn a_store_that_goes_away_mid_scan_loses_nothing() {
         return;
     };
     let net = "127.78.9.0/24";
-    let bed = Testbed::start(TestbedConfig {
-        hosts: 60,
-        seed: 7,
-        net: net.parse().unwrap(),
-        port: 0,
-    })
-    .await
-    .unwrap();
+    let bed = outage_fleet(net).await;
     assert!(bed.truth().iter().any(|h| h.persona == "tarpit"));
 
     // The database refuses connections for a while mid-scan: the batches wait and retry.
     let dir = tempfile::tempdir().unwrap();
     let spill = dir.path().join("spill.jsonl");
     let spill_arg = spill.to_str().unwrap();
-    let mut child = start_scan(
+    let child = start_scan(
         &bed,
         net,
         &db,
@@ -703,10 +716,7 @@ async fn a_store_that_goes_away_mid_scan_loses_nothing() {
     db.set_reachable(false).await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     db.set_reachable(true).await;
-    let out = tokio::task::spawn_blocking(move || child.0.take().unwrap().wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = finish(child).await;
     assert!(
         out.status.success(),
         "{}",
@@ -731,21 +741,14 @@ async fn a_store_that_stays_away_spills_and_ingest_loads_it() {
         return;
     };
     let net = "127.78.10.0/24";
-    let bed = Testbed::start(TestbedConfig {
-        hosts: 60,
-        seed: 7,
-        net: net.parse().unwrap(),
-        port: 0,
-    })
-    .await
-    .unwrap();
+    let bed = outage_fleet(net).await;
     let dir = tempfile::tempdir().unwrap();
     let spill = dir.path().join("spill.jsonl");
     let spill_arg = spill.to_str().unwrap().to_string();
 
     // Gone for good during the scan: after a second of retries each batch is spilled, and
     // the scan says so with a failing exit status.
-    let mut child = start_scan(
+    let child = start_scan(
         &bed,
         net,
         &db,
@@ -753,10 +756,7 @@ async fn a_store_that_stays_away_spills_and_ingest_loads_it() {
     )
     .await;
     db.set_reachable(false).await;
-    let out = tokio::task::spawn_blocking(move || child.0.take().unwrap().wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = finish(child).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("surveyor ingest"), "{err}");

@@ -370,7 +370,7 @@ async fn the_banner_plan_asks_for_the_root_page_only() {
         TestbedConfig {
             hosts: 30,
             seed: 12,
-            net: "127.79.7.0/24".parse().unwrap(),
+            net: "127.79.12.0/24".parse().unwrap(),
             port: 0,
         },
         surveyor_testbed::FleetOptions {
