@@ -334,11 +334,18 @@ fn build_forms_and_naming() {
         "family=2007; name=Exchange Server 2007 SP3 RU21; precision=exact; \
          reason=product-end-of-life; cves=0; cu-newest=8.3.485.1; family-newest=8.3.517.0",
     );
-    // 2007 SP1 and older are not in the table (the two sources disagree on SP1 dates).
+    // 2007 RTM and SP1 rows, the last SP1 rollup among them, carry their sources' doubt.
     check(
         D,
         &[(Path, "8.1.436.0")],
-        "family=2007; name=Exchange Server 2007 (build 8.1.436.0 not in the build table); \
+        "family=2007; name=Exchange Server 2007 SP1 RU10; precision=exact; \
+         reason=product-end-of-life; family-newest=8.3.517.0",
+    );
+    // A 2007 build of no known release keeps its family and says so.
+    check(
+        D,
+        &[(Path, "8.1.999.0")],
+        "family=2007; name=Exchange Server 2007 (build 8.1.999.0 not in the build table); \
          reason=product-end-of-life",
     );
     // Unknown builds keep their family and say they are unknown.
