@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use surveyor_model::Census;
-use surveyor_store::{ScanId, ScanRecord, Store};
+use surveyor_store::{CensusFilter, Dimension, ScanId, ScanRecord, Store};
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
@@ -35,10 +35,20 @@ pub async fn census_report(
     let Some(record) = record else {
         return Ok(None);
     };
-    let servers = store.census.exchange_servers(record.id).await?;
+    let groups = store
+        .census
+        .statistics(
+            record.id,
+            &[Dimension::Family, Dimension::Support],
+            &CensusFilter::default(),
+        )
+        .await?;
+    let counts = groups
+        .into_iter()
+        .filter_map(|g| Some((g.family?, g.support?, g.servers)));
     Ok(Some(CensusReport {
         scan: record,
-        census: Census::from_servers(servers),
+        census: Census::from_counts(counts),
     }))
 }
 

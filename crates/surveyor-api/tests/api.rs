@@ -17,6 +17,7 @@ fn observation(ip: &str, verdict: Option<(Family, &str, Support)>) -> Observatio
         family,
         build: build.parse::<Build>().unwrap(),
         version_name: format!("{} test", family.product_name()),
+        cu: None,
         support,
         evidence: vec![Evidence {
             signal: Signal::OwaVersionHeader,

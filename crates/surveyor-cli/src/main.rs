@@ -58,6 +58,8 @@ enum Command {
     /// Bring the store's schema up to date (every command does so on opening; this does
     /// only that, e.g. before a deployment).
     Migrate(DbArg),
+    /// Delete the observations of old scans, keeping their census counts for trends.
+    Prune(PruneArgs),
 }
 
 #[derive(Args)]
@@ -197,8 +199,43 @@ struct ReportArgs {
     format: String,
     /// Instead of the census, what changed since this earlier scan: new and gone servers,
     /// upgrades, downgrades and support changes, address by address.
-    #[arg(long, value_name = "SCAN")]
+    #[arg(long, value_name = "SCAN", conflicts_with_all = ["trend", "group_by", "as_of"])]
     diff: Option<i64>,
+    /// The census as it stood on this day: the newest scan finished by then (UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date, conflicts_with = "scan")]
+    as_of: Option<Date>,
+    /// Count servers by these dimensions instead of the family table: any of family, cu,
+    /// version, support, patch, comma-separated.
+    #[arg(long, value_name = "DIMS", value_delimiter = ',')]
+    group_by: Vec<surveyor_store::Dimension>,
+    /// One line per finished scan, oldest first (with --group-by, one per group).
+    #[arg(long, conflicts_with_all = ["scan", "as_of"])]
+    trend: bool,
+    /// Count only servers of this family (2007, 2010, 2013, 2016, 2019, SE).
+    #[arg(long)]
+    family: Option<surveyor_model::Family>,
+    /// Count only supported or only unsupported servers.
+    #[arg(long, value_parser = parse_support)]
+    support: Option<surveyor_model::Support>,
+    /// Count only servers in this patch band (current, behind-90d, behind-1y, behind-over-1y,
+    /// unknown).
+    #[arg(long, value_parser = parse_patch)]
+    patch: Option<surveyor_model::PatchBand>,
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// Keep the observations of this many newest finished scans.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    keep_scans: Option<u64>,
+    /// Keep the observations of scans finished in the last DAYS days.
+    #[arg(long, value_name = "DAYS")]
+    keep_days: Option<u32>,
+    /// Say what would be deleted, delete nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -392,6 +429,7 @@ async fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Scan(args) => scan(*args).await,
         Command::Report(args) => report(args).await,
+        Command::Prune(args) => prune(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Demo(args) => {
             raise_open_files();
@@ -430,6 +468,21 @@ async fn ingest(args: IngestArgs) -> Result<()> {
 fn parse_date(s: &str) -> Result<Date, String> {
     Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
         .map_err(|_| format!("{s:?} is not a date of the form YYYY-MM-DD"))
+}
+
+fn parse_support(s: &str) -> Result<surveyor_model::Support, String> {
+    surveyor_model::Support::parse(s)
+        .ok_or_else(|| format!("{s:?} is neither supported nor unsupported"))
+}
+
+fn parse_patch(s: &str) -> Result<surveyor_model::PatchBand, String> {
+    surveyor_model::PatchBand::parse(s).ok_or_else(|| {
+        let bands: Vec<_> = surveyor_model::PatchBand::ALL
+            .iter()
+            .map(|b| b.as_str())
+            .collect();
+        format!("unknown patch band {s:?} (known: {})", bands.join(", "))
+    })
 }
 
 fn today() -> Date {
@@ -770,8 +823,58 @@ async fn report(args: ReportArgs) -> Result<()> {
     if let Some(before) = args.diff {
         return report_diff(&store, &args, ScanId(before)).await;
     }
-    let Some(report) = surveyor_api::census_report(&store, args.scan.map(ScanId)).await? else {
-        match args.scan {
+    let filter = surveyor_store::CensusFilter {
+        family: args.family,
+        support: args.support,
+        patch: args.patch,
+        ..Default::default()
+    };
+    if args.trend {
+        let points = store.census.trend(&args.group_by, &filter).await?;
+        if args.format == "json" {
+            println!("{}", serde_json::to_string_pretty(&points)?);
+        } else {
+            print!("{}", report::render_trend(&args.group_by, &points));
+        }
+        return Ok(());
+    }
+    let scan = match (args.scan, args.as_of) {
+        (Some(id), _) => Some(ScanId(id)),
+        (None, Some(day)) => match surveyor_store::scan_as_of(store.scans.as_ref(), day).await? {
+            Some(scan) => Some(scan.id),
+            None => bail!("no scan had finished by {day} in {}", redact(&args.db.db)),
+        },
+        (None, None) => None,
+    };
+    let filtered = filter != surveyor_store::CensusFilter::default();
+    if !args.group_by.is_empty() || filtered {
+        let Some(record) = (match scan {
+            Some(id) => store.scans.scan(id).await?,
+            None => store.census.latest_finished_scan().await?,
+        }) else {
+            bail!(
+                "no finished scan in {}: run `surveyor scan` first",
+                redact(&args.db.db)
+            );
+        };
+        let groups = store
+            .census
+            .statistics(record.id, &args.group_by, &filter)
+            .await?;
+        if args.format == "json" {
+            let doc =
+                serde_json::json!({ "scan": record, "group_by": args.group_by, "groups": groups });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        } else {
+            print!(
+                "{}",
+                report::render_groups(&record, &args.group_by, &groups)
+            );
+        }
+        return Ok(());
+    }
+    let Some(report) = surveyor_api::census_report(&store, scan).await? else {
+        match scan {
             Some(id) => bail!("no scan with id {id} in {}", redact(&args.db.db)),
             None => bail!(
                 "no finished scan in {}: run `surveyor scan` first",
@@ -784,6 +887,34 @@ async fn report(args: ReportArgs) -> Result<()> {
     } else {
         print!("{}", report::render(&report));
     }
+    Ok(())
+}
+
+async fn prune(args: PruneArgs) -> Result<()> {
+    if args.keep_scans.is_none() && args.keep_days.is_none() {
+        bail!("say what to keep: --keep-scans N and/or --keep-days DAYS");
+    }
+    let store = open_store(&args.db.db).await?;
+    let policy = surveyor_store::PrunePolicy {
+        keep_scans: args.keep_scans.map(|n| n as usize),
+        keep_since: args
+            .keep_days
+            .map(|d| time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(d))),
+    };
+    let report = store.scans.prune(&policy, args.dry_run).await?;
+    let ids: Vec<String> = report.pruned.iter().map(|id| id.to_string()).collect();
+    let verb = if args.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
+    println!(
+        "surveyor prune: {verb} {} observations of {} scans{}{}; their census counts stay",
+        report.observations_deleted,
+        report.pruned.len(),
+        if ids.is_empty() { "" } else { ": " },
+        ids.join(", ")
+    );
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use surveyor_api::CensusReport;
+use surveyor_store::{CensusGroup, Dimension, ScanRecord, TrendPoint};
 use time::format_description::well_known::Rfc3339;
 
 /// Renders the census as a fixed-width table with counts and shares.
@@ -85,4 +86,104 @@ pub fn render_diff(before: i64, after: i64, diff: &surveyor_model::CensusDiff) -
     }
     out.push_str("\nAddresses and builds per server: --format json.\n");
     out
+}
+
+/// The label of one group: its dimension values in `group_by` order.
+fn group_label(group_by: &[Dimension], g: &CensusGroup) -> Vec<String> {
+    group_by
+        .iter()
+        .map(|d| {
+            let value = match d {
+                Dimension::Family => g.family.map(|f| f.as_str().to_string()),
+                Dimension::Cu => g.cu.clone().map(|cu| {
+                    if cu.is_empty() {
+                        "(CU unknown)".to_string()
+                    } else {
+                        cu
+                    }
+                }),
+                Dimension::Version => g.version.clone(),
+                Dimension::Support => g.support.map(|s| s.as_str().to_string()),
+                Dimension::Patch => g.patch.map(|p| p.as_str().to_string()),
+            };
+            value.unwrap_or_else(|| "-".into())
+        })
+        .collect()
+}
+
+/// A fixed-width table; the last `numeric` columns align right.
+fn table(header: Vec<String>, rows: Vec<Vec<String>>, numeric: usize) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let first_numeric = row.len().saturating_sub(numeric);
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                if i >= first_numeric {
+                    format!("{cell:>w$}", w = widths[i])
+                } else {
+                    format!("{cell:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}
+
+/// Servers of one scan by the requested dimensions, with each group's share.
+pub fn render_groups(scan: &ScanRecord, group_by: &[Dimension], groups: &[CensusGroup]) -> String {
+    let total: u64 = groups.iter().map(|g| g.servers).sum();
+    let mut header: Vec<String> = group_by.iter().map(|d| d.as_str().to_string()).collect();
+    header.extend(["servers".to_string(), "share".to_string()]);
+    let rows = groups
+        .iter()
+        .map(|g| {
+            let mut row = group_label(group_by, g);
+            let share = if total == 0 {
+                0.0
+            } else {
+                100.0 * g.servers as f64 / total as f64
+            };
+            row.extend([g.servers.to_string(), format!("{share:.1}%")]);
+            row
+        })
+        .collect();
+    format!(
+        "Exchange servers of scan {} (as of {}), {total} counted\n\n{}",
+        scan.id,
+        scan.as_of,
+        table(header, rows, 2)
+    )
+}
+
+/// One line per finished scan (and group), oldest first.
+pub fn render_trend(group_by: &[Dimension], points: &[TrendPoint]) -> String {
+    let mut header = vec!["scan".to_string(), "finished".to_string()];
+    header.extend(group_by.iter().map(|d| d.as_str().to_string()));
+    header.push("servers".to_string());
+    let rows = points
+        .iter()
+        .map(|p| {
+            let finished = p
+                .finished_at
+                .format(&Rfc3339)
+                .unwrap_or_else(|_| p.finished_at.to_string());
+            let mut row = vec![p.scan.to_string(), finished];
+            row.extend(group_label(group_by, &p.group));
+            row.push(p.group.servers.to_string());
+            row
+        })
+        .collect();
+    format!("Exchange servers by scan\n\n{}", table(header, rows, 1))
 }

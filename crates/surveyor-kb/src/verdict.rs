@@ -46,6 +46,8 @@ pub struct Assessment {
     pub family: Family,
     pub build: Build,
     pub version_name: String,
+    /// The CU's name; `None` when the build table does not know the CU.
+    pub cu: Option<String>,
     pub precision: BuildPrecision,
     /// The build-table row that names the build: the exact row, or the closest lower update
     /// for a revision the table lacks. `None` for 3-part builds and unknown ones.
@@ -139,6 +141,7 @@ pub(crate) fn classify_with(
         family: assessment.family,
         build: best,
         version_name: assessment.version_name,
+        cu: assessment.cu,
         support: assessment.support,
         evidence,
         build_precision: Some(assessment.precision),
@@ -188,6 +191,7 @@ fn assess_with(
         family,
         build,
         version_name: version_name(builds, build),
+        cu: builds.cu_name(build),
         precision,
         support,
         support_reason,

@@ -68,8 +68,25 @@ impl Census {
     /// Counts servers. When one address shows up more than once, the newest family seen wins
     /// (a host with 2016 on one port and SE on another is being migrated, not two servers).
     pub fn from_servers(servers: impl IntoIterator<Item = ExchangeServer>) -> Census {
-        let by_ip = by_address(servers);
-        let total = by_ip.len() as u64;
+        Census::from_counts(
+            by_address(servers)
+                .into_values()
+                .map(|s| (s.family, s.support, 1)),
+        )
+    }
+
+    /// The census of servers already counted per family and support status (as the store's
+    /// aggregates give them); several counts of one pair add up.
+    pub fn from_counts(counts: impl IntoIterator<Item = (Family, Support, u64)>) -> Census {
+        let mut by_family: BTreeMap<Family, (u64, u64)> = BTreeMap::new();
+        for (family, support, n) in counts {
+            let entry = by_family.entry(family).or_default();
+            match support {
+                Support::Supported => entry.0 += n,
+                Support::Unsupported => entry.1 += n,
+            }
+        }
+        let total: u64 = by_family.values().map(|(s, u)| s + u).sum();
         let share = |n: u64| {
             if total == 0 {
                 0.0
@@ -80,18 +97,14 @@ impl Census {
         let families = Family::ALL
             .into_iter()
             .map(|family| {
-                let of: Vec<_> = by_ip.values().filter(|s| s.family == family).collect();
-                let supported = of
-                    .iter()
-                    .filter(|s| s.support == Support::Supported)
-                    .count() as u64;
-                let servers = of.len() as u64;
+                let (supported, unsupported) = by_family.get(&family).copied().unwrap_or_default();
+                let servers = supported + unsupported;
                 CensusRow {
                     family,
                     servers,
                     share: share(servers),
                     supported,
-                    unsupported: servers - supported,
+                    unsupported,
                 }
             })
             .collect::<Vec<_>>();

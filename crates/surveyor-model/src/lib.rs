@@ -11,5 +11,6 @@ pub mod observation;
 pub use build::{Build, BuildParseError, Family};
 pub use census::{Census, CensusDiff, CensusRow, ExchangeServer, ServerChange};
 pub use observation::{
-    Evidence, ExchangeVerdict, Fingerprint, Observation, Scheme, Signal, Status, Support, TlsInfo,
+    Evidence, ExchangeVerdict, Fingerprint, Observation, PatchBand, Scheme, Signal, Status,
+    Support, TlsInfo,
 };

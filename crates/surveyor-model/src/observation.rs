@@ -201,6 +201,10 @@ pub struct ExchangeVerdict {
     pub build: Build,
     /// e.g. "Exchange Server 2016 CU23 Oct25SU"; names only the CU when the update is unknown.
     pub version_name: String,
+    /// The CU (or service pack rollup) the build belongs to, e.g. "Exchange Server 2016 CU23";
+    /// `None` when the build table does not know it.
+    #[serde(default)]
+    pub cu: Option<String>,
     /// As of the date the verdict was made for.
     pub support: Support,
     /// The signals the verdict rests on.
@@ -359,6 +363,59 @@ pub struct PatchLevel {
     pub days_behind_family: Option<u32>,
 }
 
+/// How far behind the newest update of its own CU a server is, in the bands the census counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PatchBand {
+    /// Has the newest update of its CU released on or before the as-of date.
+    Current,
+    /// Lacks an update released up to 90 days before the as-of date.
+    Behind90d,
+    /// Lacks an update released 91 to 365 days before.
+    Behind1y,
+    /// Lacks an update released more than a year before.
+    BehindOver1y,
+    /// The update level is not known (only the CU or the family was seen).
+    Unknown,
+}
+
+impl PatchBand {
+    pub const ALL: [PatchBand; 5] = [
+        PatchBand::Current,
+        PatchBand::Behind90d,
+        PatchBand::Behind1y,
+        PatchBand::BehindOver1y,
+        PatchBand::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PatchBand::Current => "current",
+            PatchBand::Behind90d => "behind-90d",
+            PatchBand::Behind1y => "behind-1y",
+            PatchBand::BehindOver1y => "behind-over-1y",
+            PatchBand::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PatchBand> {
+        PatchBand::ALL.into_iter().find(|b| b.as_str() == s)
+    }
+}
+
+impl PatchLevel {
+    /// The band of `days_behind_cu`.
+    pub fn band(&self) -> PatchBand {
+        match self.days_behind_cu {
+            None => PatchBand::Unknown,
+            Some(0) => PatchBand::Current,
+            Some(1..=90) => PatchBand::Behind90d,
+            Some(91..=365) => PatchBand::Behind1y,
+            Some(_) => PatchBand::BehindOver1y,
+        }
+    }
+}
+
 /// What a scan can say about one CVE on one host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -504,6 +561,7 @@ mod tests {
             family: Family::E2019,
             build: "15.2.1748.42".parse().unwrap(),
             version_name: "Exchange Server 2019 CU15 Dec25SU".into(),
+            cu: Some("Exchange Server 2019 CU15".into()),
             support: Support::Unsupported,
             evidence: vec![Evidence {
                 signal: Signal::ServerHeader,

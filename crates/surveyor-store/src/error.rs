@@ -54,6 +54,9 @@ pub enum StoreError {
     /// No scan has this id.
     #[error("no scan with id {0}")]
     UnknownScan(ScanId),
+    /// The scan's observations were pruned: only its census aggregates remain.
+    #[error("the observations of scan {0} were pruned; only its census counts remain")]
+    ScanPruned(ScanId),
 }
 
 impl StoreError {
@@ -69,7 +72,8 @@ impl StoreError {
             | StoreError::Migrate { .. }
             | StoreError::Unencodable { .. }
             | StoreError::Corrupt { .. }
-            | StoreError::UnknownScan(_) => false,
+            | StoreError::UnknownScan(_)
+            | StoreError::ScanPruned(_) => false,
         }
     }
 

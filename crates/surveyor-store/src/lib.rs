@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use surveyor_model::{ExchangeServer, Observation};
 use time::{Date, OffsetDateTime};
 
+mod census;
 mod error;
 mod postgres;
 mod rows;
@@ -24,6 +25,7 @@ mod sqlite;
 pub mod testing;
 mod url;
 
+pub use census::{CensusFilter, CensusGroup, Dimension, PrunePolicy, PruneReport, TrendPoint};
 pub use error::StoreError;
 
 /// The id of a scan, as the store assigned it.
@@ -64,6 +66,9 @@ pub struct ScanRecord {
     pub ports: Vec<u16>,
     pub tool_version: String,
     pub observations: u64,
+    /// When `surveyor prune` deleted its observations; its census aggregates remain.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub pruned_at: Option<OffsetDateTime>,
 }
 
 /// Scans and the observations they recorded.
@@ -81,7 +86,9 @@ pub trait ScanStore: Send + Sync {
     /// microsecond.
     async fn record(&self, scan: ScanId, batch: &[Observation]) -> Result<(), StoreError>;
 
-    /// Marks a scan finished; [`StoreError::UnknownScan`] for an id no scan has.
+    /// Marks a scan finished and, in the same transaction, stores its census aggregates and
+    /// folds its observations into the hosts table. Finishing again recomputes both.
+    /// [`StoreError::UnknownScan`] for an id no scan has.
     async fn finish_scan(
         &self,
         scan: ScanId,
@@ -97,6 +104,12 @@ pub trait ScanStore: Send + Sync {
     /// Every observation of a scan, ordered by ip then port, exactly as recorded (to the
     /// microsecond). [`StoreError::UnknownScan`] for an id no scan has.
     async fn observations(&self, scan: ScanId) -> Result<Vec<Observation>, StoreError>;
+
+    /// Deletes the observations of the finished scans `policy` does not keep, never the
+    /// newest finished scan nor an unfinished one, each scan in its own transaction. Census
+    /// aggregates, hosts and the scan rows stay, so trends and first/last sightings survive.
+    /// `dry_run` reports without deleting.
+    async fn prune(&self, policy: &PrunePolicy, dry_run: bool) -> Result<PruneReport, StoreError>;
 }
 
 /// The read side a census is computed from.
@@ -109,6 +122,41 @@ pub trait CensusStore: Send + Sync {
     /// per observation, ordered by ip then port. [`StoreError::UnknownScan`] for an id no scan
     /// has.
     async fn exchange_servers(&self, scan: ScanId) -> Result<Vec<ExchangeServer>, StoreError>;
+
+    /// A scan's servers (one per address) counted by `group_by` among those `filter` admits,
+    /// ordered by the dimensions; no dimension gives one total row. A finished scan is counted
+    /// from its stored aggregates (fast, and still there after a prune), an unfinished one live.
+    async fn statistics(
+        &self,
+        scan: ScanId,
+        group_by: &[Dimension],
+        filter: &CensusFilter,
+    ) -> Result<Vec<CensusGroup>, StoreError>;
+
+    /// [`CensusStore::statistics`] for every finished scan, oldest first; a scan without a
+    /// matching server gives one point of 0 servers and no dimension values.
+    async fn trend(
+        &self,
+        group_by: &[Dimension],
+        filter: &CensusFilter,
+    ) -> Result<Vec<TrendPoint>, StoreError>;
+}
+
+/// The scan a census "as of" `date` reads: the newest scan finished on or before that day
+/// (UTC). `None` when no scan had finished by then.
+pub async fn scan_as_of(
+    scans: &dyn ScanStore,
+    date: Date,
+) -> Result<Option<ScanRecord>, StoreError> {
+    Ok(scans
+        .scans()
+        .await?
+        .into_iter()
+        .filter(|s| {
+            s.finished_at
+                .is_some_and(|f| f.to_offset(time::UtcOffset::UTC).date() <= date)
+        })
+        .max_by_key(|s| (s.finished_at, s.id)))
 }
 
 /// An open store: one handle per aggregate, sharing one connection pool.

@@ -3,17 +3,28 @@
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::query::Query;
 use sqlx::{Postgres, QueryBuilder, Row};
 use surveyor_model::{ExchangeServer, Observation};
 use time::OffsetDateTime;
 
+use crate::census::{self, Bind, Dialect, Sql};
 use crate::rows::{self, Columns, StoredObservation, StoredScan};
-use crate::{Backend, CensusStore, NewScan, ScanId, ScanRecord, ScanStore, StoreError};
+use crate::{
+    Backend, CensusFilter, CensusGroup, CensusStore, Dimension, NewScan, PrunePolicy, PruneReport,
+    ScanId, ScanRecord, ScanStore, StoreError, TrendPoint,
+};
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
 const BACKEND: Backend = Backend::Postgres;
+
+const DIALECT: Dialect = Dialect {
+    placeholder: |n| format!("${n}"),
+    least: "LEAST",
+    greatest: "GREATEST",
+};
 
 /// Enough for the API's readers and one scan writer; PostgreSQL's default limit is 100.
 const MAX_CONNECTIONS: u32 = 8;
@@ -21,7 +32,7 @@ const MAX_CONNECTIONS: u32 = 8;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 const SELECT_SCANS: &str = "SELECT s.id, s.started_at, s.finished_at, s.as_of, s.targets, \
-     s.ports, s.tool_version, \
+     s.ports, s.tool_version, s.pruned_at, \
      (SELECT count(*) FROM observations o WHERE o.scan_id = s.id) AS observations \
      FROM scans s";
 
@@ -56,13 +67,22 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    async fn scan_exists(&self, scan: ScanId) -> Result<bool, StoreError> {
-        let found = sqlx::query("SELECT 1 FROM scans WHERE id = $1")
-            .bind(scan.0)
-            .fetch_optional(&self.pool)
+    /// Whether a scan is finished and whether it was pruned; `UnknownScan` when there is none.
+    async fn scan_state(&self, scan: ScanId) -> Result<ScanState, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
             .await
             .map_err(StoreError::query(BACKEND, "look up a scan"))?;
-        Ok(found.is_some())
+        scan_state(&mut conn, scan, "").await
+    }
+
+    /// Fails with `ScanPruned` for a pruned scan: its observations are gone.
+    async fn readable(&self, scan: ScanId) -> Result<(), StoreError> {
+        match self.scan_state(scan).await? {
+            ScanState { pruned: true, .. } => Err(StoreError::ScanPruned(scan)),
+            _ => Ok(()),
+        }
     }
 
     async fn fetch_scans(
@@ -115,19 +135,16 @@ impl ScanStore for PgStore {
             .await
             .map_err(StoreError::query(BACKEND, action))?;
         // FOR KEY SHARE keeps the scan from being deleted while the batch goes in.
-        let found = sqlx::query("SELECT 1 FROM scans WHERE id = $1 FOR KEY SHARE")
-            .bind(scan.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::query(BACKEND, action))?;
-        if found.is_none() {
-            return Err(StoreError::UnknownScan(scan));
+        let state = scan_state(&mut tx, scan, " FOR KEY SHARE").await?;
+        if state.pruned {
+            return Err(StoreError::ScanPruned(scan));
         }
         for chunk in columns.chunks(rows::INSERT_CHUNK) {
             let mut insert = QueryBuilder::<Postgres>::new(
                 "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
                  tls, http_server, fingerprint, exchange_family, exchange_build, \
-                 exchange_version_name, exchange_support, exchange_verdict) ",
+                 exchange_version_name, exchange_support, exchange_verdict, exchange_cu, \
+                 exchange_patch) ",
             );
             insert.push_values(chunk, |mut row, c| {
                 row.push_bind(scan.0);
@@ -146,6 +163,8 @@ impl ScanStore for PgStore {
                 row.push_bind(c.exchange_support);
                 row.push_bind(&c.exchange_verdict)
                     .push_unseparated("::jsonb");
+                row.push_bind(&c.exchange_cu);
+                row.push_bind(c.exchange_patch);
             });
             // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists
             // store each target once; the first observation stands.
@@ -155,6 +174,11 @@ impl ScanStore for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| insert_error(scan, e))?;
+        }
+        // Late observations of a finished scan (a spill file ingested after the scan ended)
+        // must reach its census counts and the hosts table.
+        if state.finished {
+            refresh_census(&mut tx, scan).await?;
         }
         tx.commit()
             .await
@@ -166,16 +190,28 @@ impl ScanStore for PgStore {
         scan: ScanId,
         finished_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        let action = "finish a scan";
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
         let done = sqlx::query("UPDATE scans SET finished_at = $2 WHERE id = $1")
             .bind(scan.0)
             .bind(rows::truncate_to_micros(finished_at))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(StoreError::query(BACKEND, "finish a scan"))?;
+            .map_err(StoreError::query(BACKEND, action))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::UnknownScan(scan));
         }
-        Ok(())
+        // A pruned scan's aggregates were computed before its observations went.
+        if !scan_state(&mut tx, scan, "").await?.pruned {
+            refresh_census(&mut tx, scan).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query(BACKEND, action))
     }
 
     async fn scans(&self) -> Result<Vec<ScanRecord>, StoreError> {
@@ -199,8 +235,8 @@ impl ScanStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::query(BACKEND, "read observations"))?;
-        if rows.is_empty() && !self.scan_exists(scan).await? {
-            return Err(StoreError::UnknownScan(scan));
+        if rows.is_empty() {
+            self.readable(scan).await?;
         }
         let mut observations = rows
             .iter()
@@ -208,6 +244,40 @@ impl ScanStore for PgStore {
             .collect::<Result<Vec<_>, _>>()?;
         rows::sort_observations(&mut observations);
         Ok(observations)
+    }
+
+    async fn prune(&self, policy: &PrunePolicy, dry_run: bool) -> Result<PruneReport, StoreError> {
+        let doomed = census::scans_to_prune(&self.scans().await?, policy);
+        let mut report = PruneReport::default();
+        for scan in doomed {
+            report.pruned.push(scan.id);
+            if dry_run {
+                report.observations_deleted += scan.observations;
+                continue;
+            }
+            let action = "prune a scan";
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(StoreError::query(BACKEND, action))?;
+            let deleted = sqlx::query("DELETE FROM observations WHERE scan_id = $1")
+                .bind(scan.id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(BACKEND, action))?;
+            sqlx::query("UPDATE scans SET pruned_at = $2 WHERE id = $1")
+                .bind(scan.id.0)
+                .bind(rows::truncate_to_micros(OffsetDateTime::now_utc()))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(BACKEND, action))?;
+            tx.commit()
+                .await
+                .map_err(StoreError::query(BACKEND, action))?;
+            report.observations_deleted += deleted.rows_affected();
+        }
+        Ok(report)
     }
 }
 
@@ -231,8 +301,8 @@ impl CensusStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::query(BACKEND, "read exchange servers"))?;
-        if rows.is_empty() && !self.scan_exists(scan).await? {
-            return Err(StoreError::UnknownScan(scan));
+        if rows.is_empty() {
+            self.readable(scan).await?;
         }
         let mut servers = rows
             .iter()
@@ -251,6 +321,43 @@ impl CensusStore for PgStore {
         servers.sort_by_key(|s| (s.ip, s.port));
         Ok(servers)
     }
+
+    async fn statistics(
+        &self,
+        scan: ScanId,
+        group_by: &[Dimension],
+        filter: &CensusFilter,
+    ) -> Result<Vec<CensusGroup>, StoreError> {
+        let state = self.scan_state(scan).await?;
+        let sql = census::statistics(&DIALECT, scan, state.finished, group_by, filter);
+        let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "count the census"))?;
+        rows.iter()
+            .map(|row| group_from_row(row, group_by, 0))
+            .collect()
+    }
+
+    async fn trend(
+        &self,
+        group_by: &[Dimension],
+        filter: &CensusFilter,
+    ) -> Result<Vec<TrendPoint>, StoreError> {
+        let sql = census::trend(&DIALECT, group_by, filter);
+        let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "count the census trend"))?;
+        let scans = self.scans().await?;
+        rows.iter()
+            .map(|row| {
+                let id = ScanId(get(row, "scan_id")?);
+                let group = group_from_row(row, group_by, 1)?;
+                census::trend_point(&scans, id, group)
+            })
+            .collect()
+    }
 }
 
 /// Maps a failed INSERT of a batch to what it means for the caller.
@@ -267,6 +374,83 @@ fn insert_error(scan: ScanId, error: sqlx::Error) -> StoreError {
     }
 }
 
+/// Whether a scan is finished and whether it was pruned.
+struct ScanState {
+    finished: bool,
+    pruned: bool,
+}
+
+/// Reads a scan's state, with `lock` (e.g. " FOR KEY SHARE") appended to the SELECT.
+async fn scan_state(
+    conn: &mut PgConnection,
+    scan: ScanId,
+    lock: &str,
+) -> Result<ScanState, StoreError> {
+    let sql = format!(
+        "SELECT finished_at IS NOT NULL AS finished, pruned_at IS NOT NULL AS pruned \
+         FROM scans WHERE id = $1{lock}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(scan.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::query(BACKEND, "look up a scan"))?
+        .ok_or(StoreError::UnknownScan(scan))?;
+    Ok(ScanState {
+        finished: get(&row, "finished")?,
+        pruned: get(&row, "pruned")?,
+    })
+}
+
+/// Recomputes a scan's census aggregates and folds its observations into `hosts`.
+async fn refresh_census(conn: &mut PgConnection, scan: ScanId) -> Result<(), StoreError> {
+    let [delete, insert] = census::rollup_statements(&DIALECT, scan);
+    for sql in [delete, insert, census::hosts_statement(&DIALECT, scan)] {
+        execute(conn, &sql, "store the census of a scan").await?;
+    }
+    Ok(())
+}
+
+async fn execute(
+    conn: &mut PgConnection,
+    sql: &Sql,
+    action: &'static str,
+) -> Result<u64, StoreError> {
+    let done = bind_all(sqlx::query(&sql.text), &sql.binds)
+        .execute(conn)
+        .await
+        .map_err(StoreError::query(BACKEND, action))?;
+    Ok(done.rows_affected())
+}
+
+fn bind_all<'q>(
+    mut query: Query<'q, Postgres, PgArguments>,
+    binds: &'q [Bind],
+) -> Query<'q, Postgres, PgArguments> {
+    for bind in binds {
+        query = match bind {
+            Bind::Int(i) => query.bind(*i),
+            Bind::Text(t) => query.bind(t.as_str()),
+        };
+    }
+    query
+}
+
+/// The dimension columns of a census row, which start at column `first`, then `servers`.
+fn group_from_row(
+    row: &PgRow,
+    group_by: &[Dimension],
+    first: usize,
+) -> Result<CensusGroup, StoreError> {
+    let values = (first..first + group_by.len())
+        .map(|i| {
+            row.try_get::<Option<String>, _>(i)
+                .map_err(|_| StoreError::corrupt("census dimension"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    census::group_from_texts(group_by, values, get(row, "servers")?)
+}
+
 fn scan_from_row(row: &PgRow) -> Result<ScanRecord, StoreError> {
     let ports: Vec<i32> = get(row, "ports")?;
     StoredScan {
@@ -278,6 +462,7 @@ fn scan_from_row(row: &PgRow) -> Result<ScanRecord, StoreError> {
         ports: ports.into_iter().map(i64::from).collect(),
         tool_version: get(row, "tool_version")?,
         observations: get(row, "observations")?,
+        pruned_at: get(row, "pruned_at")?,
     }
     .into_model()
 }

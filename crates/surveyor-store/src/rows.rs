@@ -12,7 +12,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::{NewScan, ScanId, ScanRecord, StoreError};
 
-/// Rows per multi-row INSERT: 15 binds a row stays far below SQLite's 32766 and PostgreSQL's
+/// Rows per multi-row INSERT: 17 binds a row stays far below SQLite's 32766 and PostgreSQL's
 /// 65535 bind parameters per statement.
 pub(crate) const INSERT_CHUNK: usize = 1000;
 
@@ -32,6 +32,8 @@ pub(crate) struct Columns {
     pub exchange_version_name: Option<String>,
     pub exchange_support: Option<&'static str>,
     pub exchange_verdict: Option<String>,
+    pub exchange_cu: Option<String>,
+    pub exchange_patch: Option<&'static str>,
 }
 
 impl Columns {
@@ -67,6 +69,8 @@ impl Columns {
             exchange_verdict: exchange
                 .map(|x| to_json(o, x, "exchange verdict"))
                 .transpose()?,
+            exchange_cu: exchange.and_then(|x| x.cu.clone()),
+            exchange_patch: exchange.map(|x| x.patch_level.band().as_str()),
         })
     }
 }
@@ -186,6 +190,7 @@ pub(crate) struct StoredScan {
     pub ports: Vec<i64>,
     pub tool_version: String,
     pub observations: i64,
+    pub pruned_at: Option<OffsetDateTime>,
 }
 
 impl StoredScan {
@@ -206,6 +211,7 @@ impl StoredScan {
             ports,
             tool_version: self.tool_version,
             observations: u64::try_from(self.observations).map_err(|_| corrupt("count"))?,
+            pruned_at: self.pruned_at,
         })
     }
 }

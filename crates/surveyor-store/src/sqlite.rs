@@ -4,6 +4,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteConnection};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -15,13 +17,23 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
+use crate::census::{self, Bind, Dialect, Sql};
 use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::url::SqliteLocation;
-use crate::{Backend, CensusStore, NewScan, ScanId, ScanRecord, ScanStore, StoreError};
+use crate::{
+    Backend, CensusFilter, CensusGroup, CensusStore, Dimension, NewScan, PrunePolicy, PruneReport,
+    ScanId, ScanRecord, ScanStore, StoreError, TrendPoint,
+};
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 const BACKEND: Backend = Backend::Sqlite;
+
+const DIALECT: Dialect = Dialect {
+    placeholder: |_| "?".to_string(),
+    least: "min",
+    greatest: "max",
+};
 
 /// WAL lets readers run beside the one writer; more connections than this only queue on the
 /// write lock.
@@ -37,7 +49,7 @@ const TIMESTAMP: &[BorrowedFormatItem<'static>] =
 const DATE: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
 const SELECT_SCANS: &str = "SELECT s.id, s.started_at, s.finished_at, s.as_of, s.targets, \
-     s.ports, s.tool_version, \
+     s.ports, s.tool_version, s.pruned_at, \
      (SELECT count(*) FROM observations o WHERE o.scan_id = s.id) AS observations \
      FROM scans s";
 
@@ -101,13 +113,22 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
-    async fn scan_exists(&self, scan: ScanId) -> Result<bool, StoreError> {
-        let found = sqlx::query("SELECT 1 FROM scans WHERE id = ?")
-            .bind(scan.0)
-            .fetch_optional(&self.pool)
+    /// Whether a scan is finished and whether it was pruned; `UnknownScan` when there is none.
+    async fn scan_state(&self, scan: ScanId) -> Result<ScanState, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
             .await
             .map_err(StoreError::query(BACKEND, "look up a scan"))?;
-        Ok(found.is_some())
+        scan_state(&mut conn, scan).await
+    }
+
+    /// Fails with `ScanPruned` for a pruned scan: its observations are gone.
+    async fn readable(&self, scan: ScanId) -> Result<(), StoreError> {
+        match self.scan_state(scan).await? {
+            ScanState { pruned: true, .. } => Err(StoreError::ScanPruned(scan)),
+            _ => Ok(()),
+        }
     }
 
     async fn fetch_scans(
@@ -169,19 +190,16 @@ impl ScanStore for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::query(BACKEND, action))?;
-        let found = sqlx::query("SELECT 1 FROM scans WHERE id = ?")
-            .bind(scan.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::query(BACKEND, action))?;
-        if found.is_none() {
-            return Err(StoreError::UnknownScan(scan));
+        let state = scan_state(&mut tx, scan).await?;
+        if state.pruned {
+            return Err(StoreError::ScanPruned(scan));
         }
         for chunk in columns.chunks(rows::INSERT_CHUNK) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
                  tls, http_server, fingerprint, exchange_family, exchange_build, \
-                 exchange_version_name, exchange_support, exchange_verdict) ",
+                 exchange_version_name, exchange_support, exchange_verdict, exchange_cu, \
+                 exchange_patch) ",
             );
             insert.push_values(chunk, |mut row, (c, observed_at)| {
                 row.push_bind(scan.0);
@@ -199,6 +217,8 @@ impl ScanStore for SqliteStore {
                 row.push_bind(&c.exchange_version_name);
                 row.push_bind(c.exchange_support);
                 row.push_bind(&c.exchange_verdict);
+                row.push_bind(&c.exchange_cu);
+                row.push_bind(c.exchange_patch);
             });
             // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists
             // store each target once; the first observation stands.
@@ -208,6 +228,11 @@ impl ScanStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| insert_error(scan, e))?;
+        }
+        // Late observations of a finished scan (a spill file ingested after the scan ended)
+        // must reach its census counts and the hosts table.
+        if state.finished {
+            refresh_census(&mut tx, scan).await?;
         }
         tx.commit()
             .await
@@ -219,16 +244,29 @@ impl ScanStore for SqliteStore {
         scan: ScanId,
         finished_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE scans SET finished_at = ? WHERE id = ?")
-            .bind(timestamp_text(finished_at, "the scan's finished_at")?)
-            .bind(scan.0)
-            .execute(&self.pool)
+        let finished_at = timestamp_text(finished_at, "the scan's finished_at")?;
+        let action = "finish a scan";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(StoreError::query(BACKEND, "finish a scan"))?;
+            .map_err(StoreError::query(BACKEND, action))?;
+        let done = sqlx::query("UPDATE scans SET finished_at = ? WHERE id = ?")
+            .bind(finished_at)
+            .bind(scan.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::UnknownScan(scan));
         }
-        Ok(())
+        // A pruned scan's aggregates were computed before its observations went.
+        if !scan_state(&mut tx, scan).await?.pruned {
+            refresh_census(&mut tx, scan).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query(BACKEND, action))
     }
 
     async fn scans(&self) -> Result<Vec<ScanRecord>, StoreError> {
@@ -252,8 +290,8 @@ impl ScanStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::query(BACKEND, "read observations"))?;
-        if rows.is_empty() && !self.scan_exists(scan).await? {
-            return Err(StoreError::UnknownScan(scan));
+        if rows.is_empty() {
+            self.readable(scan).await?;
         }
         let mut observations = rows
             .iter()
@@ -262,6 +300,41 @@ impl ScanStore for SqliteStore {
         // Text addresses do not sort numerically in SQL ("10.0.0.10" < "10.0.0.2").
         rows::sort_observations(&mut observations);
         Ok(observations)
+    }
+
+    async fn prune(&self, policy: &PrunePolicy, dry_run: bool) -> Result<PruneReport, StoreError> {
+        let doomed = census::scans_to_prune(&self.scans().await?, policy);
+        let mut report = PruneReport::default();
+        for scan in doomed {
+            report.pruned.push(scan.id);
+            if dry_run {
+                report.observations_deleted += scan.observations;
+                continue;
+            }
+            let action = "prune a scan";
+            let now = timestamp_text(OffsetDateTime::now_utc(), "the prune time")?;
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(StoreError::query(BACKEND, action))?;
+            let deleted = sqlx::query("DELETE FROM observations WHERE scan_id = ?")
+                .bind(scan.id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(BACKEND, action))?;
+            sqlx::query("UPDATE scans SET pruned_at = ? WHERE id = ?")
+                .bind(now)
+                .bind(scan.id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(BACKEND, action))?;
+            tx.commit()
+                .await
+                .map_err(StoreError::query(BACKEND, action))?;
+            report.observations_deleted += deleted.rows_affected();
+        }
+        Ok(report)
     }
 }
 
@@ -284,8 +357,8 @@ impl CensusStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::query(BACKEND, "read exchange servers"))?;
-        if rows.is_empty() && !self.scan_exists(scan).await? {
-            return Err(StoreError::UnknownScan(scan));
+        if rows.is_empty() {
+            self.readable(scan).await?;
         }
         let mut servers = rows
             .iter()
@@ -304,9 +377,117 @@ impl CensusStore for SqliteStore {
         servers.sort_by_key(|s| (s.ip, s.port));
         Ok(servers)
     }
+
+    async fn statistics(
+        &self,
+        scan: ScanId,
+        group_by: &[Dimension],
+        filter: &CensusFilter,
+    ) -> Result<Vec<CensusGroup>, StoreError> {
+        let state = self.scan_state(scan).await?;
+        let sql = census::statistics(&DIALECT, scan, state.finished, group_by, filter);
+        let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "count the census"))?;
+        rows.iter()
+            .map(|row| group_from_row(row, group_by, 0))
+            .collect()
+    }
+
+    async fn trend(
+        &self,
+        group_by: &[Dimension],
+        filter: &CensusFilter,
+    ) -> Result<Vec<TrendPoint>, StoreError> {
+        let sql = census::trend(&DIALECT, group_by, filter);
+        let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "count the census trend"))?;
+        let scans = self.scans().await?;
+        rows.iter()
+            .map(|row| {
+                let id = ScanId(get(row, "scan_id")?);
+                let group = group_from_row(row, group_by, 1)?;
+                census::trend_point(&scans, id, group)
+            })
+            .collect()
+    }
 }
 
 /// Maps a failed INSERT of a batch to what it means for the caller.
+/// Whether a scan is finished and whether it was pruned.
+struct ScanState {
+    finished: bool,
+    pruned: bool,
+}
+
+async fn scan_state(conn: &mut SqliteConnection, scan: ScanId) -> Result<ScanState, StoreError> {
+    let row = sqlx::query(
+        "SELECT finished_at IS NOT NULL AS finished, pruned_at IS NOT NULL AS pruned \
+         FROM scans WHERE id = ?",
+    )
+    .bind(scan.0)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::query(BACKEND, "look up a scan"))?
+    .ok_or(StoreError::UnknownScan(scan))?;
+    Ok(ScanState {
+        finished: get(&row, "finished")?,
+        pruned: get(&row, "pruned")?,
+    })
+}
+
+/// Recomputes a scan's census aggregates and folds its observations into `hosts`.
+async fn refresh_census(conn: &mut SqliteConnection, scan: ScanId) -> Result<(), StoreError> {
+    let [delete, insert] = census::rollup_statements(&DIALECT, scan);
+    for sql in [delete, insert, census::hosts_statement(&DIALECT, scan)] {
+        execute(conn, &sql, "store the census of a scan").await?;
+    }
+    Ok(())
+}
+
+async fn execute(
+    conn: &mut SqliteConnection,
+    sql: &Sql,
+    action: &'static str,
+) -> Result<u64, StoreError> {
+    let done = bind_all(sqlx::query(&sql.text), &sql.binds)
+        .execute(conn)
+        .await
+        .map_err(StoreError::query(BACKEND, action))?;
+    Ok(done.rows_affected())
+}
+
+fn bind_all<'q>(
+    mut query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    binds: &'q [Bind],
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    for bind in binds {
+        query = match bind {
+            Bind::Int(i) => query.bind(*i),
+            Bind::Text(t) => query.bind(t.as_str()),
+        };
+    }
+    query
+}
+
+/// The dimension columns of a census row, which start at column `first`, then `servers`.
+fn group_from_row(
+    row: &SqliteRow,
+    group_by: &[Dimension],
+    first: usize,
+) -> Result<CensusGroup, StoreError> {
+    let values = (first..first + group_by.len())
+        .map(|i| {
+            row.try_get::<Option<String>, _>(i)
+                .map_err(|_| StoreError::corrupt("census dimension"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    census::group_from_texts(group_by, values, get(row, "servers")?)
+}
+
 fn insert_error(scan: ScanId, error: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &error {
         if db.is_foreign_key_violation() {
@@ -360,6 +541,7 @@ fn scan_from_row(row: &SqliteRow) -> Result<ScanRecord, StoreError> {
         ports: serde_json::from_str(&ports).map_err(|_| corrupt("ports"))?,
         tool_version: get(row, "tool_version")?,
         observations: get(row, "observations")?,
+        pruned_at: timestamp("pruned_at")?,
     }
     .into_model()
 }

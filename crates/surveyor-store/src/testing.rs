@@ -60,15 +60,30 @@ impl TestDb {
         let _ = admin.close().await;
     }
 
-    /// PostgreSQL only: one integer from a query in this database.
+    /// One integer from a query in this database, read beside the store under test.
     pub async fn scalar(&self, sql: &str) -> i64 {
-        let mut conn = pg_connect(&self.url).await.expect("connection");
-        let value: i64 = sqlx::query_scalar(sql)
-            .fetch_one(&mut conn)
-            .await
-            .expect("query");
-        let _ = conn.close().await;
-        value
+        match self.guard {
+            Guard::Postgres { .. } => {
+                let mut conn = pg_connect(&self.url).await.expect("connection");
+                let value: i64 = sqlx::query_scalar(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("query");
+                let _ = conn.close().await;
+                value
+            }
+            Guard::Sqlite { .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connection");
+                let value: i64 = sqlx::query_scalar(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("query");
+                let _ = conn.close().await;
+                value
+            }
+        }
     }
 }
 

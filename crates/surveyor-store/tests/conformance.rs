@@ -6,12 +6,17 @@
 use std::net::IpAddr;
 
 use sqlx::Connection;
+use surveyor_model::observation::PatchLevel;
+use surveyor_model::PatchBand;
 use surveyor_model::{
     Build, Evidence, ExchangeServer, ExchangeVerdict, Family, Fingerprint, Observation, Scheme,
     Signal, Status, Support, TlsInfo,
 };
 use surveyor_store::testing::{each_backend, sqlite};
-use surveyor_store::{open, Backend, NewScan, ScanId, ScanRecord, StoreError};
+use surveyor_store::{
+    open, scan_as_of, Backend, CensusFilter, CensusGroup, Dimension, NewScan, PrunePolicy, ScanId,
+    ScanRecord, StoreError,
+};
 use time::macros::{date, datetime};
 use time::OffsetDateTime;
 
@@ -47,6 +52,7 @@ async fn scans_round_trip_newest_first() {
             ports: first.ports.clone(),
             tool_version: first.tool_version.clone(),
             observations: 3,
+            pruned_at: None,
         };
         let expected_b = ScanRecord {
             id: b,
@@ -57,6 +63,7 @@ async fn scans_round_trip_newest_first() {
             ports: vec![443],
             tool_version: second.tool_version.clone(),
             observations: 0,
+            pruned_at: None,
         };
         assert_eq!(
             store.scans.scan(a).await.unwrap(),
@@ -678,6 +685,302 @@ async fn test_databases_are_private_and_removed() {
 
 // Fixtures: a few observations shaped like what the scanner records.
 
+/// Two scans of a small census: three addresses in the first (one of them on two ports),
+/// one of them upgraded and one gone in the second.
+async fn two_scans(store: &surveyor_store::Store) -> (ScanId, ScanId) {
+    let first = store
+        .scans
+        .begin_scan(&new_scan(datetime!(2025-10-01 08:00 UTC)))
+        .await
+        .unwrap();
+    let batch = [
+        exchange_2016("192.0.2.5", 443),
+        // The same address on 80 and 443: one server, the newer family counts.
+        exchange_2016("192.0.2.6", 80),
+        exchange_se("192.0.2.6", 443),
+        exchange_2016("2001:db8::7", 443),
+        refused("192.0.2.8", 443),
+    ];
+    store.scans.record(first, &batch).await.unwrap();
+    store
+        .scans
+        .finish_scan(first, datetime!(2025-10-01 09:00 UTC))
+        .await
+        .unwrap();
+    let second = store
+        .scans
+        .begin_scan(&new_scan(datetime!(2025-11-01 08:00 UTC)))
+        .await
+        .unwrap();
+    let mut later = exchange_se("192.0.2.5", 443);
+    later.observed_at = datetime!(2025-11-01 08:30 UTC);
+    store.scans.record(second, &[later]).await.unwrap();
+    (first, second)
+}
+
+fn group(family: Option<Family>, support: Option<Support>, servers: u64) -> CensusGroup {
+    CensusGroup {
+        family,
+        support,
+        servers,
+        ..CensusGroup::default()
+    }
+}
+
+#[tokio::test]
+async fn census_statistics_count_servers_by_any_dimension_live_or_stored() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let (first, second) = two_scans(&store).await;
+        let census = &store.census;
+
+        let total = census
+            .statistics(first, &[], &CensusFilter::default())
+            .await;
+        assert_eq!(total.unwrap(), vec![group(None, None, 3)], "{backend}");
+        let by_family = census
+            .statistics(
+                first,
+                &[Dimension::Family, Dimension::Support],
+                &CensusFilter::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            by_family,
+            vec![
+                group(Some(Family::E2016), Some(Support::Unsupported), 2),
+                group(Some(Family::Se), Some(Support::Supported), 1),
+            ],
+            "{backend}"
+        );
+        let unsupported = CensusFilter {
+            support: Some(Support::Unsupported),
+            ..CensusFilter::default()
+        };
+        let by_cu_patch = census
+            .statistics(
+                first,
+                &[Dimension::Cu, Dimension::Version, Dimension::Patch],
+                &unsupported,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            by_cu_patch,
+            vec![CensusGroup {
+                cu: Some("Exchange Server 2016 CU23".into()),
+                version: Some("Exchange Server 2016 CU23 Oct25SU".into()),
+                patch: Some(PatchBand::Behind90d),
+                servers: 2,
+                ..CensusGroup::default()
+            }],
+            "{backend}"
+        );
+        let nothing = CensusFilter {
+            version: Some("x' OR '1'='1".into()),
+            ..CensusFilter::default()
+        };
+        let none = census
+            .statistics(first, &[Dimension::Family], &nothing)
+            .await;
+        assert_eq!(none.unwrap(), vec![], "{backend}");
+
+        // The unfinished scan is counted live, and finishing it gives the same answer.
+        let dims = [Dimension::Family, Dimension::Patch];
+        let live = census
+            .statistics(second, &dims, &CensusFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(live.len(), 1, "{backend}");
+        assert_eq!(live[0].patch, Some(PatchBand::Unknown), "{backend}");
+        store
+            .scans
+            .finish_scan(second, datetime!(2025-11-01 09:00 UTC))
+            .await
+            .unwrap();
+        let stored = census
+            .statistics(second, &dims, &CensusFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(stored, live, "{backend}");
+        assert!(matches!(
+            census
+                .statistics(ScanId(first.0 + 1000), &[], &CensusFilter::default())
+                .await,
+            Err(StoreError::UnknownScan(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn trends_and_as_of_read_finished_scans_in_order() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let (first, second) = two_scans(&store).await;
+        // Only finished scans make a trend.
+        let trend = store.census.trend(&[], &CensusFilter::default()).await;
+        let points: Vec<_> = trend
+            .unwrap()
+            .iter()
+            .map(|p| (p.scan, p.group.servers))
+            .collect();
+        assert_eq!(points, vec![(first, 3)], "{backend}");
+        store
+            .scans
+            .finish_scan(second, datetime!(2025-11-01 09:00 UTC))
+            .await
+            .unwrap();
+        let unsupported = CensusFilter {
+            support: Some(Support::Unsupported),
+            ..CensusFilter::default()
+        };
+        let trend = store
+            .census
+            .trend(&[Dimension::Family], &unsupported)
+            .await
+            .unwrap();
+        let points: Vec<_> = trend
+            .iter()
+            .map(|p| (p.scan, p.group.family, p.group.servers))
+            .collect();
+        // The second scan has no unsupported server: one point of zero.
+        assert_eq!(
+            points,
+            vec![(first, Some(Family::E2016), 2), (second, None, 0)],
+            "{backend}"
+        );
+        assert_eq!(
+            trend[1].finished_at,
+            datetime!(2025-11-01 09:00 UTC),
+            "{backend}"
+        );
+
+        let as_of = |d| scan_as_of(store.scans.as_ref(), d);
+        assert_eq!(
+            as_of(date!(2025 - 09 - 30)).await.unwrap(),
+            None,
+            "{backend}"
+        );
+        let mid = as_of(date!(2025 - 10 - 31)).await.unwrap().unwrap();
+        assert_eq!(mid.id, first, "{backend}");
+        let now = as_of(date!(2025 - 11 - 01)).await.unwrap().unwrap();
+        assert_eq!(now.id, second, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn hosts_keep_first_and_last_sighting_and_the_newest_state() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let (_, second) = two_scans(&store).await;
+        store
+            .scans
+            .finish_scan(second, datetime!(2025-11-01 09:00 UTC))
+            .await
+            .unwrap();
+        let count = db.scalar("SELECT count(*) FROM hosts").await;
+        assert_eq!(count, 5, "{backend}: every stored address and port");
+        let family = db
+            .scalar(
+                "SELECT count(*) FROM hosts \
+                 WHERE port = 443 AND last_seen > first_seen AND exchange_family = 'SE'",
+            )
+            .await;
+        assert_eq!(family, 1, "{backend}: 192.0.2.5 upgraded to SE, seen twice");
+        // Finishing the older scan again must not roll the host back.
+        let first = ScanId(second.0 - 1);
+        store
+            .scans
+            .finish_scan(first, datetime!(2025-10-01 09:00 UTC))
+            .await
+            .unwrap();
+        let still = db
+            .scalar("SELECT count(*) FROM hosts WHERE exchange_family = 'SE'")
+            .await;
+        assert_eq!(still, 2, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn prune_deletes_old_observations_and_keeps_the_census() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let (first, second) = two_scans(&store).await;
+        let keep_one = PrunePolicy {
+            keep_scans: Some(1),
+            keep_since: None,
+        };
+        // The first scan is the newest finished one while the second runs: nothing to prune.
+        let report = store.scans.prune(&keep_one, false).await.unwrap();
+        assert!(report.pruned.is_empty(), "{backend}: {report:?}");
+        store
+            .scans
+            .finish_scan(second, datetime!(2025-11-01 09:00 UTC))
+            .await
+            .unwrap();
+        let before = store
+            .census
+            .statistics(first, &[Dimension::Family], &CensusFilter::default())
+            .await
+            .unwrap();
+
+        let dry = store.scans.prune(&keep_one, true).await.unwrap();
+        assert_eq!(
+            (dry.pruned.clone(), dry.observations_deleted),
+            (vec![first], 5)
+        );
+        assert_eq!(store.scans.observations(first).await.unwrap().len(), 5);
+
+        let done = store.scans.prune(&keep_one, false).await.unwrap();
+        assert_eq!(done, dry, "{backend}");
+        assert!(matches!(
+            store.scans.observations(first).await,
+            Err(StoreError::ScanPruned(id)) if id == first
+        ));
+        assert!(matches!(
+            store.census.exchange_servers(first).await,
+            Err(StoreError::ScanPruned(_))
+        ));
+        let record = store.scans.scan(first).await.unwrap().unwrap();
+        assert!(
+            record.pruned_at.is_some() && record.observations == 0,
+            "{backend}"
+        );
+        // The census and the trend survive; a second prune has nothing left to do.
+        let after = store
+            .census
+            .statistics(first, &[Dimension::Family], &CensusFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(after, before, "{backend}");
+        let trend = store
+            .census
+            .trend(&[], &CensusFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(trend.len(), 2, "{backend}");
+        assert_eq!(
+            store.scans.prune(&keep_one, false).await.unwrap().pruned,
+            vec![]
+        );
+        assert!(matches!(
+            store
+                .scans
+                .record(first, &[refused("192.0.2.99", 443)])
+                .await,
+            Err(StoreError::ScanPruned(_))
+        ));
+        // No policy, no prune.
+        let none = store
+            .scans
+            .prune(&PrunePolicy::default(), false)
+            .await
+            .unwrap();
+        assert!(none.pruned.is_empty(), "{backend}");
+    }
+}
+
 fn new_scan(started_at: OffsetDateTime) -> NewScan {
     NewScan {
         started_at,
@@ -739,6 +1042,11 @@ fn tls() -> TlsInfo {
 }
 
 fn exchange(ip: &str, port: u16, build: Build, support: Support, name: &str) -> Observation {
+    // The CU is the name without its update ("… CU23 Oct25SU" -> "… CU23").
+    let cu = match name.rsplit_once(' ') {
+        Some((cu, update)) if update.ends_with("SU") => cu.to_string(),
+        _ => name.to_string(),
+    };
     let evidence = vec![
         Evidence {
             signal: Signal::OwaVersionHeader,
@@ -763,13 +1071,18 @@ fn exchange(ip: &str, port: u16, build: Build, support: Support, name: &str) -> 
         family: build.family().unwrap(),
         build,
         version_name: name.into(),
+        cu: Some(cu),
         support,
         evidence,
         build_precision: None,
         confidence: None,
         support_reason: None,
         esu_patched: false,
-        patch_level: Default::default(),
+        // Exact builds are 40 days behind their CU's newest update; for CU-only ones it is unknown.
+        patch_level: PatchLevel {
+            days_behind_cu: build.is_exact().then_some(40),
+            ..PatchLevel::default()
+        },
         upgrade_path: None,
         cves: Vec::new(),
         inconsistencies: Vec::new(),
