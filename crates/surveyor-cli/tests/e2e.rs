@@ -814,7 +814,10 @@ async fn migrate_brings_each_backend_to_the_newest_schema() {
             let out = surveyor_async(["migrate", "--db", &db.url].map(String::from).to_vec()).await;
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "{backend}: {err}");
-            assert!(err.contains("is at migration 1 (init)"), "{backend}: {err}");
+            assert!(
+                err.contains("is at migration 2 (census)"),
+                "{backend}: {err}"
+            );
         }
     }
     let out = surveyor(&["migrate", "--db", "mysql://x"]);
@@ -946,5 +949,113 @@ async fn a_diff_of_two_scans_of_one_fleet_shows_no_change() {
     .await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no scan with id 99"));
+
+    census_queries_and_prune(&db.url, bed.truth(), exchange).await;
     bed.shutdown().await;
+}
+
+async fn cli(args: &[&str]) -> Output {
+    surveyor_async(args.iter().map(|a| a.to_string()).collect()).await
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Census queries over the two scans of one fleet, then a prune of the older one.
+async fn census_queries_and_prune(db: &str, truth: &[TruthHost], exchange: u64) {
+    let doc = json_of(
+        &cli(&[
+            "report",
+            "--db",
+            db,
+            "--group-by",
+            "family,support",
+            "--format",
+            "json",
+        ])
+        .await,
+    );
+    let groups = doc["groups"].as_array().unwrap();
+    for family in ["2007", "2010", "2013", "2016", "2019", "SE"] {
+        let counted: u64 = groups
+            .iter()
+            .filter(|g| g["family"] == family)
+            .map(|g| g["servers"].as_u64().unwrap())
+            .sum();
+        let true_count = truth
+            .iter()
+            .filter(|h| h.exchange.as_ref().is_some_and(|e| e.family == family))
+            .count() as u64;
+        assert_eq!(counted, true_count, "{family}: {doc}");
+    }
+    let unsupported = json_of(
+        &cli(&[
+            "report",
+            "--db",
+            db,
+            "--support",
+            "unsupported",
+            "--format",
+            "json",
+        ])
+        .await,
+    );
+    let unsupported_truth = truth
+        .iter()
+        .filter(|h| {
+            h.exchange
+                .as_ref()
+                .is_some_and(|e| e.support_on(AS_OF) == "unsupported")
+        })
+        .count() as u64;
+    assert_eq!(
+        unsupported["groups"][0]["servers"].as_u64(),
+        Some(unsupported_truth)
+    );
+    let table = cli(&["report", "--db", db, "--group-by", "patch"]).await;
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("patch") && text.contains("share"), "{text}");
+
+    let trend = json_of(&cli(&["report", "--db", db, "--trend", "--format", "json"]).await);
+    let servers: Vec<_> = trend
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["servers"].as_u64())
+        .collect();
+    assert_eq!(servers, vec![Some(exchange); 2], "{trend}");
+    let out = cli(&["report", "--db", db, "--as-of", "2000-01-01"]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no scan had finished by 2000-01-01"));
+    let out = cli(&["report", "--db", db, "--group-by", "sector"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown dimension"));
+
+    let out = cli(&["prune", "--db", db]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("say what to keep"));
+    let dry = cli(&["prune", "--db", db, "--keep-scans", "1", "--dry-run"]).await;
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains("would delete"),
+        "{dry:?}"
+    );
+    let out = cli(&["prune", "--db", db, "--keep-scans", "1"]).await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("of 1 scans: 1"),
+        "{said}"
+    );
+    // The pruned scan keeps its census and its place in the trend; its addresses are gone.
+    let old = json_of(&cli(&["report", "--db", db, "--scan", "1", "--format", "json"]).await);
+    assert_eq!(old["census"]["servers"].as_u64(), Some(exchange));
+    assert!(old["scan"]["pruned_at"].is_string(), "{old}");
+    let trend = json_of(&cli(&["report", "--db", db, "--trend", "--format", "json"]).await);
+    assert_eq!(trend.as_array().map(Vec::len), Some(2));
+    let out = cli(&["report", "--db", db, "--diff", "1"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("were pruned"));
 }
