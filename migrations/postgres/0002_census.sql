@@ -2,6 +2,9 @@
 -- pruned observations, the latest state of every host, and the prune mark on scans.
 
 ALTER TABLE scans ADD COLUMN pruned_at TIMESTAMPTZ;
+-- Kept by the store as batches go in, so that listing scans does not count millions of rows.
+ALTER TABLE scans ADD COLUMN observation_count BIGINT NOT NULL DEFAULT 0;
+UPDATE scans SET observation_count = (SELECT count(*) FROM observations o WHERE o.scan_id = scans.id);
 
 -- NULL in rows stored before these columns existed; the census counts them as unknown.
 ALTER TABLE observations ADD COLUMN exchange_cu TEXT;

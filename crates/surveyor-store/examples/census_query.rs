@@ -190,10 +190,13 @@ async fn generate(
          FROM (SELECT i, h, {family} AS family, {cu} AS cu \
                FROM (SELECT i, h, h % 100 AS bucket FROM ({series}) s) b) g"
     );
+    // What `record` keeps for batches it writes itself.
+    let count = format!("UPDATE scans SET observation_count = {n} WHERE id = {scan}");
     match backend {
         Backend::Postgres => {
             let mut conn = sqlx::PgConnection::connect(url).await?;
             sqlx::query(&sql).execute(&mut conn).await?;
+            sqlx::query(&count).execute(&mut conn).await?;
             sqlx::query("VACUUM ANALYZE observations")
                 .execute(&mut conn)
                 .await?;
@@ -204,6 +207,7 @@ async fn generate(
                 .trim_start_matches("sqlite:");
             let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}")).await?;
             sqlx::query(&sql).execute(&mut conn).await?;
+            sqlx::query(&count).execute(&mut conn).await?;
             sqlx::query("ANALYZE").execute(&mut conn).await?;
         }
     }

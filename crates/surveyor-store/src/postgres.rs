@@ -32,8 +32,7 @@ const MAX_CONNECTIONS: u32 = 8;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 const SELECT_SCANS: &str = "SELECT s.id, s.started_at, s.finished_at, s.as_of, s.targets, \
-     s.ports, s.tool_version, s.pruned_at, \
-     (SELECT count(*) FROM observations o WHERE o.scan_id = s.id) AS observations \
+     s.ports, s.tool_version, s.pruned_at, s.observation_count AS observations \
      FROM scans s";
 
 pub(crate) struct PgStore {
@@ -139,6 +138,7 @@ impl ScanStore for PgStore {
         if state.pruned {
             return Err(StoreError::ScanPruned(scan));
         }
+        let mut inserted = 0;
         for chunk in columns.chunks(rows::INSERT_CHUNK) {
             let mut insert = QueryBuilder::<Postgres>::new(
                 "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
@@ -169,12 +169,20 @@ impl ScanStore for PgStore {
             // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists
             // store each target once; the first observation stands.
             insert.push(" ON CONFLICT (scan_id, ip, port) DO NOTHING");
-            insert
+            inserted += insert
                 .build()
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| insert_error(scan, e))?;
+                .map_err(|e| insert_error(scan, e))?
+                .rows_affected();
         }
+        // Only rows that went in count: a repeated target is skipped by ON CONFLICT.
+        sqlx::query("UPDATE scans SET observation_count = observation_count + $2 WHERE id = $1")
+            .bind(scan.0)
+            .bind(inserted as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
         // Late observations of a finished scan (a spill file ingested after the scan ended)
         // must reach its census counts and the hosts table.
         if state.finished {
@@ -266,7 +274,7 @@ impl ScanStore for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::query(BACKEND, action))?;
-            sqlx::query("UPDATE scans SET pruned_at = $2 WHERE id = $1")
+            sqlx::query("UPDATE scans SET pruned_at = $2, observation_count = 0 WHERE id = $1")
                 .bind(scan.id.0)
                 .bind(rows::truncate_to_micros(OffsetDateTime::now_utc()))
                 .execute(&mut *tx)

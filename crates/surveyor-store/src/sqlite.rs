@@ -49,8 +49,7 @@ const TIMESTAMP: &[BorrowedFormatItem<'static>] =
 const DATE: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
 const SELECT_SCANS: &str = "SELECT s.id, s.started_at, s.finished_at, s.as_of, s.targets, \
-     s.ports, s.tool_version, s.pruned_at, \
-     (SELECT count(*) FROM observations o WHERE o.scan_id = s.id) AS observations \
+     s.ports, s.tool_version, s.pruned_at, s.observation_count AS observations \
      FROM scans s";
 
 pub(crate) struct SqliteStore {
@@ -194,6 +193,7 @@ impl ScanStore for SqliteStore {
         if state.pruned {
             return Err(StoreError::ScanPruned(scan));
         }
+        let mut inserted = 0;
         for chunk in columns.chunks(rows::INSERT_CHUNK) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
@@ -223,12 +223,20 @@ impl ScanStore for SqliteStore {
             // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists
             // store each target once; the first observation stands.
             insert.push(" ON CONFLICT (scan_id, ip, port) DO NOTHING");
-            insert
+            inserted += insert
                 .build()
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| insert_error(scan, e))?;
+                .map_err(|e| insert_error(scan, e))?
+                .rows_affected();
         }
+        // Only rows that went in count: a repeated target is skipped by ON CONFLICT.
+        sqlx::query("UPDATE scans SET observation_count = observation_count + ? WHERE id = ?")
+            .bind(inserted as i64)
+            .bind(scan.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
         // Late observations of a finished scan (a spill file ingested after the scan ended)
         // must reach its census counts and the hosts table.
         if state.finished {
@@ -323,7 +331,7 @@ impl ScanStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::query(BACKEND, action))?;
-            sqlx::query("UPDATE scans SET pruned_at = ? WHERE id = ?")
+            sqlx::query("UPDATE scans SET pruned_at = ?, observation_count = 0 WHERE id = ?")
                 .bind(now)
                 .bind(scan.id.0)
                 .execute(&mut *tx)
