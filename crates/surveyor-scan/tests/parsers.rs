@@ -1,7 +1,8 @@
 //! Property tests for every parser that reads what a server or a file says: arbitrary and
 //! mutated input must give a value or a clean refusal, never a panic, and what is accepted
-//! must be well-formed. (cargo fuzz needs a nightly toolchain that this project's machines
-//! cannot fetch; these run on stable, in every test run.)
+//! must be well-formed. These proptests run on stable, in every test run; the coverage-guided
+//! cargo-fuzz targets in `fuzz/` (nightly) check the same parsers and invariants, and are
+//! documented in docs/fuzzing.md.
 
 use proptest::prelude::*;
 use surveyor_model::Build;
