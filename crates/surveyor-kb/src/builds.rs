@@ -327,4 +327,18 @@ mod tests {
         let e = load_err(&format!("{head}Exchange Server 2016,CU23\n"));
         assert!(e.contains("not valid CSV"), "{e}");
     }
+
+    #[test]
+    fn errors_name_the_right_line_whatever_the_line_ends() {
+        // The `builds` fuzz target found CRLF files reported one line too low.
+        let rows = [
+            "product,version_name,build,release_date,source,flag",
+            "Exchange Server 2016,CU23,15.1.2507.6,2022-04-20,x,",
+            "Exchange Server 2016,CU23,15.1.2507.9,2022-13-20,x,",
+        ];
+        for end in ["\n", "\r\n", "\r"] {
+            let e = load_err(&rows.join(end));
+            assert!(e.contains("line 3"), "{end:?}: {e}");
+        }
+    }
 }

@@ -40,7 +40,7 @@ where
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| line_at(text, p.byte()));
                 issues.push(RowIssue {
                     line,
                     csv: true,
@@ -49,7 +49,7 @@ where
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| line_at(text, p.byte()));
         let parsed = record
             .deserialize::<R>(None)
             .map_err(|e| e.to_string())
@@ -64,6 +64,24 @@ where
         }
     }
     (rows, issues)
+}
+
+/// The 1-based line of byte offset `byte`: csv counts only LFs (BurntSushi/rust-csv#395), so
+/// a file saved with CRLF or CR line ends would name the wrong line in every error.
+fn line_at(text: &str, byte: u64) -> u64 {
+    let bytes = text.as_bytes();
+    let mut end = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
+    // csv may place a record at the LF of the CRLF before it; a record never starts with one.
+    while matches!(bytes.get(end), Some(b'\r' | b'\n')) {
+        end += 1;
+    }
+    let head = &bytes[..end];
+    let breaks = head
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && head.get(i + 1) != Some(&b'\n')))
+        .count();
+    1 + breaks as u64
 }
 
 /// The product name used in every data file ("Exchange Server 2016") to a family.
@@ -122,6 +140,16 @@ mod tests {
     use time::macros::date;
 
     use super::*;
+
+    #[test]
+    fn line_numbers_count_crlf_and_cr_line_ends() {
+        // Found by the `builds` fuzz target: csv counts only LFs.
+        for end in ["\n", "\r\n", "\r"] {
+            let text = ["h", "ok", "bad"].join(end);
+            let line = |needle: &str| line_at(&text, text.find(needle).unwrap() as u64);
+            assert_eq!((line("h"), line("ok"), line("bad")), (1, 2, 3), "{end:?}");
+        }
+    }
 
     #[test]
     fn release_dates() {

@@ -88,7 +88,12 @@ fn attribute<'a>(element: &'a str, name: &str) -> Option<&'a str> {
 
 /// The `<title>` of an HTML page, trimmed and bounded.
 pub fn html_title(body: &str) -> Option<String> {
-    let lower = body.get(..body.len().min(64 * 1024))?.to_ascii_lowercase();
+    // Cut at a character boundary: a multi-byte character across 64 KiB must not lose the title.
+    let mut end = body.len().min(64 * 1024);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    let lower = body[..end].to_ascii_lowercase();
     let start = lower.find("<title")?;
     let open_end = lower[start..].find('>')? + start + 1;
     let len = lower[open_end..].find("</title")?;
@@ -99,6 +104,14 @@ pub fn html_title(body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_title_survives_a_multibyte_character_across_64_kib() {
+        let mut body = String::from("<title>Outlook</title>");
+        body.push_str(&"x".repeat(64 * 1024 - body.len() - 1));
+        body.push('é'); // two bytes: the 64 KiB cut falls inside it
+        assert_eq!(html_title(&body).as_deref(), Some("Outlook"));
+    }
 
     #[test]
     fn resource_paths() {

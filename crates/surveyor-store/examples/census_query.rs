@@ -145,7 +145,8 @@ async fn generate(
     // A verdict of about a kilobyte stands in for the real one: the census never reads it.
     let verdict = format!(
         "{{\"family\":\"x\",\"evidence\":[{}]}}",
-        vec!["{\"signal\":\"owa-version-header\",\"source\":\"GET /owa/\",\"value\":\"15.1.2507.6\"}"; 12]
+        ["{\"signal\":\"owa-version-header\",\"source\":\"GET /owa/\",\"value\":\"15.1.2507.6\"}";
+            12]
             .join(",")
     );
     // Pick a MIX row from i's hash: a CASE over cumulative percent bounds.
