@@ -1,5 +1,6 @@
 //! The PostgreSQL backend: native TIMESTAMPTZ, DATE, INET, INTEGER[] and JSONB columns.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
@@ -123,10 +124,7 @@ impl ScanStore for PgStore {
 
     async fn record(&self, scan: ScanId, batch: &[Observation]) -> Result<(), StoreError> {
         // Encode everything before the transaction, so that bad input never half-writes.
-        let columns = batch
-            .iter()
-            .map(Columns::encode)
-            .collect::<Result<Vec<_>, _>>()?;
+        let columns = rows::encode_batch(batch)?;
         let action = "record observations";
         let mut tx = self
             .pool
@@ -138,13 +136,14 @@ impl ScanStore for PgStore {
         if state.pruned {
             return Err(StoreError::ScanPruned(scan));
         }
+        let facts = store_facts(&mut tx, &columns).await?;
         let mut inserted = 0;
         for chunk in columns.chunks(rows::INSERT_CHUNK) {
             let mut insert = QueryBuilder::<Postgres>::new(
                 "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
                  tls, http_server, fingerprint, exchange_family, exchange_build, \
                  exchange_version_name, exchange_support, exchange_verdict, exchange_cu, \
-                 exchange_patch) ",
+                 exchange_patch, exchange_facts_id) ",
             );
             insert.push_values(chunk, |mut row, c| {
                 row.push_bind(scan.0);
@@ -165,6 +164,7 @@ impl ScanStore for PgStore {
                     .push_unseparated("::jsonb");
                 row.push_bind(&c.exchange_cu);
                 row.push_bind(c.exchange_patch);
+                row.push_bind(rows::facts_id(&facts, c));
             });
             // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists
             // store each target once; the first observation stands.
@@ -234,10 +234,12 @@ impl ScanStore for PgStore {
 
     async fn observations(&self, scan: ScanId) -> Result<Vec<Observation>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, host(ip) AS ip, port, scheme, observed_at, status, error, tls::text AS tls, \
-             http_server, fingerprint::text AS fingerprint, exchange_family, exchange_build, \
-             exchange_version_name, exchange_support, exchange_verdict::text AS exchange_verdict \
-             FROM observations WHERE scan_id = $1 ORDER BY observations.ip, port",
+            "SELECT o.id, host(o.ip) AS ip, o.port, o.scheme, o.observed_at, o.status, o.error, \
+             o.tls::text AS tls, o.http_server, o.fingerprint::text AS fingerprint, \
+             o.exchange_family, o.exchange_build, o.exchange_version_name, o.exchange_support, \
+             o.exchange_verdict::text AS exchange_verdict, f.body::text AS exchange_facts \
+             FROM observations o LEFT JOIN verdict_facts f ON f.id = o.exchange_facts_id \
+             WHERE o.scan_id = $1 ORDER BY o.ip, o.port",
         )
         .bind(scan.0)
         .fetch_all(&self.pool)
@@ -410,6 +412,45 @@ async fn scan_state(
     })
 }
 
+/// Stores the distinct verdict facts of a batch (each once, whoever wrote it first) and returns
+/// the id of each digest.
+async fn store_facts(
+    conn: &mut PgConnection,
+    columns: &[Columns],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let (digests, bodies) = rows::distinct_facts(columns);
+    if digests.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let action = "store verdict facts";
+    // Sorted digests: concurrent batches take the unique-index locks in one order.
+    sqlx::query(
+        "INSERT INTO verdict_facts (digest, body) \
+         SELECT d, b::jsonb FROM UNNEST($1::text[], $2::text[]) AS t (d, b) \
+         ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(&digests)
+    .bind(&bodies)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::query(BACKEND, action))?;
+    let rows = sqlx::query("SELECT id, digest FROM verdict_facts WHERE digest = ANY($1::text[])")
+        .bind(&digests)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::query(BACKEND, action))?;
+    let ids: HashMap<String, i64> = rows
+        .iter()
+        .map(|row| Ok((get(row, "digest")?, get(row, "id")?)))
+        .collect::<Result<_, StoreError>>()?;
+    if ids.len() != digests.len() {
+        return Err(StoreError::corrupt(
+            "verdict_facts (a digest just stored is missing)",
+        ));
+    }
+    Ok(ids)
+}
+
 /// Recomputes a scan's census aggregates and folds its observations into `hosts`.
 async fn refresh_census(conn: &mut PgConnection, scan: ScanId) -> Result<(), StoreError> {
     let [delete, insert] = census::rollup_statements(&DIALECT, scan);
@@ -493,6 +534,7 @@ fn observation_from_row(row: &PgRow) -> Result<StoredObservation, StoreError> {
         exchange_version_name: get(row, "exchange_version_name")?,
         exchange_support: get(row, "exchange_support")?,
         exchange_verdict: get(row, "exchange_verdict")?,
+        exchange_facts: get(row, "exchange_facts")?,
     })
 }
 

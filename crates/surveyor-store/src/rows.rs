@@ -4,6 +4,9 @@ use std::net::IpAddr;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use surveyor_model::observation::{
+    BuildPrecision, Confidence, CveExposure, PatchLevel, SupportReason, UpgradePath,
+};
 use surveyor_model::{
     Build, Evidence, ExchangeServer, ExchangeVerdict, Family, Fingerprint, Observation, Scheme,
     Status, Support, TlsInfo,
@@ -31,13 +34,154 @@ pub(crate) struct Columns {
     pub exchange_build: Option<String>,
     pub exchange_version_name: Option<String>,
     pub exchange_support: Option<&'static str>,
+    /// The verdict without its [`Facts`]: what is particular to the host.
     pub exchange_verdict: Option<String>,
+    pub exchange_facts: Option<Facts>,
     pub exchange_cu: Option<String>,
     pub exchange_patch: Option<&'static str>,
 }
 
+/// The fields of a verdict that follow from the build and the as-of date alone, shared by
+/// every host on that build: stored once in `verdict_facts`, keyed by their digest. Field
+/// names are `ExchangeVerdict`'s, so that the two parts merge back into it.
+#[derive(Serialize, PartialEq)]
+struct FactsView<'a> {
+    version_name: &'a String,
+    cu: &'a Option<String>,
+    support: &'a Support,
+    support_reason: &'a Option<SupportReason>,
+    esu_patched: &'a bool,
+    patch_level: &'a PatchLevel,
+    upgrade_path: &'a Option<UpgradePath>,
+    cves: &'a Vec<CveExposure>,
+}
+
+/// The rest of a verdict: what is particular to the host.
+#[derive(Serialize)]
+struct HostView<'a> {
+    family: &'a Family,
+    build: &'a Build,
+    evidence: &'a Vec<Evidence>,
+    build_precision: &'a Option<BuildPrecision>,
+    confidence: &'a Option<Confidence>,
+    inconsistencies: &'a Vec<String>,
+}
+
+fn views(v: &ExchangeVerdict) -> (HostView<'_>, FactsView<'_>) {
+    // Destructured in full: a new verdict field fails to compile here until it is placed.
+    let ExchangeVerdict {
+        family,
+        build,
+        version_name,
+        cu,
+        support,
+        evidence,
+        build_precision,
+        confidence,
+        support_reason,
+        esu_patched,
+        patch_level,
+        upgrade_path,
+        cves,
+        inconsistencies,
+    } = v;
+    (
+        HostView {
+            family,
+            build,
+            evidence,
+            build_precision,
+            confidence,
+            inconsistencies,
+        },
+        FactsView {
+            version_name,
+            cu,
+            support,
+            support_reason,
+            esu_patched,
+            patch_level,
+            upgrade_path,
+            cves,
+        },
+    )
+}
+
+/// One `verdict_facts` row: the JSON text and its SHA-256 in hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Facts {
+    pub digest: String,
+    pub body: String,
+}
+
+/// Encodes a batch; the facts shared by several of its verdicts are serialized and hashed once.
+pub(crate) fn encode_batch(batch: &[Observation]) -> Result<Vec<Columns>, StoreError> {
+    let mut seen: Vec<(FactsView<'_>, Facts)> = Vec::new();
+    batch
+        .iter()
+        .map(|o| {
+            let mut columns = Columns::encode(o)?;
+            if let Some(verdict) = &o.exchange {
+                let (host, facts) = views(verdict);
+                columns.exchange_verdict = Some(to_json(o, &host, "exchange verdict")?);
+                let known = seen.iter().find(|(view, _)| *view == facts);
+                columns.exchange_facts = Some(match known {
+                    Some((_, stored)) => stored.clone(),
+                    None => {
+                        let stored = facts_row(o, &facts)?;
+                        seen.push((facts, stored.clone()));
+                        stored
+                    }
+                });
+            }
+            Ok(columns)
+        })
+        .collect()
+}
+
+fn facts_row(o: &Observation, facts: &FactsView<'_>) -> Result<Facts, StoreError> {
+    use sha2::Digest;
+    let body = to_json(o, facts, "exchange verdict")?;
+    let digest = sha2::Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(Facts { digest, body })
+}
+
+/// The verdict JSON of a stored row: the host's part with the shared facts, when the row has
+/// them, merged back in.
+fn merge_verdict(host: &str, facts: Option<&str>) -> Option<ExchangeVerdict> {
+    let Some(facts) = facts else {
+        return from_json(host);
+    };
+    let mut host: serde_json::Map<String, serde_json::Value> = from_json(host)?;
+    let facts: serde_json::Map<String, serde_json::Value> = from_json(facts)?;
+    host.extend(facts);
+    serde_json::from_value(serde_json::Value::Object(host)).ok()
+}
+
+/// The distinct facts of a batch as (digests, bodies), sorted by digest.
+pub(crate) fn distinct_facts<'a>(
+    columns: impl IntoIterator<Item = &'a Columns>,
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    let distinct: std::collections::BTreeMap<&str, &str> = columns
+        .into_iter()
+        .filter_map(|c| c.exchange_facts.as_ref())
+        .map(|f| (f.digest.as_str(), f.body.as_str()))
+        .collect();
+    distinct.into_iter().unzip()
+}
+
+/// The `verdict_facts` id of a row's facts, from the ids its batch stored.
+pub(crate) fn facts_id(ids: &std::collections::HashMap<String, i64>, c: &Columns) -> Option<i64> {
+    c.exchange_facts
+        .as_ref()
+        .and_then(|f| ids.get(&f.digest).copied())
+}
+
 impl Columns {
-    pub(crate) fn encode(o: &Observation) -> Result<Columns, StoreError> {
+    fn encode(o: &Observation) -> Result<Columns, StoreError> {
         if let Some(field) = nul_field(o) {
             return Err(StoreError::Unencodable {
                 what: format!(
@@ -66,9 +210,9 @@ impl Columns {
             exchange_build: exchange.map(|x| x.build.to_string()),
             exchange_version_name: exchange.map(|x| x.version_name.clone()),
             exchange_support: exchange.map(|x| x.support.as_str()),
-            exchange_verdict: exchange
-                .map(|x| to_json(o, x, "exchange verdict"))
-                .transpose()?,
+            // Filled in by `encode_batch`, which shares the facts across the batch.
+            exchange_verdict: None,
+            exchange_facts: None,
             exchange_cu: exchange.and_then(|x| x.cu.clone()),
             exchange_patch: exchange.map(|x| x.patch_level.band().as_str()),
         })
@@ -107,6 +251,8 @@ pub(crate) struct StoredObservation {
     pub exchange_version_name: Option<String>,
     pub exchange_support: Option<String>,
     pub exchange_verdict: Option<String>,
+    /// The row's `verdict_facts` body, when it references one.
+    pub exchange_facts: Option<String>,
 }
 
 impl StoredObservation {
@@ -124,7 +270,7 @@ impl StoredObservation {
             (Some(family), Some(build), Some(version_name), Some(support), Some(verdict)) => {
                 // The whole verdict is kept as JSON so that new verdict fields need no new
                 // columns; the flat columns exist for queries and must agree with it.
-                let verdict = from_json::<ExchangeVerdict>(&verdict)
+                let verdict = merge_verdict(&verdict, self.exchange_facts.as_deref())
                     .ok_or_else(|| corrupt("exchange_verdict"))?;
                 let agrees = verdict.family == parse_family(id, &family)?
                     && Some(verdict.build) == build.parse::<Build>().ok()
@@ -299,7 +445,83 @@ fn to_json<T: Serialize>(o: &Observation, value: &T, field: &str) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
+    use surveyor_model::observation::{CveStatus, UpdateRef};
+    use surveyor_model::Signal;
+    use time::macros::{date, datetime};
+
+    /// A verdict with every field set away from its default.
+    fn full_verdict(build: &str) -> ExchangeVerdict {
+        let build: Build = build.parse().unwrap();
+        ExchangeVerdict {
+            family: Family::E2019,
+            build,
+            version_name: format!("Exchange Server 2019 CU15 ({build})"),
+            cu: Some("Exchange Server 2019 CU15".into()),
+            support: Support::Unsupported,
+            evidence: vec![Evidence {
+                signal: Signal::OwaVersionHeader,
+                source: "GET /owa/".into(),
+                value: build.to_string(),
+            }],
+            build_precision: Some(BuildPrecision::Exact),
+            confidence: Some(Confidence::High),
+            support_reason: Some(SupportReason::ProductEndOfLife),
+            esu_patched: true,
+            patch_level: PatchLevel {
+                newest_for_cu: Some(UpdateRef {
+                    build: "15.2.1748.53".parse().unwrap(),
+                    name: "Exchange Server 2019 CU15 Sep26SUv2".into(),
+                    released: Some(date!(2026 - 09 - 08)),
+                }),
+                days_behind_cu: Some(12),
+                newest_for_family: None,
+                days_behind_family: Some(12),
+            },
+            upgrade_path: Some(UpgradePath::InPlaceToSe),
+            cves: vec![CveExposure {
+                cve: "CVE-2025-53786".into(),
+                status: CveStatus::FixedConfigDependent,
+                fixed_in: Some("15.2.1748.36".parse().unwrap()),
+            }],
+            inconsistencies: vec!["iis-version-too-old-for-build (likely honeypot)".into()],
+        }
+    }
+
+    #[test]
+    fn verdicts_split_into_host_and_shared_facts_and_merge_back_whole() {
+        let o = |ip: &str, build: &str| Observation {
+            ip: ip.parse().unwrap(),
+            port: 443,
+            scheme: Scheme::Https,
+            observed_at: datetime!(2026-11-23 10:00 UTC),
+            status: Status::Success,
+            error: None,
+            tls: None,
+            http_server: None,
+            fingerprint: Fingerprint::default(),
+            exchange: Some(full_verdict(build)),
+        };
+        let batch = [
+            o("192.0.2.1", "15.2.1748.39"),
+            o("192.0.2.2", "15.2.1748.39"),
+            o("192.0.2.3", "15.2.1748.43"),
+        ];
+        let columns = encode_batch(&batch).unwrap();
+        let (digests, _) = distinct_facts(&columns);
+        assert_eq!(digests.len(), 2, "two builds, two facts");
+        for (c, o) in columns.iter().zip(&batch) {
+            let host = c.exchange_verdict.as_deref().unwrap();
+            assert!(
+                !host.contains("CVE-2025-53786"),
+                "facts stay out of the host part"
+            );
+            let facts = c.exchange_facts.as_ref().map(|f| f.body.as_str());
+            assert_eq!(merge_verdict(host, facts).as_ref(), o.exchange.as_ref());
+        }
+        // A verdict stored whole, before the split existed, still reads back.
+        let whole = serde_json::to_string(&batch[0].exchange).unwrap();
+        assert_eq!(merge_verdict(&whole, None), batch[0].exchange);
+    }
 
     #[test]
     fn truncates_to_microseconds() {

@@ -1,5 +1,6 @@
 //! The SQLite backend: one file in WAL mode, timestamps as fixed-width RFC 3339 text.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -174,11 +175,12 @@ impl ScanStore for SqliteStore {
 
     async fn record(&self, scan: ScanId, batch: &[Observation]) -> Result<(), StoreError> {
         // Encode everything before the transaction, so that bad input never half-writes.
-        let columns = batch
-            .iter()
-            .map(|o| {
+        let columns = rows::encode_batch(batch)?
+            .into_iter()
+            .zip(batch)
+            .map(|(c, o)| {
                 let observed_at = timestamp_text(o.observed_at, "an observation's observed_at")?;
-                Ok((Columns::encode(o)?, observed_at))
+                Ok((c, observed_at))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let action = "record observations";
@@ -193,13 +195,14 @@ impl ScanStore for SqliteStore {
         if state.pruned {
             return Err(StoreError::ScanPruned(scan));
         }
+        let facts = store_facts(&mut tx, &columns).await?;
         let mut inserted = 0;
         for chunk in columns.chunks(rows::INSERT_CHUNK) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
                  tls, http_server, fingerprint, exchange_family, exchange_build, \
                  exchange_version_name, exchange_support, exchange_verdict, exchange_cu, \
-                 exchange_patch) ",
+                 exchange_patch, exchange_facts_id) ",
             );
             insert.push_values(chunk, |mut row, (c, observed_at)| {
                 row.push_bind(scan.0);
@@ -219,6 +222,7 @@ impl ScanStore for SqliteStore {
                 row.push_bind(&c.exchange_verdict);
                 row.push_bind(&c.exchange_cu);
                 row.push_bind(c.exchange_patch);
+                row.push_bind(rows::facts_id(&facts, c));
             });
             // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists
             // store each target once; the first observation stands.
@@ -289,10 +293,12 @@ impl ScanStore for SqliteStore {
 
     async fn observations(&self, scan: ScanId) -> Result<Vec<Observation>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, ip, port, scheme, observed_at, status, error, tls, http_server, \
-             fingerprint, exchange_family, exchange_build, exchange_version_name, \
-             exchange_support, exchange_verdict \
-             FROM observations WHERE scan_id = ?",
+            "SELECT o.id, o.ip, o.port, o.scheme, o.observed_at, o.status, o.error, o.tls, \
+             o.http_server, o.fingerprint, o.exchange_family, o.exchange_build, \
+             o.exchange_version_name, o.exchange_support, o.exchange_verdict, \
+             f.body AS exchange_facts \
+             FROM observations o LEFT JOIN verdict_facts f ON f.id = o.exchange_facts_id \
+             WHERE o.scan_id = ?",
         )
         .bind(scan.0)
         .fetch_all(&self.pool)
@@ -447,6 +453,55 @@ async fn scan_state(conn: &mut SqliteConnection, scan: ScanId) -> Result<ScanSta
     })
 }
 
+/// Stores the distinct verdict facts of a batch (each once, whoever wrote it first) and returns
+/// the id of each digest.
+async fn store_facts(
+    conn: &mut SqliteConnection,
+    columns: &[(Columns, String)],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let (digests, bodies) = rows::distinct_facts(columns.iter().map(|(c, _)| c));
+    let mut ids = HashMap::new();
+    let action = "store verdict facts";
+    // Two binds a row: far below SQLite's limit per statement.
+    for (digests, bodies) in digests
+        .chunks(rows::INSERT_CHUNK)
+        .zip(bodies.chunks(rows::INSERT_CHUNK))
+    {
+        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO verdict_facts (digest, body) ");
+        insert.push_values(digests.iter().zip(bodies), |mut row, (d, b)| {
+            row.push_bind(*d);
+            row.push_bind(*b);
+        });
+        insert.push(" ON CONFLICT (digest) DO NOTHING");
+        insert
+            .build()
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
+        let mut select =
+            QueryBuilder::<Sqlite>::new("SELECT id, digest FROM verdict_facts WHERE digest IN (");
+        let mut list = select.separated(", ");
+        for d in digests {
+            list.push_bind(*d);
+        }
+        select.push(")");
+        for row in select
+            .build()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::query(BACKEND, action))?
+        {
+            ids.insert(get(&row, "digest")?, get(&row, "id")?);
+        }
+    }
+    if ids.len() != digests.len() {
+        return Err(StoreError::corrupt(
+            "verdict_facts (a digest just stored is missing)",
+        ));
+    }
+    Ok(ids)
+}
+
 /// Recomputes a scan's census aggregates and folds its observations into `hosts`.
 async fn refresh_census(conn: &mut SqliteConnection, scan: ScanId) -> Result<(), StoreError> {
     let [delete, insert] = census::rollup_statements(&DIALECT, scan);
@@ -574,6 +629,7 @@ fn observation_from_row(row: &SqliteRow) -> Result<StoredObservation, StoreError
         exchange_version_name: get(row, "exchange_version_name")?,
         exchange_support: get(row, "exchange_support")?,
         exchange_verdict: get(row, "exchange_verdict")?,
+        exchange_facts: get(row, "exchange_facts")?,
     })
 }
 

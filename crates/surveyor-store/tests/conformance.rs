@@ -981,6 +981,43 @@ async fn prune_deletes_old_observations_and_keeps_the_census() {
     }
 }
 
+#[tokio::test]
+async fn verdict_facts_are_stored_once_per_distinct_value() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let (first, second) = two_scans(&store).await;
+        // Five verdicts over two scans, but only two distinct builds: two facts rows.
+        assert_eq!(
+            db.scalar("SELECT count(*) FROM verdict_facts").await,
+            2,
+            "{backend}"
+        );
+        let shared = db
+            .scalar("SELECT count(*) FROM observations WHERE exchange_facts_id IS NOT NULL")
+            .await;
+        assert_eq!(shared, 5, "{backend}");
+        // And every verdict reads back whole.
+        let mut expected = vec![
+            exchange_2016("192.0.2.5", 443),
+            exchange_2016("192.0.2.6", 80),
+            exchange_se("192.0.2.6", 443),
+            exchange_2016("2001:db8::7", 443),
+            refused("192.0.2.8", 443),
+        ];
+        expected.sort_by_key(|o| (o.ip, o.port));
+        assert_eq!(
+            store.scans.observations(first).await.unwrap(),
+            expected,
+            "{backend}"
+        );
+        let later = store.scans.observations(second).await.unwrap();
+        assert_eq!(
+            later[0].exchange.as_ref().map(|x| x.family),
+            Some(Family::Se)
+        );
+    }
+}
+
 fn new_scan(started_at: OffsetDateTime) -> NewScan {
     NewScan {
         started_at,
