@@ -7,8 +7,10 @@
 pub mod build;
 pub mod census;
 pub mod observation;
+pub mod registry;
 
 pub use build::{Build, BuildParseError, Family};
+pub use registry::{Attribution, AttributionRule, Organisation, Sector};
 pub use census::{Census, CensusDiff, CensusRow, ExchangeServer, ServerChange};
 pub use observation::{
     Evidence, ExchangeVerdict, Fingerprint, Observation, PatchBand, Scheme, Signal, Status,
