@@ -44,6 +44,7 @@ fn observation(ip: &str, verdict: Option<(Family, &str, Support)>) -> Observatio
         http_server: Some("Microsoft-IIS/10.0".into()),
         fingerprint: Fingerprint::default(),
         exchange,
+        attribution: None,
     }
 }
 

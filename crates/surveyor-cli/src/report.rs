@@ -105,6 +105,20 @@ fn group_label(group_by: &[Dimension], g: &CensusGroup) -> Vec<String> {
                 Dimension::Version => g.version.clone(),
                 Dimension::Support => g.support.map(|s| s.as_str().to_string()),
                 Dimension::Patch => g.patch.map(|p| p.as_str().to_string()),
+                Dimension::Sector | Dimension::Organisation => {
+                    let value = if *d == Dimension::Sector {
+                        &g.sector
+                    } else {
+                        &g.organisation
+                    };
+                    value.clone().map(|v| {
+                        if v.is_empty() {
+                            "(not attributed)".to_string()
+                        } else {
+                            v
+                        }
+                    })
+                }
             };
             value.unwrap_or_else(|| "-".into())
         })

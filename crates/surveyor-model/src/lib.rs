@@ -10,9 +10,9 @@ pub mod observation;
 pub mod registry;
 
 pub use build::{Build, BuildParseError, Family};
-pub use registry::{Attribution, AttributionRule, Organisation, Sector};
 pub use census::{Census, CensusDiff, CensusRow, ExchangeServer, ServerChange};
 pub use observation::{
     Evidence, ExchangeVerdict, Fingerprint, Observation, PatchBand, Scheme, Signal, Status,
     Support, TlsInfo,
 };
+pub use registry::{Attribution, AttributionRule, Organisation, Sector};

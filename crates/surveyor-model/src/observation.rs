@@ -492,6 +492,10 @@ pub struct Observation {
     pub fingerprint: Fingerprint,
     /// `null` unless an on-premises Exchange server was recognised.
     pub exchange: Option<ExchangeVerdict>,
+    /// The organisation the server belongs to, by the registry the scan ran with; `null`
+    /// when no registry was loaded or none of its rules matched.
+    #[serde(default)]
+    pub attribution: Option<crate::registry::Attribution>,
 }
 
 #[cfg(test)]

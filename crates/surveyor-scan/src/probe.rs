@@ -85,6 +85,7 @@ pub async fn probe(
         http_server: None,
         fingerprint: Fingerprint::default(),
         exchange: None,
+        attribution: None,
     };
     match target.scheme {
         Scheme::Smtp => crate::smtp::smtp_plan(tcp, &target, tls, deadline, &mut obs).await,

@@ -70,6 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 http_server: Some("Microsoft-IIS/10.0".into()),
                 fingerprint,
                 exchange,
+                attribution: None,
             }
         })
         .collect();

@@ -24,15 +24,22 @@ pub enum Dimension {
     Support,
     /// The [`PatchBand`]: how far behind the newest update of its CU.
     Patch,
+    /// The attributed organisation's sector ("" when none).
+    Sector,
+    /// The attributed organisation's id ("" when none). Counted live from the scan's
+    /// observations, not from the aggregates: a census has as many organisations as servers.
+    Organisation,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 5] = [
+    pub const ALL: [Dimension; 7] = [
         Dimension::Family,
         Dimension::Cu,
         Dimension::Version,
         Dimension::Support,
         Dimension::Patch,
+        Dimension::Sector,
+        Dimension::Organisation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +49,8 @@ impl Dimension {
             Dimension::Version => "version",
             Dimension::Support => "support",
             Dimension::Patch => "patch",
+            Dimension::Sector => "sector",
+            Dimension::Organisation => "organisation",
         }
     }
 
@@ -53,6 +62,8 @@ impl Dimension {
             Dimension::Version => "version_name",
             Dimension::Support => "support",
             Dimension::Patch => "patch",
+            Dimension::Sector => "sector",
+            Dimension::Organisation => "organisation",
         }
     }
 }
@@ -86,6 +97,17 @@ pub struct CensusFilter {
     pub version: Option<String>,
     pub support: Option<Support>,
     pub patch: Option<PatchBand>,
+    /// "" for servers no rule attributed.
+    pub sector: Option<String>,
+    /// An organisation id; "" for servers no rule attributed.
+    pub organisation: Option<String>,
+}
+
+impl CensusFilter {
+    /// Whether the filter needs the observations (the aggregates have no organisation).
+    fn needs_observations(&self) -> bool {
+        self.organisation.is_some()
+    }
 }
 
 /// One group of a census: the values of the dimensions it was grouped by (the others are
@@ -103,6 +125,12 @@ pub struct CensusGroup {
     pub support: Option<Support>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patch: Option<PatchBand>,
+    /// "" for servers no rule attributed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sector: Option<String>,
+    /// "" for servers no rule attributed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
     pub servers: u64,
 }
 
@@ -201,9 +229,10 @@ fn live_source(b: &mut Builder<'_>, scan: ScanId) {
     b.push(
         "(SELECT exchange_family AS family, COALESCE(exchange_cu, '') AS cu, \
          exchange_version_name AS version_name, exchange_support AS support, \
-         COALESCE(exchange_patch, 'unknown') AS patch, 1 AS servers \
+         COALESCE(exchange_patch, 'unknown') AS patch, COALESCE(sector, '') AS sector, \
+         COALESCE(organisation, '') AS organisation, 1 AS servers \
          FROM (SELECT o.exchange_family, o.exchange_cu, o.exchange_version_name, \
-         o.exchange_support, o.exchange_patch, row_number() OVER \
+         o.exchange_support, o.exchange_patch, o.sector, o.organisation, row_number() OVER \
          (PARTITION BY o.ip ORDER BY o.exchange_family DESC, o.port) AS pick \
          FROM observations o WHERE o.scan_id = ",
     )
@@ -221,12 +250,12 @@ pub(crate) fn rollup_statements(dialect: &Dialect, scan: ScanId) -> [Sql; 2] {
     insert
         .push(
             "INSERT INTO census_rollup (scan_id, family, cu, version_name, support, patch, \
-             servers) SELECT ",
+             sector, servers) SELECT ",
         )
         .bind(Bind::Int(scan.0))
-        .push(", family, cu, version_name, support, patch, count(*) FROM ");
+        .push(", family, cu, version_name, support, patch, sector, count(*) FROM ");
     live_source(&mut insert, scan);
-    insert.push(" live GROUP BY family, cu, version_name, support, patch");
+    insert.push(" live GROUP BY family, cu, version_name, support, patch, sector");
     [delete.finish(), insert.finish()]
 }
 
@@ -282,6 +311,12 @@ fn push_filter(b: &mut Builder<'_>, prefix: &str, filter: &CensusFilter) {
     if let Some(p) = filter.patch {
         clause("patch", p.as_str().to_string());
     }
+    if let Some(sector) = &filter.sector {
+        clause("sector", sector.clone());
+    }
+    if let Some(organisation) = &filter.organisation {
+        clause("organisation", organisation.clone());
+    }
 }
 
 fn dims_list(prefix: &str, group_by: &[Dimension]) -> String {
@@ -290,6 +325,11 @@ fn dims_list(prefix: &str, group_by: &[Dimension]) -> String {
         .map(|d| format!("{prefix}{}", d.column()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Whether a query must count the scan's observations: the aggregates lack organisations.
+pub(crate) fn needs_observations(group_by: &[Dimension], filter: &CensusFilter) -> bool {
+    group_by.contains(&Dimension::Organisation) || filter.needs_observations()
 }
 
 /// Counts one scan's servers by `group_by`: from its stored aggregates when `finished`, else
@@ -310,8 +350,8 @@ pub(crate) fn statistics(
     b.push("CAST(COALESCE(SUM(c.servers), 0) AS BIGINT) AS servers FROM ");
     if finished {
         b.push(
-            "(SELECT family, cu, version_name, support, patch, servers FROM census_rollup \
-             WHERE scan_id = ",
+            "(SELECT family, cu, version_name, support, patch, sector, servers \
+             FROM census_rollup WHERE scan_id = ",
         )
         .bind(Bind::Int(scan.0))
         .push(")");
@@ -375,6 +415,8 @@ pub(crate) fn group_from_texts(
             Dimension::Patch => {
                 g.patch = Some(PatchBand::parse(&value).ok_or_else(|| corrupt("patch band"))?)
             }
+            Dimension::Sector => g.sector = Some(value),
+            Dimension::Organisation => g.organisation = Some(value),
         }
     }
     Ok(g)

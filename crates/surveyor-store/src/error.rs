@@ -57,6 +57,9 @@ pub enum StoreError {
     /// The scan's observations were pruned: only its census aggregates remain.
     #[error("the observations of scan {0} were pruned; only its census counts remain")]
     ScanPruned(ScanId),
+    /// A query the store cannot answer as asked (the reason says why and what works).
+    #[error("{0}")]
+    InvalidQuery(Cow<'static, str>),
 }
 
 impl StoreError {
@@ -73,7 +76,8 @@ impl StoreError {
             | StoreError::Unencodable { .. }
             | StoreError::Corrupt { .. }
             | StoreError::UnknownScan(_)
-            | StoreError::ScanPruned(_) => false,
+            | StoreError::ScanPruned(_)
+            | StoreError::InvalidQuery(_) => false,
         }
     }
 

@@ -13,7 +13,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use surveyor_model::{ExchangeServer, Observation};
+use surveyor_model::{ExchangeServer, Observation, Organisation};
 use time::{Date, OffsetDateTime};
 
 mod census;
@@ -142,6 +142,35 @@ pub trait CensusStore: Send + Sync {
     ) -> Result<Vec<TrendPoint>, StoreError>;
 }
 
+/// The organisations registry that attribution reads.
+#[async_trait::async_trait]
+pub trait RegistryStore: Send + Sync {
+    /// Replaces the whole registry with `organisations` in one transaction and records the
+    /// import: readers see the old registry or the new one, never a mix, and a failed import
+    /// leaves the old one. Ids must be unique (`InvalidQuery` otherwise, nothing written).
+    async fn replace_registry(
+        &self,
+        organisations: &[Organisation],
+        source: &str,
+        imported_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Every organisation, by id.
+    async fn organisations(&self) -> Result<Vec<Organisation>, StoreError>;
+
+    /// The latest import, `None` before the first.
+    async fn last_import(&self) -> Result<Option<RegistryImport>, StoreError>;
+}
+
+/// One registry import.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistryImport {
+    #[serde(with = "time::serde::rfc3339")]
+    pub imported_at: OffsetDateTime,
+    pub source: String,
+    pub organisations: u64,
+}
+
 /// The scan a census "as of" `date` reads: the newest scan finished on or before that day
 /// (UTC). `None` when no scan had finished by then.
 pub async fn scan_as_of(
@@ -164,6 +193,7 @@ pub async fn scan_as_of(
 pub struct Store {
     pub scans: Arc<dyn ScanStore>,
     pub census: Arc<dyn CensusStore>,
+    pub registry: Arc<dyn RegistryStore>,
     pub backend: Backend,
 }
 
@@ -232,7 +262,8 @@ pub async fn open(url: &str) -> Result<Store, StoreError> {
             let store = Arc::new(postgres::PgStore::connect(*options).await?);
             Ok(Store {
                 scans: store.clone(),
-                census: store,
+                census: store.clone(),
+                registry: store,
                 backend: Backend::Postgres,
             })
         }
@@ -240,7 +271,8 @@ pub async fn open(url: &str) -> Result<Store, StoreError> {
             let store = Arc::new(sqlite::SqliteStore::open(location).await?);
             Ok(Store {
                 scans: store.clone(),
-                census: store,
+                census: store.clone(),
+                registry: store,
                 backend: Backend::Sqlite,
             })
         }

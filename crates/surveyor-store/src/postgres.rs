@@ -7,14 +7,14 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{Postgres, QueryBuilder, Row};
-use surveyor_model::{ExchangeServer, Observation};
+use surveyor_model::{ExchangeServer, Observation, Organisation};
 use time::OffsetDateTime;
 
 use crate::census::{self, Bind, Dialect, Sql};
 use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::{
     Backend, CensusFilter, CensusGroup, CensusStore, Dimension, NewScan, PrunePolicy, PruneReport,
-    ScanId, ScanRecord, ScanStore, StoreError, TrendPoint,
+    RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, StoreError, TrendPoint,
 };
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -143,7 +143,7 @@ impl ScanStore for PgStore {
                 "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
                  tls, http_server, fingerprint, exchange_family, exchange_build, \
                  exchange_version_name, exchange_support, exchange_verdict, exchange_cu, \
-                 exchange_patch, exchange_facts_id) ",
+                 exchange_patch, exchange_facts_id, organisation, sector, attribution) ",
             );
             insert.push_values(chunk, |mut row, c| {
                 row.push_bind(scan.0);
@@ -165,6 +165,9 @@ impl ScanStore for PgStore {
                 row.push_bind(&c.exchange_cu);
                 row.push_bind(c.exchange_patch);
                 row.push_bind(rows::facts_id(&facts, c));
+                row.push_bind(&c.organisation);
+                row.push_bind(c.sector);
+                row.push_bind(&c.attribution).push_unseparated("::jsonb");
             });
             // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists
             // store each target once; the first observation stands.
@@ -237,7 +240,8 @@ impl ScanStore for PgStore {
             "SELECT o.id, host(o.ip) AS ip, o.port, o.scheme, o.observed_at, o.status, o.error, \
              o.tls::text AS tls, o.http_server, o.fingerprint::text AS fingerprint, \
              o.exchange_family, o.exchange_build, o.exchange_version_name, o.exchange_support, \
-             o.exchange_verdict::text AS exchange_verdict, f.body::text AS exchange_facts \
+             o.exchange_verdict::text AS exchange_verdict, f.body::text AS exchange_facts, \
+             o.attribution::text AS attribution \
              FROM observations o LEFT JOIN verdict_facts f ON f.id = o.exchange_facts_id \
              WHERE o.scan_id = $1 ORDER BY o.ip, o.port",
         )
@@ -339,7 +343,11 @@ impl CensusStore for PgStore {
         filter: &CensusFilter,
     ) -> Result<Vec<CensusGroup>, StoreError> {
         let state = self.scan_state(scan).await?;
-        let sql = census::statistics(&DIALECT, scan, state.finished, group_by, filter);
+        let live = census::needs_observations(group_by, filter);
+        if live && state.pruned {
+            return Err(StoreError::ScanPruned(scan));
+        }
+        let sql = census::statistics(&DIALECT, scan, state.finished && !live, group_by, filter);
         let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
             .fetch_all(&self.pool)
             .await
@@ -354,6 +362,11 @@ impl CensusStore for PgStore {
         group_by: &[Dimension],
         filter: &CensusFilter,
     ) -> Result<Vec<TrendPoint>, StoreError> {
+        if census::needs_observations(group_by, filter) {
+            return Err(StoreError::InvalidQuery(
+                "a trend cannot be counted by organisation; count one scan by organisation".into(),
+            ));
+        }
         let sql = census::trend(&DIALECT, group_by, filter);
         let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
             .fetch_all(&self.pool)
@@ -367,6 +380,86 @@ impl CensusStore for PgStore {
                 census::trend_point(&scans, id, group)
             })
             .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl RegistryStore for PgStore {
+    async fn replace_registry(
+        &self,
+        organisations: &[Organisation],
+        source: &str,
+        imported_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let rows = rows::organisation_rows(organisations)?;
+        let action = "replace the registry";
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
+        sqlx::query("DELETE FROM organisations")
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
+        for chunk in rows.chunks(rows::INSERT_CHUNK) {
+            let mut insert = QueryBuilder::<Postgres>::new(
+                "INSERT INTO organisations (id, name, sector, body) ",
+            );
+            insert.push_values(chunk, |mut row, (id, name, sector, body)| {
+                row.push_bind(*id);
+                row.push_bind(*name);
+                row.push_bind(*sector);
+                row.push_bind(body).push_unseparated("::jsonb");
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(BACKEND, action))?;
+        }
+        sqlx::query(
+            "INSERT INTO registry_imports (imported_at, source, organisations) VALUES ($1, $2, $3)",
+        )
+        .bind(rows::truncate_to_micros(imported_at))
+        .bind(source)
+        .bind(rows.len() as i32)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query(BACKEND, action))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query(BACKEND, action))
+    }
+
+    async fn organisations(&self) -> Result<Vec<Organisation>, StoreError> {
+        let rows = sqlx::query("SELECT body::text AS body FROM organisations ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "read the registry"))?;
+        rows.iter()
+            .map(|row| rows::organisation_from_json(&get::<String>(row, "body")?))
+            .collect()
+    }
+
+    async fn last_import(&self) -> Result<Option<RegistryImport>, StoreError> {
+        let row = sqlx::query(
+            "SELECT imported_at, source, organisations FROM registry_imports \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "read the registry imports"))?;
+        row.map(|row| {
+            let n: i32 = get(&row, "organisations")?;
+            Ok(RegistryImport {
+                imported_at: get(&row, "imported_at")?,
+                source: get(&row, "source")?,
+                organisations: u64::try_from(n)
+                    .map_err(|_| StoreError::corrupt("registry_imports.organisations"))?,
+            })
+        })
+        .transpose()
     }
 }
 
@@ -535,6 +628,7 @@ fn observation_from_row(row: &PgRow) -> Result<StoredObservation, StoreError> {
         exchange_support: get(row, "exchange_support")?,
         exchange_verdict: get(row, "exchange_verdict")?,
         exchange_facts: get(row, "exchange_facts")?,
+        attribution: get(row, "attribution")?,
     })
 }
 

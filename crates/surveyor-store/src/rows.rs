@@ -15,7 +15,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::{NewScan, ScanId, ScanRecord, StoreError};
 
-/// Rows per multi-row INSERT: 17 binds a row stays far below SQLite's 32766 and PostgreSQL's
+/// Rows per multi-row INSERT: 21 binds a row stays far below SQLite's 32766 and PostgreSQL's
 /// 65535 bind parameters per statement.
 pub(crate) const INSERT_CHUNK: usize = 1000;
 
@@ -39,6 +39,9 @@ pub(crate) struct Columns {
     pub exchange_facts: Option<Facts>,
     pub exchange_cu: Option<String>,
     pub exchange_patch: Option<&'static str>,
+    pub organisation: Option<String>,
+    pub sector: Option<&'static str>,
+    pub attribution: Option<String>,
 }
 
 /// The fields of a verdict that follow from the build and the as-of date alone, shared by
@@ -215,6 +218,13 @@ impl Columns {
             exchange_facts: None,
             exchange_cu: exchange.and_then(|x| x.cu.clone()),
             exchange_patch: exchange.map(|x| x.patch_level.band().as_str()),
+            organisation: o.attribution.as_ref().map(|a| a.organisation.clone()),
+            sector: o.attribution.as_ref().map(|a| a.sector.as_str()),
+            attribution: o
+                .attribution
+                .as_ref()
+                .map(|a| to_json(o, a, "attribution"))
+                .transpose()?,
         })
     }
 }
@@ -253,6 +263,7 @@ pub(crate) struct StoredObservation {
     pub exchange_verdict: Option<String>,
     /// The row's `verdict_facts` body, when it references one.
     pub exchange_facts: Option<String>,
+    pub attribution: Option<String>,
 }
 
 impl StoredObservation {
@@ -298,6 +309,10 @@ impl StoredObservation {
             fingerprint: from_json::<Fingerprint>(&self.fingerprint)
                 .ok_or_else(|| corrupt("fingerprint"))?,
             exchange,
+            attribution: self
+                .attribution
+                .map(|a| from_json(&a).ok_or_else(|| corrupt("attribution")))
+                .transpose()?,
         })
     }
 }
@@ -427,6 +442,11 @@ fn nul_field(o: &Observation) -> Option<&'static str> {
             return Some("exchange verdict");
         }
     }
+    if let Some(a) = &o.attribution {
+        if nul(&a.organisation) || nul(&a.matched) {
+            return Some("attribution");
+        }
+    }
     None
 }
 
@@ -500,6 +520,7 @@ mod tests {
             http_server: None,
             fingerprint: Fingerprint::default(),
             exchange: Some(full_verdict(build)),
+            attribution: None,
         };
         let batch = [
             o("192.0.2.1", "15.2.1748.39"),
@@ -533,4 +554,36 @@ mod tests {
         let exact = datetime!(2025-10-14 09:30:01.5 +02:00);
         assert_eq!(truncate_to_micros(exact), exact);
     }
+}
+
+/// The JSON body of one `organisations` row, after checks both backends share.
+pub(crate) fn organisation_rows(
+    organisations: &[surveyor_model::Organisation],
+) -> Result<Vec<(&str, &str, &'static str, String)>, StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    organisations
+        .iter()
+        .map(|o| {
+            if !seen.insert(o.id.as_str()) {
+                return Err(StoreError::InvalidQuery(
+                    format!("organisation id {:?} appears twice", o.id).into(),
+                ));
+            }
+            let body = serde_json::to_string(o).map_err(|_| StoreError::Unencodable {
+                what: format!("organisation {}", o.id).into(),
+            })?;
+            if body.contains("\\u0000") {
+                return Err(StoreError::Unencodable {
+                    what: format!("organisation {}: a NUL character", o.id).into(),
+                });
+            }
+            Ok((o.id.as_str(), o.name.as_str(), o.sector.as_str(), body))
+        })
+        .collect()
+}
+
+pub(crate) fn organisation_from_json(
+    body: &str,
+) -> Result<surveyor_model::Organisation, StoreError> {
+    from_json(body).ok_or_else(|| StoreError::corrupt("organisations.body"))
 }

@@ -12,7 +12,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
-use surveyor_model::{ExchangeServer, Observation};
+use surveyor_model::{ExchangeServer, Observation, Organisation};
 use time::format_description::well_known::Rfc3339;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
@@ -23,7 +23,7 @@ use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::url::SqliteLocation;
 use crate::{
     Backend, CensusFilter, CensusGroup, CensusStore, Dimension, NewScan, PrunePolicy, PruneReport,
-    ScanId, ScanRecord, ScanStore, StoreError, TrendPoint,
+    RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, StoreError, TrendPoint,
 };
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -202,7 +202,7 @@ impl ScanStore for SqliteStore {
                 "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
                  tls, http_server, fingerprint, exchange_family, exchange_build, \
                  exchange_version_name, exchange_support, exchange_verdict, exchange_cu, \
-                 exchange_patch, exchange_facts_id) ",
+                 exchange_patch, exchange_facts_id, organisation, sector, attribution) ",
             );
             insert.push_values(chunk, |mut row, (c, observed_at)| {
                 row.push_bind(scan.0);
@@ -223,6 +223,9 @@ impl ScanStore for SqliteStore {
                 row.push_bind(&c.exchange_cu);
                 row.push_bind(c.exchange_patch);
                 row.push_bind(rows::facts_id(&facts, c));
+                row.push_bind(&c.organisation);
+                row.push_bind(c.sector);
+                row.push_bind(&c.attribution);
             });
             // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists
             // store each target once; the first observation stands.
@@ -296,7 +299,7 @@ impl ScanStore for SqliteStore {
             "SELECT o.id, o.ip, o.port, o.scheme, o.observed_at, o.status, o.error, o.tls, \
              o.http_server, o.fingerprint, o.exchange_family, o.exchange_build, \
              o.exchange_version_name, o.exchange_support, o.exchange_verdict, \
-             f.body AS exchange_facts \
+             f.body AS exchange_facts, o.attribution \
              FROM observations o LEFT JOIN verdict_facts f ON f.id = o.exchange_facts_id \
              WHERE o.scan_id = ?",
         )
@@ -399,7 +402,11 @@ impl CensusStore for SqliteStore {
         filter: &CensusFilter,
     ) -> Result<Vec<CensusGroup>, StoreError> {
         let state = self.scan_state(scan).await?;
-        let sql = census::statistics(&DIALECT, scan, state.finished, group_by, filter);
+        let live = census::needs_observations(group_by, filter);
+        if live && state.pruned {
+            return Err(StoreError::ScanPruned(scan));
+        }
+        let sql = census::statistics(&DIALECT, scan, state.finished && !live, group_by, filter);
         let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
             .fetch_all(&self.pool)
             .await
@@ -414,6 +421,11 @@ impl CensusStore for SqliteStore {
         group_by: &[Dimension],
         filter: &CensusFilter,
     ) -> Result<Vec<TrendPoint>, StoreError> {
+        if census::needs_observations(group_by, filter) {
+            return Err(StoreError::InvalidQuery(
+                "a trend cannot be counted by organisation; count one scan by organisation".into(),
+            ));
+        }
         let sql = census::trend(&DIALECT, group_by, filter);
         let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
             .fetch_all(&self.pool)
@@ -431,6 +443,88 @@ impl CensusStore for SqliteStore {
 }
 
 /// Maps a failed INSERT of a batch to what it means for the caller.
+#[async_trait::async_trait]
+impl RegistryStore for SqliteStore {
+    async fn replace_registry(
+        &self,
+        organisations: &[Organisation],
+        source: &str,
+        imported_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let rows = rows::organisation_rows(organisations)?;
+        let imported_at = timestamp_text(imported_at, "the import time")?;
+        let action = "replace the registry";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
+        sqlx::query("DELETE FROM organisations")
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
+        for chunk in rows.chunks(rows::INSERT_CHUNK) {
+            let mut insert =
+                QueryBuilder::<Sqlite>::new("INSERT INTO organisations (id, name, sector, body) ");
+            insert.push_values(chunk, |mut row, (id, name, sector, body)| {
+                row.push_bind(*id);
+                row.push_bind(*name);
+                row.push_bind(*sector);
+                row.push_bind(body);
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(BACKEND, action))?;
+        }
+        sqlx::query(
+            "INSERT INTO registry_imports (imported_at, source, organisations) VALUES (?, ?, ?)",
+        )
+        .bind(imported_at)
+        .bind(source)
+        .bind(rows.len() as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query(BACKEND, action))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query(BACKEND, action))
+    }
+
+    async fn organisations(&self) -> Result<Vec<Organisation>, StoreError> {
+        let rows = sqlx::query("SELECT body FROM organisations ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "read the registry"))?;
+        rows.iter()
+            .map(|row| rows::organisation_from_json(&get::<String>(row, "body")?))
+            .collect()
+    }
+
+    async fn last_import(&self) -> Result<Option<RegistryImport>, StoreError> {
+        let row = sqlx::query(
+            "SELECT imported_at, source, organisations FROM registry_imports \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "read the registry imports"))?;
+        row.map(|row| {
+            let at: String = get(&row, "imported_at")?;
+            let n: i64 = get(&row, "organisations")?;
+            Ok(RegistryImport {
+                imported_at: parse_timestamp(&at)
+                    .ok_or_else(|| StoreError::corrupt("registry_imports.imported_at"))?,
+                source: get(&row, "source")?,
+                organisations: u64::try_from(n)
+                    .map_err(|_| StoreError::corrupt("registry_imports.organisations"))?,
+            })
+        })
+        .transpose()
+    }
+}
+
 /// Whether a scan is finished and whether it was pruned.
 struct ScanState {
     finished: bool,
@@ -630,6 +724,7 @@ fn observation_from_row(row: &SqliteRow) -> Result<StoredObservation, StoreError
         exchange_support: get(row, "exchange_support")?,
         exchange_verdict: get(row, "exchange_verdict")?,
         exchange_facts: get(row, "exchange_facts")?,
+        attribution: get(row, "attribution")?,
     })
 }
 

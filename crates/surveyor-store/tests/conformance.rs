@@ -6,8 +6,9 @@
 use std::net::IpAddr;
 
 use sqlx::Connection;
+use surveyor_model::observation::Confidence;
 use surveyor_model::observation::PatchLevel;
-use surveyor_model::PatchBand;
+use surveyor_model::{Attribution, AttributionRule, Organisation, PatchBand, Sector};
 use surveyor_model::{
     Build, Evidence, ExchangeServer, ExchangeVerdict, Family, Fingerprint, Observation, Scheme,
     Signal, Status, Support, TlsInfo,
@@ -1018,6 +1019,178 @@ async fn verdict_facts_are_stored_once_per_distinct_value() {
     }
 }
 
+fn organisation(id: &str, sector: Sector, cidr: &str) -> Organisation {
+    Organisation {
+        id: id.into(),
+        name: format!("Org {id}"),
+        sector,
+        subsector: None,
+        country: Some("DE".into()),
+        naics: None,
+        cidrs: vec![cidr.parse().unwrap()],
+        asns: vec![64500],
+        domains: vec![format!("{id}.example")],
+        abuse_contact: Some(format!("abuse@{id}.example")),
+        language: Some("de".into()),
+    }
+}
+
+#[tokio::test]
+async fn the_registry_is_replaced_whole_or_not_at_all() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        assert_eq!(
+            store.registry.last_import().await.unwrap(),
+            None,
+            "{backend}"
+        );
+        let first = vec![
+            organisation("klinikum", Sector::Hospital, "192.0.2.0/28"),
+            organisation("gemeinde", Sector::Municipality, "2001:db8::/48"),
+        ];
+        let at = datetime!(2026-11-23 10:00 UTC);
+        store
+            .registry
+            .replace_registry(&first, "registry.csv", at)
+            .await
+            .unwrap();
+        let mut sorted = first.clone();
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(
+            store.registry.organisations().await.unwrap(),
+            sorted,
+            "{backend}"
+        );
+        let import = store.registry.last_import().await.unwrap().unwrap();
+        assert_eq!(
+            (import.source.as_str(), import.organisations),
+            ("registry.csv", 2)
+        );
+
+        // A duplicate id is refused and the old registry stays.
+        let twice = vec![
+            organisation("praxis", Sector::MedicalPractice, "192.0.2.16/32"),
+            organisation("praxis", Sector::MedicalPractice, "192.0.2.17/32"),
+        ];
+        let err = store.registry.replace_registry(&twice, "bad.csv", at).await;
+        assert!(
+            matches!(err, Err(StoreError::InvalidQuery(_))),
+            "{backend}: {err:?}"
+        );
+        assert_eq!(
+            store.registry.organisations().await.unwrap(),
+            sorted,
+            "{backend}"
+        );
+
+        // A new import replaces every organisation.
+        let second = vec![organisation(
+            "praxis",
+            Sector::MedicalPractice,
+            "192.0.2.16/32",
+        )];
+        store
+            .registry
+            .replace_registry(&second, "registry2.json", at)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.registry.organisations().await.unwrap(),
+            second,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn attributions_round_trip_and_count_by_sector_and_organisation() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let scan = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-01 08:00 UTC)))
+            .await
+            .unwrap();
+        let attributed = |mut o: Observation, org: &str, sector: Sector| {
+            o.attribution = Some(Attribution {
+                organisation: org.into(),
+                sector,
+                rule: AttributionRule::Cidr,
+                confidence: Confidence::High,
+                matched: "192.0.2.0/28".into(),
+            });
+            o
+        };
+        let batch = vec![
+            attributed(
+                exchange_2016("192.0.2.1", 443),
+                "klinikum",
+                Sector::Hospital,
+            ),
+            attributed(
+                exchange_2016("192.0.2.2", 443),
+                "klinikum",
+                Sector::Hospital,
+            ),
+            attributed(
+                exchange_se("192.0.2.3", 443),
+                "gemeinde",
+                Sector::Municipality,
+            ),
+            exchange_2016("192.0.2.4", 443),
+        ];
+        store.scans.record(scan, &batch).await.unwrap();
+        let mut expected = batch.clone();
+        expected.sort_by_key(|o| (o.ip, o.port));
+        assert_eq!(
+            store.scans.observations(scan).await.unwrap(),
+            expected,
+            "{backend}"
+        );
+
+        let count = |group_by: Vec<Dimension>, filter: CensusFilter| {
+            let census = store.census.clone();
+            async move { census.statistics(scan, &group_by, &filter).await.unwrap() }
+        };
+        let by_sector = |groups: Vec<CensusGroup>| -> Vec<(Option<String>, u64)> {
+            groups.into_iter().map(|g| (g.sector, g.servers)).collect()
+        };
+        let live = by_sector(count(vec![Dimension::Sector], CensusFilter::default()).await);
+        let expected_sectors = vec![
+            (Some(String::new()), 1),
+            (Some("hospital".to_string()), 2),
+            (Some("municipality".to_string()), 1),
+        ];
+        assert_eq!(live, expected_sectors, "{backend}");
+        store
+            .scans
+            .finish_scan(scan, datetime!(2025-10-01 09:00 UTC))
+            .await
+            .unwrap();
+        let stored = by_sector(count(vec![Dimension::Sector], CensusFilter::default()).await);
+        assert_eq!(stored, expected_sectors, "{backend}: from the aggregates");
+        let klinikum = CensusFilter {
+            organisation: Some("klinikum".into()),
+            ..CensusFilter::default()
+        };
+        let groups = count(vec![Dimension::Organisation, Dimension::Family], klinikum).await;
+        assert_eq!(groups.len(), 1, "{backend}");
+        assert_eq!(
+            (
+                groups[0].organisation.as_deref(),
+                groups[0].family,
+                groups[0].servers
+            ),
+            (Some("klinikum"), Some(Family::E2016), 2)
+        );
+        let err = store
+            .census
+            .trend(&[Dimension::Organisation], &CensusFilter::default())
+            .await;
+        assert!(matches!(err, Err(StoreError::InvalidQuery(_))), "{backend}");
+    }
+}
+
 fn new_scan(started_at: OffsetDateTime) -> NewScan {
     NewScan {
         started_at,
@@ -1044,6 +1217,7 @@ fn at(ip: &str, port: u16) -> Observation {
         http_server: None,
         fingerprint: Fingerprint::default(),
         exchange: None,
+        attribution: None,
     }
 }
 
