@@ -22,6 +22,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Store(StoreError::InvalidQuery(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Store(StoreError::UnknownScan(_)) => StatusCode::NOT_FOUND,
+            ApiError::Store(StoreError::ScanPruned(_)) => StatusCode::GONE,
             ApiError::Store(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -32,6 +35,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let message = match &self {
+            // Our own messages about the request, safe to show.
+            ApiError::Store(
+                e @ (StoreError::InvalidQuery(_)
+                | StoreError::UnknownScan(_)
+                | StoreError::ScanPruned(_)),
+            ) => e.to_string(),
             ApiError::Store(error) => {
                 tracing::error!(%error, "store error while answering an API request");
                 "internal error; the server log has details".to_string()

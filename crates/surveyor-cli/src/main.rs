@@ -205,7 +205,7 @@ struct ReportArgs {
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date, conflicts_with = "scan")]
     as_of: Option<Date>,
     /// Count servers by these dimensions instead of the family table: any of family, cu,
-    /// version, support, patch, comma-separated.
+    /// version, support, patch, sector, organisation, comma-separated.
     #[arg(long, value_name = "DIMS", value_delimiter = ',')]
     group_by: Vec<surveyor_store::Dimension>,
     /// One line per finished scan, oldest first (with --group-by, one per group).
@@ -221,6 +221,12 @@ struct ReportArgs {
     /// unknown).
     #[arg(long, value_parser = parse_patch)]
     patch: Option<surveyor_model::PatchBand>,
+    /// Count only servers attributed to this sector (see `surveyor registry sectors`).
+    #[arg(long)]
+    sector: Option<surveyor_model::Sector>,
+    /// Count only servers attributed to this organisation id.
+    #[arg(long)]
+    organisation: Option<String>,
 }
 
 #[derive(Args)]
@@ -827,6 +833,8 @@ async fn report(args: ReportArgs) -> Result<()> {
         family: args.family,
         support: args.support,
         patch: args.patch,
+        sector: args.sector.map(|s| s.as_str().to_string()),
+        organisation: args.organisation.clone(),
         ..Default::default()
     };
     if args.trend {
