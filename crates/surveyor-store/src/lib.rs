@@ -10,6 +10,7 @@
 //! nothing about SQL. See `docs/storage.md` for the schema and the precision choices.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -123,6 +124,10 @@ pub trait CensusStore: Send + Sync {
     /// has.
     async fn exchange_servers(&self, scan: ScanId) -> Result<Vec<ExchangeServer>, StoreError>;
 
+    /// One address: its latest state per port (from finished scans) and every observation of
+    /// it still stored, oldest scan first. Empty when no scan saw it.
+    async fn host(&self, ip: IpAddr) -> Result<HostDetail, StoreError>;
+
     /// A scan's servers (one per address) counted by `group_by` among those `filter` admits,
     /// ordered by the dimensions; no dimension gives one total row. A finished scan is counted
     /// from its stored aggregates (fast, and still there after a prune), an unfinished one live.
@@ -140,6 +145,30 @@ pub trait CensusStore: Send + Sync {
         group_by: &[Dimension],
         filter: &CensusFilter,
     ) -> Result<Vec<TrendPoint>, StoreError>;
+}
+
+/// The latest state of one (address, port), as the hosts table keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostState {
+    pub port: u16,
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+    pub last_scan: ScanId,
+    pub status: surveyor_model::Status,
+    /// The server as last seen, when it was a recognised Exchange server.
+    pub exchange: Option<ExchangeServer>,
+}
+
+/// What the store knows of one address.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostDetail {
+    pub ip: IpAddr,
+    /// One entry per port, by port.
+    pub ports: Vec<HostState>,
+    /// Every stored observation of the address with its scan, oldest scan first, then port.
+    pub history: Vec<(ScanId, Observation)>,
 }
 
 /// The organisations registry that attribution reads.

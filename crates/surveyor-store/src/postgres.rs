@@ -1,6 +1,7 @@
 //! The PostgreSQL backend: native TIMESTAMPTZ, DATE, INET, INTEGER[] and JSONB columns.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
@@ -13,8 +14,9 @@ use time::OffsetDateTime;
 use crate::census::{self, Bind, Dialect, Sql};
 use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::{
-    Backend, CensusFilter, CensusGroup, CensusStore, Dimension, NewScan, PrunePolicy, PruneReport,
-    RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, StoreError, TrendPoint,
+    Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, NewScan, PrunePolicy,
+    PruneReport, RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, StoreError,
+    TrendPoint,
 };
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -35,6 +37,14 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const SELECT_SCANS: &str = "SELECT s.id, s.started_at, s.finished_at, s.as_of, s.targets, \
      s.ports, s.tool_version, s.pruned_at, s.observation_count AS observations \
      FROM scans s";
+
+/// The columns `observation_from_row` reads, from `observations o` joined to its facts `f`.
+const SELECT_OBSERVATIONS: &str = "SELECT o.id, o.scan_id, host(o.ip) AS ip, o.port, o.scheme, \
+     o.observed_at, o.status, o.error, o.tls::text AS tls, o.http_server, \
+     o.fingerprint::text AS fingerprint, o.exchange_family, o.exchange_build, \
+     o.exchange_version_name, o.exchange_support, o.exchange_verdict::text AS exchange_verdict, \
+     f.body::text AS exchange_facts, o.attribution::text AS attribution \
+     FROM observations o LEFT JOIN verdict_facts f ON f.id = o.exchange_facts_id";
 
 pub(crate) struct PgStore {
     pool: PgPool,
@@ -236,15 +246,9 @@ impl ScanStore for PgStore {
     }
 
     async fn observations(&self, scan: ScanId) -> Result<Vec<Observation>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT o.id, host(o.ip) AS ip, o.port, o.scheme, o.observed_at, o.status, o.error, \
-             o.tls::text AS tls, o.http_server, o.fingerprint::text AS fingerprint, \
-             o.exchange_family, o.exchange_build, o.exchange_version_name, o.exchange_support, \
-             o.exchange_verdict::text AS exchange_verdict, f.body::text AS exchange_facts, \
-             o.attribution::text AS attribution \
-             FROM observations o LEFT JOIN verdict_facts f ON f.id = o.exchange_facts_id \
-             WHERE o.scan_id = $1 ORDER BY o.ip, o.port",
-        )
+        let rows = sqlx::query(&format!(
+            "{SELECT_OBSERVATIONS} WHERE o.scan_id = $1 ORDER BY o.ip, o.port"
+        ))
         .bind(scan.0)
         .fetch_all(&self.pool)
         .await
@@ -380,6 +384,57 @@ impl CensusStore for PgStore {
                 census::trend_point(&scans, id, group)
             })
             .collect()
+    }
+
+    async fn host(&self, ip: IpAddr) -> Result<HostDetail, StoreError> {
+        let text = ip.to_string();
+        let action = "read a host";
+        let rows = sqlx::query(
+            "SELECT host(ip) AS ip, port, first_seen, last_seen, last_scan_id, status, \
+                 exchange_family, exchange_build, exchange_support FROM hosts \
+                 WHERE ip = $1::inet ORDER BY port",
+        )
+        .bind(&text)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, action))?;
+        let ports = rows
+            .iter()
+            .map(|row| {
+                let port: i32 = get(row, "port")?;
+                let first_seen = get(row, "first_seen")?;
+                let last_seen = get(row, "last_seen")?;
+                rows::StoredHost {
+                    ip: get(row, "ip")?,
+                    port: i64::from(port),
+                    first_seen,
+                    last_seen,
+                    last_scan: get(row, "last_scan_id")?,
+                    status: get(row, "status")?,
+                    family: get(row, "exchange_family")?,
+                    build: get(row, "exchange_build")?,
+                    support: get(row, "exchange_support")?,
+                }
+                .into_model()
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let rows = sqlx::query(&format!(
+            "{SELECT_OBSERVATIONS} WHERE o.ip = $1::inet ORDER BY o.scan_id, o.port"
+        ))
+        .bind(&text)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, action))?;
+        let history = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    ScanId(get(row, "scan_id")?),
+                    observation_from_row(row)?.into_model()?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(HostDetail { ip, ports, history })
     }
 }
 

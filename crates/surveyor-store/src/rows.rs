@@ -587,3 +587,42 @@ pub(crate) fn organisation_from_json(
 ) -> Result<surveyor_model::Organisation, StoreError> {
     from_json(body).ok_or_else(|| StoreError::corrupt("organisations.body"))
 }
+
+/// One `hosts` row as read back.
+pub(crate) struct StoredHost {
+    pub ip: String,
+    pub port: i64,
+    pub first_seen: OffsetDateTime,
+    pub last_seen: OffsetDateTime,
+    pub last_scan: i64,
+    pub status: String,
+    pub family: Option<String>,
+    pub build: Option<String>,
+    pub support: Option<String>,
+}
+
+impl StoredHost {
+    pub(crate) fn into_model(self) -> Result<crate::HostState, StoreError> {
+        let corrupt = |column: &str| StoreError::corrupt(format!("hosts.{column} of {}", self.ip));
+        let port = u16::try_from(self.port).map_err(|_| corrupt("port"))?;
+        let exchange = match (self.family, self.build, self.support) {
+            (Some(family), Some(build), Some(support)) => Some(ExchangeServer {
+                ip: self.ip.parse().map_err(|_| corrupt("ip"))?,
+                port,
+                family: family.parse().map_err(|_| corrupt("exchange_family"))?,
+                build: build.parse().map_err(|_| corrupt("exchange_build"))?,
+                support: Support::parse(&support).ok_or_else(|| corrupt("exchange_support"))?,
+            }),
+            (None, None, None) => None,
+            _ => return Err(corrupt("exchange columns")),
+        };
+        Ok(crate::HostState {
+            port,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            last_scan: ScanId(self.last_scan),
+            status: Status::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            exchange,
+        })
+    }
+}

@@ -1,6 +1,7 @@
 //! The SQLite backend: one file in WAL mode, timestamps as fixed-width RFC 3339 text.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -22,8 +23,9 @@ use crate::census::{self, Bind, Dialect, Sql};
 use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::url::SqliteLocation;
 use crate::{
-    Backend, CensusFilter, CensusGroup, CensusStore, Dimension, NewScan, PrunePolicy, PruneReport,
-    RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, StoreError, TrendPoint,
+    Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, NewScan, PrunePolicy,
+    PruneReport, RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, StoreError,
+    TrendPoint,
 };
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -52,6 +54,13 @@ const DATE: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]
 const SELECT_SCANS: &str = "SELECT s.id, s.started_at, s.finished_at, s.as_of, s.targets, \
      s.ports, s.tool_version, s.pruned_at, s.observation_count AS observations \
      FROM scans s";
+
+/// The columns `observation_from_row` reads, from `observations o` joined to its facts `f`.
+const SELECT_OBSERVATIONS: &str = "SELECT o.id, o.scan_id, o.ip, o.port, o.scheme, o.observed_at, \
+     o.status, o.error, o.tls, o.http_server, o.fingerprint, o.exchange_family, o.exchange_build, \
+     o.exchange_version_name, o.exchange_support, o.exchange_verdict, f.body AS exchange_facts, \
+     o.attribution \
+     FROM observations o LEFT JOIN verdict_facts f ON f.id = o.exchange_facts_id";
 
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
@@ -295,18 +304,11 @@ impl ScanStore for SqliteStore {
     }
 
     async fn observations(&self, scan: ScanId) -> Result<Vec<Observation>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT o.id, o.ip, o.port, o.scheme, o.observed_at, o.status, o.error, o.tls, \
-             o.http_server, o.fingerprint, o.exchange_family, o.exchange_build, \
-             o.exchange_version_name, o.exchange_support, o.exchange_verdict, \
-             f.body AS exchange_facts, o.attribution \
-             FROM observations o LEFT JOIN verdict_facts f ON f.id = o.exchange_facts_id \
-             WHERE o.scan_id = ?",
-        )
-        .bind(scan.0)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::query(BACKEND, "read observations"))?;
+        let rows = sqlx::query(&format!("{SELECT_OBSERVATIONS} WHERE o.scan_id = ?"))
+            .bind(scan.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "read observations"))?;
         if rows.is_empty() {
             self.readable(scan).await?;
         }
@@ -439,6 +441,60 @@ impl CensusStore for SqliteStore {
                 census::trend_point(&scans, id, group)
             })
             .collect()
+    }
+
+    async fn host(&self, ip: IpAddr) -> Result<HostDetail, StoreError> {
+        let text = ip.to_string();
+        let action = "read a host";
+        let rows = sqlx::query(
+            "SELECT ip, port, first_seen, last_seen, last_scan_id, status, exchange_family, \
+                 exchange_build, exchange_support FROM hosts WHERE ip = ? ORDER BY port",
+        )
+        .bind(&text)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, action))?;
+        let ports = rows
+            .iter()
+            .map(|row| {
+                let port: i64 = get(row, "port")?;
+                let stamp = |column: &'static str| -> Result<OffsetDateTime, StoreError> {
+                    parse_timestamp(&get::<String>(row, column)?)
+                        .ok_or_else(|| StoreError::corrupt(format!("hosts.{column}")))
+                };
+                let first_seen = stamp("first_seen")?;
+                let last_seen = stamp("last_seen")?;
+                rows::StoredHost {
+                    ip: get(row, "ip")?,
+                    port: port,
+                    first_seen,
+                    last_seen,
+                    last_scan: get(row, "last_scan_id")?,
+                    status: get(row, "status")?,
+                    family: get(row, "exchange_family")?,
+                    build: get(row, "exchange_build")?,
+                    support: get(row, "exchange_support")?,
+                }
+                .into_model()
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let rows = sqlx::query(&format!(
+            "{SELECT_OBSERVATIONS} WHERE o.ip = ? ORDER BY o.scan_id, o.port"
+        ))
+        .bind(&text)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, action))?;
+        let history = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    ScanId(get(row, "scan_id")?),
+                    observation_from_row(row)?.into_model()?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(HostDetail { ip, ports, history })
     }
 }
 

@@ -889,6 +889,40 @@ async fn hosts_keep_first_and_last_sighting_and_the_newest_state() {
             )
             .await;
         assert_eq!(family, 1, "{backend}: 192.0.2.5 upgraded to SE, seen twice");
+        let detail = store
+            .census
+            .host("192.0.2.5".parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(detail.ports.len(), 1, "{backend}");
+        let state = &detail.ports[0];
+        assert_eq!(
+            (
+                state.port,
+                state.first_seen,
+                state.last_seen,
+                state.last_scan
+            ),
+            (
+                443,
+                datetime!(2025-10-14 09:30:01.123_456 UTC),
+                datetime!(2025-11-01 08:30 UTC),
+                second
+            ),
+            "{backend}"
+        );
+        assert_eq!(state.exchange.as_ref().map(|x| x.family), Some(Family::Se));
+        let scans: Vec<_> = detail.history.iter().map(|(scan, _)| *scan).collect();
+        assert_eq!(scans, vec![ScanId(second.0 - 1), second], "{backend}");
+        let unseen = store
+            .census
+            .host("198.51.100.1".parse().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            unseen.ports.is_empty() && unseen.history.is_empty(),
+            "{backend}"
+        );
         // Finishing the older scan again must not roll the host back.
         let first = ScanId(second.0 - 1);
         store
