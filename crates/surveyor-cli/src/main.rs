@@ -3,6 +3,7 @@
 
 mod kb;
 mod pipeline;
+mod registry;
 mod report;
 
 use std::io::Write;
@@ -60,13 +61,17 @@ enum Command {
     Migrate(DbArg),
     /// Delete the observations of old scans, keeping their census counts for trends.
     Prune(PruneArgs),
+    /// Import or export the organisations registry that attributes servers to
+    /// organisations and sectors.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
 }
 
 #[derive(Args)]
-struct DbArg {
+pub(crate) struct DbArg {
     /// Store URL: `sqlite:FILE` (default `sqlite:surveyor.db`) or `postgres://…`.
     #[arg(long, env = "SURVEYOR_DB", default_value = DEFAULT_DB)]
-    db: String,
+    pub(crate) db: String,
 }
 
 #[derive(Args)]
@@ -436,6 +441,10 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Scan(args) => scan(*args).await,
         Command::Report(args) => report(args).await,
         Command::Prune(args) => prune(args).await,
+        Command::Registry(command) => {
+            let store = open_store(command.db()).await?;
+            registry::run(command, &store).await
+        }
         Command::Serve(args) => serve(args).await,
         Command::Demo(args) => {
             raise_open_files();

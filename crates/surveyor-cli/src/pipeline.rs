@@ -260,6 +260,39 @@ impl Checkpoint {
     }
 }
 
+/// The attributor for the registry in the store; `None` before the first import, so that a
+/// scan without a registry attributes nothing rather than everything to nobody.
+async fn attributor(store: &Store) -> Result<Option<surveyor_attrib::Attributor>> {
+    let registry = crate::registry::load(store).await?;
+    if registry.is_empty() {
+        return Ok(None);
+    }
+    tracing::info!(
+        organisations = registry.len(),
+        "attributing servers by the registry"
+    );
+    Ok(Some(surveyor_attrib::Attributor::new(&registry)))
+}
+
+/// What the scan saw of a server that can name its organisation.
+fn attribute(
+    attributor: &surveyor_attrib::Attributor,
+    obs: &Observation,
+) -> Option<surveyor_model::Attribution> {
+    let ntlm_dns_domain = obs
+        .fingerprint
+        .of(surveyor_model::Signal::NtlmDnsDomain)
+        .next()
+        .map(|e| e.value.as_str());
+    attributor.attribute(&surveyor_attrib::Evidence {
+        ip: obs.ip,
+        certificate_names: obs.tls.as_ref().map_or(&[], |tls| tls.names.as_slice()),
+        ptr_name: None,
+        ntlm_dns_domain,
+        asn: None,
+    })
+}
+
 /// Runs a scan, classifying each observation as of `job.as_of`, writing it to `out` and
 /// storing it. The scan is marked finished only when it walked every target, so an
 /// interrupted or truncated scan never becomes "the latest census".
@@ -344,6 +377,7 @@ pub async fn run_scan(
     ));
 
     let table = BuildTable::builtin();
+    let attributor = attributor(store).await?;
     let mut writer = Writer::new(out, job.format);
     let mut batch = Vec::with_capacity(BATCH);
     let mut positions = Vec::with_capacity(BATCH);
@@ -368,6 +402,9 @@ pub async fn run_scan(
             }
         };
         obs.exchange = surveyor_kb::classify(&obs.fingerprint, table, job.as_of);
+        if let Some(attributor) = &attributor {
+            obs.attribution = attribute(attributor, &obs);
+        }
         if obs.exchange.is_some() {
             exchange.fetch_add(1, Ordering::Relaxed);
         }

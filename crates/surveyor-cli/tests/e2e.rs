@@ -1059,3 +1059,137 @@ async fn census_queries_and_prune(db: &str, truth: &[TruthHost], exchange: u64) 
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("were pruned"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answering_host_is_attributed_to_its_true_organisation_and_sector() {
+    let db = testing::sqlite();
+    let net = "127.78.12.0/24";
+    let bed = Testbed::start_with(
+        TestbedConfig {
+            hosts: 80,
+            seed: 12,
+            net: net.parse().unwrap(),
+            port: 0,
+        },
+        surveyor_testbed::FleetOptions {
+            hostile_share: 0.0,
+            ..surveyor_testbed::FleetOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry.csv");
+    surveyor_testbed::write_registry(bed.truth(), std::fs::File::create(&registry).unwrap())
+        .unwrap();
+    let path = registry.display().to_string();
+    let out = cli(&["registry", "import", &path, "--db", &db.url]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let port = bed.port().to_string();
+    let out = cli(&[
+        "scan",
+        net,
+        "--ports",
+        &port,
+        "--allow-loopback",
+        "--as-of",
+        AS_OF,
+        "--db",
+        &db.url,
+        "--network-rate",
+        "0",
+        "--host-rate",
+        "0",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = json_lines(&out);
+    assert_eq!(lines.len(), bed.truth().len());
+    for line in &lines {
+        let ip: IpAddr = line["ip"].as_str().unwrap().parse().unwrap();
+        let host = bed.truth().iter().find(|h| h.ip == ip).unwrap();
+        let a = &line["attribution"];
+        assert_eq!(a["organisation"], host.domain.as_str(), "{ip}: {a}");
+        assert_eq!(a["sector"], host.sector.as_str(), "{ip}: {a}");
+        if host.exchange.is_some() {
+            assert_eq!(a["rule"], "certificate-domain", "{ip}: {a}");
+        }
+    }
+
+    // The census by sector is the truth's Exchange hosts by sector.
+    let doc = json_of(
+        &cli(&[
+            "report",
+            "--db",
+            &db.url,
+            "--group-by",
+            "sector",
+            "--format",
+            "json",
+        ])
+        .await,
+    );
+    let mut counted = BTreeMap::new();
+    for g in doc["groups"].as_array().unwrap() {
+        counted.insert(
+            g["sector"].as_str().unwrap().to_string(),
+            g["servers"].as_u64().unwrap(),
+        );
+    }
+    let mut truth = BTreeMap::new();
+    for h in bed.truth().iter().filter(|h| h.exchange.is_some()) {
+        *truth.entry(h.sector.clone()).or_insert(0u64) += 1;
+    }
+    assert_eq!(counted, truth);
+
+    // Export gives back what import read, and reads again.
+    let exported = cli(&["registry", "export", "--db", &db.url]).await;
+    assert!(exported.status.success());
+    let again = dir.path().join("again.csv");
+    std::fs::write(&again, &exported.stdout).unwrap();
+    let out = cli(&[
+        "registry",
+        "import",
+        &again.display().to_string(),
+        "--db",
+        &db.url,
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let twice = cli(&["registry", "export", "--db", &db.url, "--format", "json"]).await;
+    let orgs: Value = serde_json::from_slice(&twice.stdout).unwrap();
+    let domains: std::collections::BTreeSet<_> =
+        bed.truth().iter().map(|h| h.domain.as_str()).collect();
+    assert_eq!(orgs.as_array().map(Vec::len), Some(domains.len()), "{orgs}");
+
+    // A broken registry is refused line by line and the stored one stays.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "id,name,sector\nx,X,hospitals\ny,,school\n").unwrap();
+    let out = cli(&[
+        "registry",
+        "import",
+        &bad.display().to_string(),
+        "--db",
+        &db.url,
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("line 2") && err.contains("line 3"), "{err}");
+    let still = cli(&["registry", "export", "--db", &db.url]).await;
+    assert_eq!(still.stdout, exported.stdout);
+    bed.shutdown().await;
+}

@@ -462,6 +462,77 @@ fn to_json<T: Serialize>(o: &Observation, value: &T, field: &str) -> Result<Stri
     })
 }
 
+/// The JSON body of one `organisations` row, after checks both backends share.
+pub(crate) fn organisation_rows(
+    organisations: &[surveyor_model::Organisation],
+) -> Result<Vec<(&str, &str, &'static str, String)>, StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    organisations
+        .iter()
+        .map(|o| {
+            if !seen.insert(o.id.as_str()) {
+                return Err(StoreError::InvalidQuery(
+                    format!("organisation id {:?} appears twice", o.id).into(),
+                ));
+            }
+            let body = serde_json::to_string(o).map_err(|_| StoreError::Unencodable {
+                what: format!("organisation {}", o.id).into(),
+            })?;
+            if body.contains("\\u0000") {
+                return Err(StoreError::Unencodable {
+                    what: format!("organisation {}: a NUL character", o.id).into(),
+                });
+            }
+            Ok((o.id.as_str(), o.name.as_str(), o.sector.as_str(), body))
+        })
+        .collect()
+}
+
+pub(crate) fn organisation_from_json(
+    body: &str,
+) -> Result<surveyor_model::Organisation, StoreError> {
+    from_json(body).ok_or_else(|| StoreError::corrupt("organisations.body"))
+}
+
+/// One `hosts` row as read back.
+pub(crate) struct StoredHost {
+    pub ip: String,
+    pub port: i64,
+    pub first_seen: OffsetDateTime,
+    pub last_seen: OffsetDateTime,
+    pub last_scan: i64,
+    pub status: String,
+    pub family: Option<String>,
+    pub build: Option<String>,
+    pub support: Option<String>,
+}
+
+impl StoredHost {
+    pub(crate) fn into_model(self) -> Result<crate::HostState, StoreError> {
+        let corrupt = |column: &str| StoreError::corrupt(format!("hosts.{column} of {}", self.ip));
+        let port = u16::try_from(self.port).map_err(|_| corrupt("port"))?;
+        let exchange = match (self.family, self.build, self.support) {
+            (Some(family), Some(build), Some(support)) => Some(ExchangeServer {
+                ip: self.ip.parse().map_err(|_| corrupt("ip"))?,
+                port,
+                family: family.parse().map_err(|_| corrupt("exchange_family"))?,
+                build: build.parse().map_err(|_| corrupt("exchange_build"))?,
+                support: Support::parse(&support).ok_or_else(|| corrupt("exchange_support"))?,
+            }),
+            (None, None, None) => None,
+            _ => return Err(corrupt("exchange columns")),
+        };
+        Ok(crate::HostState {
+            port,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            last_scan: ScanId(self.last_scan),
+            status: Status::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            exchange,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,76 +624,5 @@ mod tests {
         );
         let exact = datetime!(2025-10-14 09:30:01.5 +02:00);
         assert_eq!(truncate_to_micros(exact), exact);
-    }
-}
-
-/// The JSON body of one `organisations` row, after checks both backends share.
-pub(crate) fn organisation_rows(
-    organisations: &[surveyor_model::Organisation],
-) -> Result<Vec<(&str, &str, &'static str, String)>, StoreError> {
-    let mut seen = std::collections::HashSet::new();
-    organisations
-        .iter()
-        .map(|o| {
-            if !seen.insert(o.id.as_str()) {
-                return Err(StoreError::InvalidQuery(
-                    format!("organisation id {:?} appears twice", o.id).into(),
-                ));
-            }
-            let body = serde_json::to_string(o).map_err(|_| StoreError::Unencodable {
-                what: format!("organisation {}", o.id).into(),
-            })?;
-            if body.contains("\\u0000") {
-                return Err(StoreError::Unencodable {
-                    what: format!("organisation {}: a NUL character", o.id).into(),
-                });
-            }
-            Ok((o.id.as_str(), o.name.as_str(), o.sector.as_str(), body))
-        })
-        .collect()
-}
-
-pub(crate) fn organisation_from_json(
-    body: &str,
-) -> Result<surveyor_model::Organisation, StoreError> {
-    from_json(body).ok_or_else(|| StoreError::corrupt("organisations.body"))
-}
-
-/// One `hosts` row as read back.
-pub(crate) struct StoredHost {
-    pub ip: String,
-    pub port: i64,
-    pub first_seen: OffsetDateTime,
-    pub last_seen: OffsetDateTime,
-    pub last_scan: i64,
-    pub status: String,
-    pub family: Option<String>,
-    pub build: Option<String>,
-    pub support: Option<String>,
-}
-
-impl StoredHost {
-    pub(crate) fn into_model(self) -> Result<crate::HostState, StoreError> {
-        let corrupt = |column: &str| StoreError::corrupt(format!("hosts.{column} of {}", self.ip));
-        let port = u16::try_from(self.port).map_err(|_| corrupt("port"))?;
-        let exchange = match (self.family, self.build, self.support) {
-            (Some(family), Some(build), Some(support)) => Some(ExchangeServer {
-                ip: self.ip.parse().map_err(|_| corrupt("ip"))?,
-                port,
-                family: family.parse().map_err(|_| corrupt("exchange_family"))?,
-                build: build.parse().map_err(|_| corrupt("exchange_build"))?,
-                support: Support::parse(&support).ok_or_else(|| corrupt("exchange_support"))?,
-            }),
-            (None, None, None) => None,
-            _ => return Err(corrupt("exchange columns")),
-        };
-        Ok(crate::HostState {
-            port,
-            first_seen: self.first_seen,
-            last_seen: self.last_seen,
-            last_scan: ScanId(self.last_scan),
-            status: Status::parse(&self.status).ok_or_else(|| corrupt("status"))?,
-            exchange,
-        })
     }
 }

@@ -466,7 +466,7 @@ impl CensusStore for SqliteStore {
                 let last_seen = stamp("last_seen")?;
                 rows::StoredHost {
                     ip: get(row, "ip")?,
-                    port: port,
+                    port,
                     first_seen,
                     last_seen,
                     last_scan: get(row, "last_scan_id")?,

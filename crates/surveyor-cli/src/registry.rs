@@ -1,0 +1,87 @@
+//! `surveyor registry`: the organisations registry attribution reads — import, export, and the
+//! sector taxonomy.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use surveyor_attrib::{Format, Registry};
+use surveyor_store::Store;
+
+use crate::DbArg;
+use time::OffsetDateTime;
+
+#[derive(Subcommand)]
+pub enum RegistryCommand {
+    /// Replace the registry with FILE (CSV or JSON). Every bad line is reported with its
+    /// number and nothing changes; a good file replaces the whole registry at once.
+    Import {
+        #[command(flatten)]
+        db: DbArg,
+        file: PathBuf,
+        /// csv, json, or auto (JSON when the file starts with `[` or `{`).
+        #[arg(long, default_value = "auto")]
+        format: Format,
+    },
+    /// Print the registry as stored, in the canonical CSV or JSON that `import` reads.
+    Export {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+        format: String,
+    },
+}
+
+impl RegistryCommand {
+    /// The store URL the command works on.
+    pub fn db(&self) -> &str {
+        match self {
+            RegistryCommand::Import { db, .. } | RegistryCommand::Export { db, .. } => &db.db,
+        }
+    }
+}
+
+pub async fn run(command: RegistryCommand, store: &Store) -> Result<()> {
+    match command {
+        RegistryCommand::Import { file, format, .. } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("could not read {}", file.display()))?;
+            let registry = Registry::parse(&text, format)
+                .with_context(|| format!("{} is not a valid registry", file.display()))?;
+            store
+                .registry
+                .replace_registry(
+                    registry.organisations(),
+                    &file.display().to_string(),
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+                .context("could not store the registry")?;
+            eprintln!(
+                "surveyor registry: imported {} organisations from {}; the previous registry is replaced",
+                registry.len(),
+                file.display()
+            );
+            Ok(())
+        }
+        RegistryCommand::Export { format, .. } => {
+            let registry = load(store).await?;
+            if format == "json" {
+                println!("{}", registry.to_json());
+            } else {
+                print!("{}", registry.to_csv());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The registry in the store; empty before the first import.
+pub async fn load(store: &Store) -> Result<Registry> {
+    let organisations = store
+        .registry
+        .organisations()
+        .await
+        .context("could not read the registry")?;
+    Registry::new(organisations).context("the stored registry does not validate")
+}
