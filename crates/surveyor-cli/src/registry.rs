@@ -23,6 +23,11 @@ pub enum RegistryCommand {
         #[arg(long, default_value = "auto")]
         format: Format,
     },
+    /// The sectors a registry may name, with their NIS2 annex and sector and KRITIS sector.
+    Sectors {
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
     /// Print the registry as stored, in the canonical CSV or JSON that `import` reads.
     Export {
         #[command(flatten)]
@@ -37,6 +42,8 @@ impl RegistryCommand {
     pub fn db(&self) -> &str {
         match self {
             RegistryCommand::Import { db, .. } | RegistryCommand::Export { db, .. } => &db.db,
+            // Needs no store; opening the default one would create a file for nothing.
+            RegistryCommand::Sectors { .. } => "sqlite::memory:",
         }
     }
 }
@@ -64,6 +71,10 @@ pub async fn run(command: RegistryCommand, store: &Store) -> Result<()> {
             );
             Ok(())
         }
+        RegistryCommand::Sectors { format } => {
+            print!("{}", sectors(&format)?);
+            Ok(())
+        }
         RegistryCommand::Export { format, .. } => {
             let registry = load(store).await?;
             if format == "json" {
@@ -84,4 +95,49 @@ pub async fn load(store: &Store) -> Result<Registry> {
         .await
         .context("could not read the registry")?;
     Registry::new(organisations).context("the stored registry does not validate")
+}
+
+/// The taxonomy as a table or JSON.
+fn sectors(format: &str) -> Result<String> {
+    let rows: Vec<_> = surveyor_attrib::sector_table()
+        .iter()
+        .map(|info| {
+            let nis2 = info
+                .nis2
+                .as_ref()
+                .map(|n| serde_json::json!({ "annex": n.annex.as_str(), "sectors": n.sectors }));
+            serde_json::json!({
+                "sector": info.sector.as_str(),
+                "label": info.label,
+                "nis2": nis2,
+                "kritis": info.kritis,
+                "source": info.source,
+            })
+        })
+        .collect();
+    if format == "json" {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&rows)?));
+    }
+    let mut out = format!(
+        "{:<18} {:<34} {:<44} {}\n",
+        "sector", "label", "NIS2", "KRITIS"
+    );
+    for info in surveyor_attrib::sector_table() {
+        let nis2 = info.nis2.as_ref().map_or("not covered".to_string(), |n| {
+            format!("Annex {}: {}", n.annex.as_str(), n.sectors.join(", "))
+        });
+        let kritis = if info.kritis.is_empty() {
+            "none".to_string()
+        } else {
+            info.kritis.join(", ")
+        };
+        out.push_str(&format!(
+            "{:<18} {:<34} {:<44} {}\n",
+            info.sector.as_str(),
+            info.label,
+            nis2,
+            kritis
+        ));
+    }
+    Ok(out)
 }

@@ -1191,5 +1191,16 @@ async fn every_answering_host_is_attributed_to_its_true_organisation_and_sector(
     assert!(err.contains("line 2") && err.contains("line 3"), "{err}");
     let still = cli(&["registry", "export", "--db", &db.url]).await;
     assert_eq!(still.stdout, exported.stdout);
+
+    let sectors = cli(&["registry", "sectors", "--format", "json"]).await;
+    let sectors: Value = serde_json::from_slice(&sectors.stdout).unwrap();
+    let hospital = sectors
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sector"] == "hospital")
+        .unwrap();
+    assert_eq!(hospital["nis2"]["annex"], "I", "{hospital}");
+    assert_eq!(sectors.as_array().map(Vec::len), Some(18));
     bed.shutdown().await;
 }
