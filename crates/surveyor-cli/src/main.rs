@@ -1015,6 +1015,20 @@ async fn demo(args: DemoArgs) -> Result<()> {
         }
     };
     let store = open_store(&db).await?;
+    // The test-bed's own registry, so that the demo attributes servers and counts sectors.
+    let mut csv = Vec::new();
+    surveyor_testbed::write_registry(bed.truth(), &mut csv)?;
+    let registry =
+        surveyor_attrib::Registry::parse(&String::from_utf8(csv)?, surveyor_attrib::Format::Csv)
+            .context("the test-bed's registry does not validate")?;
+    store
+        .registry
+        .replace_registry(
+            registry.organisations(),
+            "demo test-bed registry",
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
     let mut out: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -1069,6 +1083,18 @@ async fn demo(args: DemoArgs) -> Result<()> {
         .await?
         .context("the demo scan is missing from the store")?;
     print!("{}", report::render(&report));
+    let by_sector = [
+        surveyor_store::Dimension::Sector,
+        surveyor_store::Dimension::Support,
+    ];
+    let groups = store
+        .census
+        .statistics(outcome.scan, &by_sector, &Default::default())
+        .await?;
+    print!(
+        "\n{}",
+        report::render_groups(&report.scan, &by_sector, &groups)
+    );
     std::io::stdout().flush()?;
     if args.no_serve {
         return Ok(());
