@@ -65,6 +65,31 @@ enum Command {
     /// organisations and sectors.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Resolve organisations' domains (MX, autodiscover, mail, owa, webmail) into targets for
+    /// `surveyor scan --input-format zgrab-csv`, each with the name for SNI and Host.
+    Discover(DiscoverArgs),
+}
+
+#[derive(Args)]
+struct DiscoverArgs {
+    /// One domain per line, optionally `,TAG` (an organisation id); `#` comments allowed.
+    #[arg(long, value_name = "FILE|-")]
+    domains: String,
+    /// The DNS resolver to ask, `IP:PORT`; repeat for more. Never the system's resolvers.
+    #[arg(long, value_name = "IP:PORT", required = true)]
+    resolver: Vec<SocketAddr>,
+    /// DNS lookups per second, over all domains.
+    #[arg(long, default_value_t = 100)]
+    rate: u32,
+    /// DNS lookups in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Seconds one lookup may take.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    /// Write the targets here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -441,6 +466,7 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Scan(args) => scan(*args).await,
         Command::Report(args) => report(args).await,
         Command::Prune(args) => prune(args).await,
+        Command::Discover(args) => discover(args).await,
         Command::Registry(command) => {
             let store = open_store(command.db()).await?;
             registry::run(command, &store).await
@@ -904,6 +930,51 @@ async fn report(args: ReportArgs) -> Result<()> {
     } else {
         print!("{}", report::render(&report));
     }
+    Ok(())
+}
+
+async fn discover(args: DiscoverArgs) -> Result<()> {
+    use surveyor_scan::discover::{parse_domain_list, to_zgrab_csv, DiscoverOptions, Discoverer};
+    let text = if args.domains == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .context("could not read the domains from stdin")?
+    } else {
+        std::fs::read_to_string(&args.domains)
+            .with_context(|| format!("could not read {}", args.domains))?
+    };
+    let seeds = parse_domain_list(&text).with_context(|| format!("in {}", args.domains))?;
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    let options = DiscoverOptions {
+        resolvers: args.resolver.clone(),
+        rate_per_second: std::num::NonZeroU32::new(args.rate)
+            .context("--rate must be at least 1")?,
+        concurrency: std::num::NonZeroUsize::new(args.concurrency)
+            .context("--concurrency must be at least 1")?,
+        timeout: Duration::from_secs_f64(args.timeout),
+    };
+    let discoverer = Discoverer::new(options)?;
+    let (targets, stats) = discoverer.discover(&seeds).await;
+    let csv = to_zgrab_csv(&targets);
+    match &args.output {
+        Some(path) => std::fs::write(path, csv)
+            .with_context(|| format!("could not write {}", path.display()))?,
+        None => print!("{csv}"),
+    }
+    eprintln!(
+        "surveyor discover: {} domains, {} lookups ({} answered, {} no data, {} NXDOMAIN, \
+         {} refused, {} timed out, {} failed), {} targets",
+        stats.domains,
+        stats.queries,
+        stats.answers,
+        stats.no_data,
+        stats.nxdomain,
+        stats.refused,
+        stats.timeouts,
+        stats.failed,
+        stats.targets
+    );
     Ok(())
 }
 

@@ -1204,3 +1204,106 @@ async fn every_answering_host_is_attributed_to_its_true_organisation_and_sector(
     assert_eq!(sectors.as_array().map(Vec::len), Some(18));
     bed.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domain_seeded_discovery_finds_every_exchange_host_and_scan_takes_its_targets() {
+    let db = testing::sqlite();
+    let net = "127.78.13.0/24";
+    let bed = Testbed::start_with(
+        TestbedConfig {
+            hosts: 60,
+            seed: 13,
+            net: net.parse().unwrap(),
+            port: 0,
+        },
+        surveyor_testbed::FleetOptions {
+            hostile_share: 0.0,
+            dns_port: Some(0),
+            ..surveyor_testbed::FleetOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let domains: std::collections::BTreeSet<_> =
+        bed.truth().iter().map(|h| h.domain.clone()).collect();
+    let list = dir.path().join("domains.txt");
+    let mut text = String::from("# every organisation of the fleet, and one it does not have\n");
+    for d in &domains {
+        text.push_str(&format!("{d}\n"));
+    }
+    text.push_str("not-in-the-fleet.example\n");
+    std::fs::write(&list, text).unwrap();
+    let targets = dir.path().join("targets.csv");
+    let resolver = bed.dns_addr().unwrap().to_string();
+    let out = cli(&[
+        "discover",
+        "--domains",
+        &list.display().to_string(),
+        "--resolver",
+        &resolver,
+        "--output",
+        &targets.display().to_string(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let port = bed.port().to_string();
+    let out = cli(&[
+        "scan",
+        "--targets-file",
+        &targets.display().to_string(),
+        "--input-format",
+        "zgrab-csv",
+        "--ports",
+        &port,
+        "--allow-loopback",
+        "--as-of",
+        AS_OF,
+        "--db",
+        &db.url,
+        "--network-rate",
+        "0",
+        "--host-rate",
+        "0",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let recognised: std::collections::BTreeSet<IpAddr> = lines
+        .iter()
+        .filter(|l| !l["exchange"].is_null())
+        .map(|l| l["ip"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let exchange: std::collections::BTreeSet<IpAddr> = bed
+        .truth()
+        .iter()
+        .filter(|h| h.exchange.is_some())
+        .map(|h| h.ip)
+        .collect();
+    assert!(!exchange.is_empty());
+    assert_eq!(recognised, exchange, "every Exchange host, and only those");
+
+    let out = cli(&["discover", "--domains", &list.display().to_string()]).await;
+    assert!(!out.status.success(), "a resolver is required");
+    std::fs::write(&list, "ok.example\nnot a domain\n").unwrap();
+    let out = cli(&[
+        "discover",
+        "--domains",
+        &list.display().to_string(),
+        "--resolver",
+        &resolver,
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("line 2"), "{err}");
+    bed.shutdown().await;
+}

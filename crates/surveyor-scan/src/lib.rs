@@ -3,6 +3,7 @@
 
 mod backoff;
 mod danger;
+pub mod discover;
 pub mod fingerprint;
 pub mod ntlm;
 mod permute;
