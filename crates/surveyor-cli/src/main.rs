@@ -155,6 +155,10 @@ struct ScanArgs {
     db: DbArg,
     #[command(flatten)]
     engine: EngineArgs,
+    /// A DNS resolver (`IP:PORT`, repeatable) for PTR names of servers that neither their
+    /// certificate nor a registry prefix attributes. Without it the scan sends no DNS.
+    #[arg(long, value_name = "IP:PORT")]
+    resolver: Vec<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -801,6 +805,16 @@ async fn scan(args: ScanArgs) -> Result<()> {
             retry_for: secs("store-retry", args.store_retry)?,
             spill: args.spill.clone(),
         },
+        ptr: if args.resolver.is_empty() {
+            None
+        } else {
+            Some(surveyor_scan::discover::Discoverer::new(
+                surveyor_scan::discover::DiscoverOptions {
+                    resolvers: args.resolver.clone(),
+                    ..Default::default()
+                },
+            )?)
+        },
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown_token()).await?;
     print_summary(&outcome);
@@ -1138,6 +1152,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
             retry_for: Duration::from_secs(30),
             spill: None,
         },
+        ptr: None,
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown.clone()).await?;
     bed.shutdown().await;

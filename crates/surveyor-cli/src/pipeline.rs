@@ -54,6 +54,9 @@ pub struct ScanJob {
     pub resume: Option<Checkpoint>,
     /// What happens when the store fails mid-scan.
     pub durability: Durability,
+    /// Looks up PTR names for servers neither their certificate nor a registry prefix
+    /// attributes; `None`: no DNS at all.
+    pub ptr: Option<surveyor_scan::discover::Discoverer>,
 }
 
 /// When the store fails, a batch is retried for `retry_for`, then appended to the spill
@@ -278,6 +281,7 @@ async fn attributor(store: &Store) -> Result<Option<surveyor_attrib::Attributor>
 fn attribute(
     attributor: &surveyor_attrib::Attributor,
     obs: &Observation,
+    ptr_name: Option<&str>,
 ) -> Option<surveyor_model::Attribution> {
     let ntlm_dns_domain = obs
         .fingerprint
@@ -287,7 +291,7 @@ fn attribute(
     attributor.attribute(&surveyor_attrib::Evidence {
         ip: obs.ip,
         certificate_names: obs.tls.as_ref().map_or(&[], |tls| tls.names.as_slice()),
-        ptr_name: None,
+        ptr_name,
         ntlm_dns_domain,
         asn: None,
     })
@@ -403,7 +407,21 @@ pub async fn run_scan(
         };
         obs.exchange = surveyor_kb::classify(&obs.fingerprint, table, job.as_of);
         if let Some(attributor) = &attributor {
-            obs.attribution = attribute(attributor, &obs);
+            obs.attribution = attribute(attributor, &obs, None);
+            // PTR only where the certificate and the prefixes said nothing (it outranks only
+            // the NTLM domain and the AS): it costs a rate-limited lookup.
+            let weak = obs.attribution.as_ref().is_none_or(|a| {
+                matches!(
+                    a.rule,
+                    surveyor_model::AttributionRule::NtlmDomain
+                        | surveyor_model::AttributionRule::Asn
+                )
+            });
+            if let (true, Some(ptr)) = (weak, &job.ptr) {
+                if let Some(name) = ptr.reverse(obs.ip).await {
+                    obs.attribution = attribute(attributor, &obs, Some(&name));
+                }
+            }
         }
         if obs.exchange.is_some() {
             exchange.fetch_add(1, Ordering::Relaxed);

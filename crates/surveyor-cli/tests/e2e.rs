@@ -1307,3 +1307,108 @@ async fn domain_seeded_discovery_finds_every_exchange_host_and_scan_takes_its_ta
     assert!(!out.status.success() && err.contains("line 2"), "{err}");
     bed.shutdown().await;
 }
+
+/// A registry of domains only, where each certificate names two organisations (a decoy holds
+/// `autodiscover.<domain>`): neither the certificate nor a prefix decides, the PTR name does,
+/// ahead of the NTLM domain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ptr_names_attribute_what_certificates_and_prefixes_cannot() {
+    let db = testing::sqlite();
+    let net = "127.78.14.0/24";
+    let bed = Testbed::start_with(
+        TestbedConfig {
+            hosts: 30,
+            seed: 14,
+            net: net.parse().unwrap(),
+            port: 0,
+        },
+        surveyor_testbed::FleetOptions {
+            hostile_share: 0.0,
+            dns_port: Some(0),
+            ..surveyor_testbed::FleetOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let domains: std::collections::BTreeSet<_> = bed
+        .truth()
+        .iter()
+        .filter(|h| h.exchange.is_some())
+        .map(|h| (h.domain.clone(), h.sector.clone()))
+        .collect();
+    let mut csv = String::from("id,name,sector,domains\n");
+    for (domain, sector) in &domains {
+        csv.push_str(&format!("{domain},{domain},{sector},{domain}\n"));
+        csv.push_str(&format!(
+            "decoy-{domain},Decoy,business,autodiscover.{domain}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry.csv");
+    std::fs::write(&registry, csv).unwrap();
+    let out = cli(&[
+        "registry",
+        "import",
+        &registry.display().to_string(),
+        "--db",
+        &db.url,
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let port = bed.port().to_string();
+    let resolver = bed.dns_addr().unwrap().to_string();
+    let scan = |with_ptr: bool| {
+        let mut args = vec![
+            "scan",
+            net,
+            "--ports",
+            &port,
+            "--allow-loopback",
+            "--as-of",
+            AS_OF,
+            "--db",
+            &db.url,
+            "--network-rate",
+            "0",
+            "--host-rate",
+            "0",
+        ];
+        if with_ptr {
+            args.extend(["--resolver", &resolver]);
+        }
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        surveyor_async(args)
+    };
+    let by_ip = |lines: Vec<Value>| -> BTreeMap<IpAddr, Value> {
+        lines
+            .into_iter()
+            .map(|l| (l["ip"].as_str().unwrap().parse().unwrap(), l))
+            .collect()
+    };
+    let without = by_ip(json_lines(&scan(false).await));
+    let with = by_ip(json_lines(&scan(true).await));
+    assert_eq!(without.len(), bed.truth().len());
+    for (ip, after) in &with {
+        let (ip, before) = (*ip, &without[ip]);
+        let host = bed.truth().iter().find(|h| h.ip == ip).unwrap();
+        if host.exchange.is_none() {
+            continue;
+        }
+        // Without DNS only the weaker NTLM domain can speak (or nothing).
+        let weak = &before["attribution"];
+        assert!(
+            weak.is_null() || weak["rule"] == "ntlm-domain",
+            "{ip}: {weak}"
+        );
+        let a = &after["attribution"];
+        assert_eq!(a["organisation"], host.domain.as_str(), "{ip}: {a}");
+        assert_eq!(a["rule"], "ptr-domain", "{ip}: {a}");
+        assert_eq!(a["matched"], format!("mail.{}", host.domain), "{ip}: {a}");
+    }
+    bed.shutdown().await;
+}
