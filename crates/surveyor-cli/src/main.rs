@@ -159,6 +159,10 @@ struct ScanArgs {
     /// certificate nor a registry prefix attributes. Without it the scan sends no DNS.
     #[arg(long, value_name = "IP:PORT")]
     resolver: Vec<SocketAddr>,
+    /// Prefix-to-AS data (CAIDA pfx2as `ADDRESS LENGTH AS`, or `PREFIX/LEN AS` lines) for the
+    /// registry's AS rule (hosting providers).
+    #[arg(long, value_name = "FILE")]
+    asn_table: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -815,6 +819,16 @@ async fn scan(args: ScanArgs) -> Result<()> {
                 },
             )?)
         },
+        asns: match &args.asn_table {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("could not read {}", path.display()))?;
+                let table = surveyor_attrib::AsnTable::parse(&text)
+                    .with_context(|| format!("{} is not a valid AS table", path.display()))?;
+                Some(std::sync::Arc::new(table))
+            }
+        },
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown_token()).await?;
     print_summary(&outcome);
@@ -1153,6 +1167,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
             spill: None,
         },
         ptr: None,
+        asns: None,
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown.clone()).await?;
     bed.shutdown().await;

@@ -57,6 +57,8 @@ pub struct ScanJob {
     /// Looks up PTR names for servers neither their certificate nor a registry prefix
     /// attributes; `None`: no DNS at all.
     pub ptr: Option<surveyor_scan::discover::Discoverer>,
+    /// Which AS announces each address, for the registry's AS rule.
+    pub asns: Option<Arc<surveyor_attrib::AsnTable>>,
 }
 
 /// When the store fails, a batch is retried for `retry_for`, then appended to the spill
@@ -282,6 +284,7 @@ fn attribute(
     attributor: &surveyor_attrib::Attributor,
     obs: &Observation,
     ptr_name: Option<&str>,
+    asn: Option<u32>,
 ) -> Option<surveyor_model::Attribution> {
     let ntlm_dns_domain = obs
         .fingerprint
@@ -293,7 +296,7 @@ fn attribute(
         certificate_names: obs.tls.as_ref().map_or(&[], |tls| tls.names.as_slice()),
         ptr_name,
         ntlm_dns_domain,
-        asn: None,
+        asn,
     })
 }
 
@@ -407,7 +410,8 @@ pub async fn run_scan(
         };
         obs.exchange = surveyor_kb::classify(&obs.fingerprint, table, job.as_of);
         if let Some(attributor) = &attributor {
-            obs.attribution = attribute(attributor, &obs, None);
+            let asn = job.asns.as_ref().and_then(|t| t.lookup(obs.ip));
+            obs.attribution = attribute(attributor, &obs, None, asn);
             // PTR only where the certificate and the prefixes said nothing (it outranks only
             // the NTLM domain and the AS): it costs a rate-limited lookup.
             let weak = obs.attribution.as_ref().is_none_or(|a| {
@@ -419,7 +423,7 @@ pub async fn run_scan(
             });
             if let (true, Some(ptr)) = (weak, &job.ptr) {
                 if let Some(name) = ptr.reverse(obs.ip).await {
-                    obs.attribution = attribute(attributor, &obs, Some(&name));
+                    obs.attribution = attribute(attributor, &obs, Some(&name), asn);
                 }
             }
         }

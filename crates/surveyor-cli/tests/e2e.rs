@@ -1412,3 +1412,98 @@ async fn ptr_names_attribute_what_certificates_and_prefixes_cannot() {
     }
     bed.shutdown().await;
 }
+
+/// A hoster known only by its AS: with the routing data, every server in its network is its.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_as_table_attributes_a_hosters_network_by_its_as() {
+    let db = testing::sqlite();
+    let net = "127.78.16.0/24";
+    let bed = Testbed::start_with(
+        TestbedConfig {
+            hosts: 20,
+            seed: 16,
+            net: net.parse().unwrap(),
+            port: 0,
+        },
+        surveyor_testbed::FleetOptions {
+            hostile_share: 0.0,
+            ..surveyor_testbed::FleetOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry.csv");
+    std::fs::write(
+        &registry,
+        "id,name,sector,asns\nhoster,Hoster GmbH,ict-hosting,64500\n",
+    )
+    .unwrap();
+    let out = cli(&[
+        "registry",
+        "import",
+        &registry.display().to_string(),
+        "--db",
+        &db.url,
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = dir.path().join("pfx2as.txt");
+    std::fs::write(&table, "127.78.16.0\t24\t64500\n127.78.0.0\t16\t64501\n").unwrap();
+
+    let port = bed.port().to_string();
+    let out = cli(&[
+        "scan",
+        net,
+        "--ports",
+        &port,
+        "--allow-loopback",
+        "--as-of",
+        AS_OF,
+        "--db",
+        &db.url,
+        "--network-rate",
+        "0",
+        "--host-rate",
+        "0",
+        "--asn-table",
+        &table.display().to_string(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), bed.truth().len());
+    for line in &lines {
+        let a = &line["attribution"];
+        assert_eq!(a["organisation"], "hoster", "{a}");
+        assert_eq!(
+            (a["rule"].as_str(), a["matched"].as_str()),
+            (Some("asn"), Some("AS64500"))
+        );
+        assert_eq!(a["sector"], "ict-hosting");
+    }
+    std::fs::write(&table, "127.78.16.0\t24\tx\n").unwrap();
+    let out = cli(&[
+        "scan",
+        net,
+        "--ports",
+        &port,
+        "--allow-loopback",
+        "--db",
+        &db.url,
+        "--asn-table",
+        &table.display().to_string(),
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("line 1"), "{err}");
+    bed.shutdown().await;
+}
