@@ -309,6 +309,9 @@ pub async fn run_scan(
     out: &mut (dyn Write + Send),
     cancel: CancellationToken,
 ) -> Result<ScanOutcome> {
+    // Read before the scan is recorded: from then on the scan must survive the store going
+    // away, and needs nothing more from it.
+    let attributor = attributor(store).await?;
     let (scan, frontier) = match &job.resume {
         Some(checkpoint) => {
             let frontier = checkpoint.frontier_for(&job)?;
@@ -384,7 +387,6 @@ pub async fn run_scan(
     ));
 
     let table = BuildTable::builtin();
-    let attributor = attributor(store).await?;
     let mut writer = Writer::new(out, job.format);
     let mut batch = Vec::with_capacity(BATCH);
     let mut positions = Vec::with_capacity(BATCH);

@@ -1032,7 +1032,7 @@ async fn census_queries_and_prune(db: &str, truth: &[TruthHost], exchange: u64) 
     assert_eq!(servers, vec![Some(exchange); 2], "{trend}");
     let out = cli(&["report", "--db", db, "--as-of", "2000-01-01"]).await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("no scan had finished by 2000-01-01"));
-    let out = cli(&["report", "--db", db, "--group-by", "sector"]).await;
+    let out = cli(&["report", "--db", db, "--group-by", "colour"]).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown dimension"));
 
