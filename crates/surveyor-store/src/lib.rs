@@ -200,6 +200,80 @@ pub struct RegistryImport {
     pub organisations: u64,
 }
 
+/// What a bearer token may see and do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Aggregate statistics only.
+    Viewer,
+    /// Aggregates and host-level data.
+    Analyst,
+    /// Exports (pseudonymised unless also analyst).
+    Researcher,
+    /// Everything, and tokens, the registry and notifications.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Analyst, Role::Researcher, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Analyst => "analyst",
+            Role::Researcher => "researcher",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown role {s:?} (known: viewer, analyst, researcher, admin)")
+            })
+    }
+}
+
+/// A bearer token as stored: never the token itself, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// API bearer tokens, kept as SHA-256 hashes.
+#[async_trait::async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a token's hash (64 lower-case hex digits) with its name and role.
+    async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+        created_at: OffsetDateTime,
+    ) -> Result<TokenRecord, StoreError>;
+
+    /// The token with this hash, revoked or not; `None` when there is none.
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Every token, oldest first.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revokes a token; `false` when no token has this id or it was already revoked.
+    async fn revoke_token(&self, id: i64, at: OffsetDateTime) -> Result<bool, StoreError>;
+}
+
 /// The scan a census "as of" `date` reads: the newest scan finished on or before that day
 /// (UTC). `None` when no scan had finished by then.
 pub async fn scan_as_of(
@@ -223,6 +297,7 @@ pub struct Store {
     pub scans: Arc<dyn ScanStore>,
     pub census: Arc<dyn CensusStore>,
     pub registry: Arc<dyn RegistryStore>,
+    pub tokens: Arc<dyn TokenStore>,
     pub backend: Backend,
 }
 
@@ -292,7 +367,8 @@ pub async fn open(url: &str) -> Result<Store, StoreError> {
             Ok(Store {
                 scans: store.clone(),
                 census: store.clone(),
-                registry: store,
+                registry: store.clone(),
+                tokens: store,
                 backend: Backend::Postgres,
             })
         }
@@ -301,7 +377,8 @@ pub async fn open(url: &str) -> Result<Store, StoreError> {
             Ok(Store {
                 scans: store.clone(),
                 census: store.clone(),
-                registry: store,
+                registry: store.clone(),
+                tokens: store,
                 backend: Backend::Sqlite,
             })
         }

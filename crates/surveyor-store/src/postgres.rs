@@ -18,6 +18,7 @@ use crate::{
     PruneReport, RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, StoreError,
     TrendPoint,
 };
+use crate::{Role, TokenRecord, TokenStore};
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -516,6 +517,84 @@ impl RegistryStore for PgStore {
         })
         .transpose()
     }
+}
+
+#[async_trait::async_trait]
+impl TokenStore for PgStore {
+    async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+        created_at: OffsetDateTime,
+    ) -> Result<TokenRecord, StoreError> {
+        rows::check_token(name, token_hash)?;
+        let created_at = rows::truncate_to_micros(created_at);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_tokens (name, role, token_hash, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(token_hash)
+        .bind(created_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "create a token"))?;
+        Ok(TokenRecord {
+            id,
+            name: name.to_string(),
+            role,
+            created_at,
+            revoked_at: None,
+        })
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, role, created_at, revoked_at FROM api_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "look up a token"))?;
+        row.map(|row| token_from_row(&row)).transpose()
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, role, created_at, revoked_at FROM api_tokens ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "list tokens"))?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, id: i64, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(rows::truncate_to_micros(at))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "revoke a token"))?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn token_from_row(row: &PgRow) -> Result<TokenRecord, StoreError> {
+    let role: String = get(row, "role")?;
+    Ok(TokenRecord {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        role: role
+            .parse()
+            .map_err(|_| StoreError::corrupt("api_tokens.role"))?,
+        created_at: get(row, "created_at")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
 }
 
 /// Maps a failed INSERT of a batch to what it means for the caller.

@@ -533,6 +533,25 @@ impl StoredHost {
     }
 }
 
+/// A token's name and hash, checked before writing.
+pub(crate) fn check_token(name: &str, token_hash: &str) -> Result<(), StoreError> {
+    if name.contains('\0') {
+        return Err(StoreError::Unencodable {
+            what: "the token's name: a NUL character".into(),
+        });
+    }
+    let hex = token_hash.len() == 64
+        && token_hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex {
+        return Err(StoreError::InvalidQuery(
+            "a token hash is 64 lower-case hex digits".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

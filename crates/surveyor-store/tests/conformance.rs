@@ -15,8 +15,8 @@ use surveyor_model::{
 };
 use surveyor_store::testing::{each_backend, sqlite};
 use surveyor_store::{
-    open, scan_as_of, Backend, CensusFilter, CensusGroup, Dimension, NewScan, PrunePolicy, ScanId,
-    ScanRecord, StoreError,
+    open, scan_as_of, Backend, CensusFilter, CensusGroup, Dimension, NewScan, PrunePolicy, Role,
+    ScanId, ScanRecord, StoreError,
 };
 use time::macros::{date, datetime};
 use time::OffsetDateTime;
@@ -1222,6 +1222,53 @@ async fn attributions_round_trip_and_count_by_sector_and_organisation() {
             .trend(&[Dimension::Organisation], &CensusFilter::default())
             .await;
         assert!(matches!(err, Err(StoreError::InvalidQuery(_))), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_kept_as_hashes_and_can_be_revoked() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let hash = "a".repeat(64);
+        let at = datetime!(2026-11-23 10:00:00.5 UTC);
+        let made = store
+            .tokens
+            .create_token("dashboard", Role::Viewer, &hash, at)
+            .await
+            .unwrap();
+        let found = store.tokens.token_by_hash(&hash).await.unwrap();
+        assert_eq!(found.as_ref(), Some(&made), "{backend}");
+        assert_eq!(
+            store.tokens.token_by_hash(&"b".repeat(64)).await.unwrap(),
+            None
+        );
+        // The same hash twice is refused (a unique index), as is anything but 64 hex digits.
+        assert!(store
+            .tokens
+            .create_token("again", Role::Admin, &hash, at)
+            .await
+            .is_err());
+        let bad = store
+            .tokens
+            .create_token("x", Role::Admin, "not-a-hash", at)
+            .await;
+        assert!(matches!(bad, Err(StoreError::InvalidQuery(_))), "{backend}");
+
+        assert!(
+            store.tokens.revoke_token(made.id, at).await.unwrap(),
+            "{backend}"
+        );
+        assert!(
+            !store.tokens.revoke_token(made.id, at).await.unwrap(),
+            "{backend}: once"
+        );
+        let revoked = store.tokens.token_by_hash(&hash).await.unwrap().unwrap();
+        assert_eq!(revoked.revoked_at, Some(at), "{backend}");
+        assert_eq!(
+            store.tokens.tokens().await.unwrap(),
+            vec![revoked],
+            "{backend}"
+        );
     }
 }
 
