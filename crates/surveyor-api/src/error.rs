@@ -12,6 +12,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// No valid bearer token where one is needed.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid token whose role may not see this.
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed; the cause is logged, never sent to the client.
     #[error("storage error")]
     Store(#[from] StoreError),
@@ -22,6 +28,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Store(StoreError::InvalidQuery(_)) => StatusCode::BAD_REQUEST,
             ApiError::Store(StoreError::UnknownScan(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(StoreError::ScanPruned(_)) => StatusCode::GONE,
@@ -52,10 +60,17 @@ impl IntoResponse for ApiError {
             .unwrap_or("error")
             .to_ascii_lowercase()
             .replace(' ', "_");
-        (
+        let mut response = (
             status,
             Json(json!({ "error": { "code": code, "message": message } })),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"surveyor\""),
+            );
+        }
+        response
     }
 }

@@ -5,12 +5,13 @@ mod error;
 use std::future::Future;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use surveyor_model::Census;
-use surveyor_store::{CensusFilter, Dimension, ScanId, ScanRecord, Store};
+use surveyor_model::{Census, Family, PatchBand, Sector, Support};
+use surveyor_store::{CensusFilter, Dimension, Role, ScanId, ScanRecord, Store};
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
@@ -52,25 +53,98 @@ pub async fn census_report(
     }))
 }
 
+/// How the API lets callers in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Aggregate statistics (census, scans, statistics, trends) need no token. Host-level data
+    /// and per-organisation counts always need an analyst or admin token.
+    pub public_aggregates: bool,
+}
+
+#[derive(Clone)]
+struct AppState {
+    store: Store,
+    config: ApiConfig,
+}
+
 /// The API's routes over a store.
-pub fn router(store: Store) -> Router {
+pub fn router(store: Store, config: ApiConfig) -> Router {
     Router::new()
         .route("/api/v1/census", get(get_census))
         .route("/api/v1/scans", get(get_scans))
+        .route("/api/v1/statistics", get(get_statistics))
+        .route("/api/v1/trends", get(get_trends))
+        .route("/api/v1/hosts/{ip}", get(get_host))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .with_state(store)
+        .with_state(AppState { store, config })
 }
 
 /// Serves the API on a listener the binary bound, until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     store: Store,
+    config: ApiConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store))
+    axum::serve(listener, router(store, config))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// The SHA-256 (hex) the store keeps of a bearer token.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What a request may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Counts over many servers.
+    Aggregates,
+    /// Anything that names a server or an organisation.
+    HostLevel,
+}
+
+/// Lets the request in, or says why not: 401 without a valid token where one is needed, 403
+/// for a token whose role may not see this.
+async fn authorize(state: &AppState, headers: &HeaderMap, access: Access) -> Result<(), ApiError> {
+    let header = headers.get(axum::http::header::AUTHORIZATION);
+    if header.is_none() && access == Access::Aggregates && state.config.public_aggregates {
+        return Ok(());
+    }
+    let unauthorized = || {
+        ApiError::Unauthorized("this needs a bearer token: `Authorization: Bearer <token>`".into())
+    };
+    let token = header
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(unauthorized)?;
+    let record = state
+        .store
+        .tokens
+        .token_by_hash(&token_hash(token))
+        .await?
+        .filter(|t| t.revoked_at.is_none())
+        .ok_or_else(unauthorized)?;
+    let allowed = match access {
+        Access::Aggregates => true,
+        Access::HostLevel => matches!(record.role, Role::Analyst | Role::Admin),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "a {} token may see aggregate statistics only",
+            record.role.as_str()
+        )))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,13 +153,16 @@ struct CensusQuery {
 }
 
 async fn get_census(
-    State(store): State<Store>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<CensusQuery>, QueryRejection>,
 ) -> Result<Json<CensusReport>, ApiError> {
+    authorize(&state, &headers, Access::Aggregates).await?;
+    let store = &state.store;
     let Query(query) =
         query.map_err(|_| ApiError::BadRequest("`scan` must be a scan id (an integer)".into()))?;
     let scan = query.scan.map(ScanId);
-    match census_report(&store, scan).await? {
+    match census_report(store, scan).await? {
         Some(report) => Ok(Json(report)),
         None => match scan {
             Some(id) => Err(ApiError::NotFound(format!("no scan with id {}", id.0))),
@@ -96,6 +173,168 @@ async fn get_census(
     }
 }
 
-async fn get_scans(State(store): State<Store>) -> Result<Json<Vec<ScanRecord>>, ApiError> {
-    Ok(Json(store.scans.scans().await?))
+async fn get_scans(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<ScanRecord>>, ApiError> {
+    authorize(&state, &headers, Access::Aggregates).await?;
+    Ok(Json(state.store.scans.scans().await?))
+}
+
+/// The census dimensions and filters of `/statistics` and `/trends`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CensusParams {
+    scan: Option<i64>,
+    as_of: Option<String>,
+    group_by: Option<String>,
+    family: Option<String>,
+    cu: Option<String>,
+    version: Option<String>,
+    support: Option<String>,
+    patch: Option<String>,
+    sector: Option<String>,
+    organisation: Option<String>,
+}
+
+impl CensusParams {
+    fn group_by(&self) -> Result<Vec<Dimension>, ApiError> {
+        let Some(list) = &self.group_by else {
+            return Ok(Vec::new());
+        };
+        list.split(',')
+            .filter(|d| !d.is_empty())
+            .map(|d| d.trim().parse::<Dimension>().map_err(ApiError::BadRequest))
+            .collect()
+    }
+
+    fn filter(&self) -> Result<CensusFilter, ApiError> {
+        let bad =
+            |what: &str, value: &str| ApiError::BadRequest(format!("unknown {what} {value:?}"));
+        Ok(CensusFilter {
+            family: self
+                .family
+                .as_deref()
+                .map(|f| f.parse::<Family>().map_err(|_| bad("family", f)))
+                .transpose()?,
+            cu: self.cu.clone(),
+            version: self.version.clone(),
+            support: self
+                .support
+                .as_deref()
+                .map(|v| Support::parse(v).ok_or_else(|| bad("support status", v)))
+                .transpose()?,
+            patch: self
+                .patch
+                .as_deref()
+                .map(|v| PatchBand::parse(v).ok_or_else(|| bad("patch band", v)))
+                .transpose()?,
+            sector: self
+                .sector
+                .as_deref()
+                .map(|v| {
+                    v.parse::<Sector>()
+                        .map(|s| s.as_str().to_string())
+                        .map_err(|_| bad("sector", v))
+                })
+                .transpose()?,
+            organisation: self.organisation.clone(),
+        })
+    }
+
+    /// Per-organisation counts name organisations: host-level access.
+    fn access(&self, group_by: &[Dimension]) -> Access {
+        if self.organisation.is_some() || group_by.contains(&Dimension::Organisation) {
+            Access::HostLevel
+        } else {
+            Access::Aggregates
+        }
+    }
+}
+
+fn params(query: Result<Query<CensusParams>, QueryRejection>) -> Result<CensusParams, ApiError> {
+    query.map(|Query(p)| p).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "bad query: {} (parameters: scan, as_of, group_by, family, cu, version, support, \
+             patch, sector, organisation)",
+            e.body_text()
+        ))
+    })
+}
+
+/// One scan's servers counted by the requested dimensions.
+#[derive(Debug, Serialize)]
+struct Statistics {
+    scan: ScanRecord,
+    group_by: Vec<Dimension>,
+    groups: Vec<surveyor_store::CensusGroup>,
+}
+
+async fn get_statistics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<CensusParams>, QueryRejection>,
+) -> Result<Json<Statistics>, ApiError> {
+    let params = params(query)?;
+    let group_by = params.group_by()?;
+    authorize(&state, &headers, params.access(&group_by)).await?;
+    let filter = params.filter()?;
+    let store = &state.store;
+    let scan = match (params.scan, &params.as_of) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give `scan` or `as_of`, not both".into(),
+            ))
+        }
+        (Some(id), None) => store.scans.scan(ScanId(id)).await?,
+        (None, Some(day)) => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            let day = time::Date::parse(day, format).map_err(|_| {
+                ApiError::BadRequest(format!("`as_of` {day:?} is not a date YYYY-MM-DD"))
+            })?;
+            surveyor_store::scan_as_of(store.scans.as_ref(), day).await?
+        }
+        (None, None) => store.census.latest_finished_scan().await?,
+    };
+    let scan =
+        scan.ok_or_else(|| ApiError::NotFound("no such scan, or none finished yet".into()))?;
+    let groups = store.census.statistics(scan.id, &group_by, &filter).await?;
+    Ok(Json(Statistics {
+        scan,
+        group_by,
+        groups,
+    }))
+}
+
+async fn get_trends(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<CensusParams>, QueryRejection>,
+) -> Result<Json<Vec<surveyor_store::TrendPoint>>, ApiError> {
+    let params = params(query)?;
+    let group_by = params.group_by()?;
+    authorize(&state, &headers, params.access(&group_by)).await?;
+    if params.scan.is_some() || params.as_of.is_some() {
+        return Err(ApiError::BadRequest(
+            "a trend covers every finished scan: no `scan` or `as_of`".into(),
+        ));
+    }
+    let filter = params.filter()?;
+    Ok(Json(state.store.census.trend(&group_by, &filter).await?))
+}
+
+async fn get_host(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(ip): Path<String>,
+) -> Result<Json<surveyor_store::HostDetail>, ApiError> {
+    authorize(&state, &headers, Access::HostLevel).await?;
+    let ip: std::net::IpAddr = ip
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("{ip:?} is not an IP address")))?;
+    let detail = state.store.census.host(ip).await?;
+    if detail.ports.is_empty() && detail.history.is_empty() {
+        return Err(ApiError::NotFound(format!("no scan has seen {ip}")));
+    }
+    Ok(Json(detail))
 }

@@ -4,11 +4,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use surveyor_api::ApiConfig;
 use surveyor_model::{
     Build, Evidence, ExchangeVerdict, Family, Fingerprint, Observation, Scheme, Signal, Status,
     Support,
 };
-use surveyor_store::{testing, NewScan, ScanId, Store};
+use surveyor_store::{testing, NewScan, Role, ScanId, Store};
 use time::macros::{date, datetime};
 use tower::ServiceExt;
 
@@ -72,8 +73,24 @@ async fn seed_scan(store: &Store, observations: &[Observation], finished: bool) 
 }
 
 async fn get(store: &Store, uri: &str) -> (StatusCode, Value) {
-    let response = surveyor_api::router(store.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+    let public = ApiConfig {
+        public_aggregates: true,
+    };
+    request(store, public, uri, None).await
+}
+
+async fn request(
+    store: &Store,
+    config: ApiConfig,
+    uri: &str,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut builder = Request::get(uri);
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    let response = surveyor_api::router(store.clone(), config)
+        .oneshot(builder.body(Body::empty()).unwrap())
         .await
         .unwrap();
     let status = response.status();
@@ -171,4 +188,132 @@ async fn census_endpoint_on_postgres() {
         return;
     };
     census_endpoint(surveyor_store::open(&db.url).await.unwrap()).await;
+}
+
+/// Makes a token of `role` and returns it.
+async fn token(store: &Store, role: Role) -> String {
+    let token = format!("svy_test_{}", role.as_str());
+    store
+        .tokens
+        .create_token(
+            role.as_str(),
+            role,
+            &surveyor_api::token_hash(&token),
+            datetime!(2026-11-23 06:00 UTC),
+        )
+        .await
+        .unwrap();
+    token
+}
+
+async fn access_control(store: Store) {
+    seed_scan(
+        &store,
+        &[
+            observation(
+                "192.0.2.1",
+                Some((Family::E2016, "15.1.2507.61", Support::Unsupported)),
+            ),
+            observation("192.0.2.5", None),
+        ],
+        true,
+    )
+    .await;
+    let closed = ApiConfig::default();
+    let viewer = token(&store, Role::Viewer).await;
+    let analyst = token(&store, Role::Analyst).await;
+    let researcher = token(&store, Role::Researcher).await;
+    let aggregate = [
+        "/api/v1/census",
+        "/api/v1/scans",
+        "/api/v1/statistics?group_by=family,support",
+        "/api/v1/trends?group_by=support",
+    ];
+    let host_level = [
+        "/api/v1/hosts/192.0.2.1",
+        "/api/v1/statistics?group_by=organisation",
+        "/api/v1/trends?organisation=x",
+    ];
+    for uri in aggregate.iter().chain(&host_level) {
+        let (status, body) = request(&store, closed, uri, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}: {body}");
+        let (status, _) = request(&store, closed, uri, Some("svy_not_a_token")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+    }
+    for uri in aggregate {
+        for t in [&viewer, &analyst, &researcher] {
+            let (status, body) = request(&store, closed, uri, Some(t)).await;
+            assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        }
+        // Public aggregates need no token.
+        let public = ApiConfig {
+            public_aggregates: true,
+        };
+        let (status, _) = request(&store, public, uri, None).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+    }
+    for uri in host_level {
+        for t in [&viewer, &researcher] {
+            let (status, body) = request(&store, closed, uri, Some(t)).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: {body}");
+        }
+        // Host-level data is never public.
+        let public = ApiConfig {
+            public_aggregates: true,
+        };
+        let (status, _) = request(&store, public, uri, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+    }
+    let (status, body) = request(&store, closed, "/api/v1/hosts/192.0.2.1", Some(&analyst)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["ports"][0]["exchange"]["family"], "2016");
+    let (status, body) = request(
+        &store,
+        closed,
+        "/api/v1/statistics?group_by=family",
+        Some(&viewer),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["groups"][0]["family"], "2016");
+    assert_eq!(body["groups"][0]["servers"], 1);
+
+    // Bad parameters are 400s that say what is wrong; a revoked token stops working.
+    for (uri, says) in [
+        ("/api/v1/statistics?group_by=colour", "unknown dimension"),
+        ("/api/v1/statistics?famly=2016", "famly"),
+        ("/api/v1/statistics?family=2099", "unknown family"),
+        ("/api/v1/statistics?as_of=yesterday", "YYYY-MM-DD"),
+        ("/api/v1/trends?scan=1", "every finished scan"),
+        ("/api/v1/hosts/not-an-ip", "not an IP address"),
+    ] {
+        let (status, body) = request(&store, closed, uri, Some(&analyst)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{uri}: {message}");
+    }
+    let (status, _) = request(&store, closed, "/api/v1/hosts/198.51.100.9", Some(&analyst)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let id = store.tokens.tokens().await.unwrap()[0].id;
+    store
+        .tokens
+        .revoke_token(id, datetime!(2026-11-23 07:00 UTC))
+        .await
+        .unwrap();
+    let (status, _) = request(&store, closed, "/api/v1/census", Some(&viewer)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn access_control_on_sqlite() {
+    let db = testing::sqlite();
+    access_control(surveyor_store::open(&db.url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn access_control_on_postgres() {
+    let Some(db) = testing::postgres().await else {
+        return;
+    };
+    access_control(surveyor_store::open(&db.url).await.unwrap()).await;
 }

@@ -65,9 +65,38 @@ enum Command {
     /// organisations and sectors.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Create, list and revoke the API's bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Resolve organisations' domains (MX, autodiscover, mail, owa, webmail) into targets for
     /// `surveyor scan --input-format zgrab-csv`, each with the name for SNI and Host.
     Discover(DiscoverArgs),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token and print it once; only its hash is stored.
+    Create {
+        #[command(flatten)]
+        db: DbArg,
+        /// viewer (aggregates), analyst (host-level data), researcher (exports), admin.
+        #[arg(long)]
+        role: surveyor_store::Role,
+        /// Who or what the token is for.
+        #[arg(long)]
+        name: String,
+    },
+    /// Every token: id, name, role, created, revoked.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Revoke a token by id; it stops working at once.
+    Revoke {
+        #[command(flatten)]
+        db: DbArg,
+        id: i64,
+    },
 }
 
 #[derive(Args)]
@@ -289,6 +318,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve aggregate statistics (census, scans, statistics, trends) without a token.
+    /// Host-level data always needs an analyst or admin token.
+    #[arg(long)]
+    public_aggregates: bool,
 }
 
 #[derive(Args)]
@@ -475,6 +508,7 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Report(args) => report(args).await,
         Command::Prune(args) => prune(args).await,
         Command::Discover(args) => discover(args).await,
+        Command::Token(command) => token(command).await,
         Command::Registry(command) => {
             let store = open_store(command.db()).await?;
             registry::run(command, &store).await
@@ -961,6 +995,63 @@ async fn report(args: ReportArgs) -> Result<()> {
     Ok(())
 }
 
+async fn token(command: TokenCommand) -> Result<()> {
+    match command {
+        TokenCommand::Create { db, role, name } => {
+            use rand::RngCore;
+            let store = open_store(&db.db).await?;
+            let mut secret = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut secret);
+            let token: String = std::iter::once("svy_".to_string())
+                .chain(secret.iter().map(|b| format!("{b:02x}")))
+                .collect();
+            let record = store
+                .tokens
+                .create_token(
+                    &name,
+                    role,
+                    &surveyor_api::token_hash(&token),
+                    OffsetDateTime::now_utc(),
+                )
+                .await?;
+            eprintln!(
+                "surveyor token: made token {} ({}, {}); it is shown once, keep it safe",
+                record.id,
+                record.name,
+                record.role.as_str()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List { db } => {
+            let store = open_store(&db.db).await?;
+            for t in store.tokens.tokens().await? {
+                let revoked = t
+                    .revoked_at
+                    .map_or("active".to_string(), |at| format!("revoked {at}"));
+                println!(
+                    "{}\t{}\t{}\t{}\t{revoked}",
+                    t.id,
+                    t.role.as_str(),
+                    t.name,
+                    t.created_at
+                );
+            }
+        }
+        TokenCommand::Revoke { db, id } => {
+            let store = open_store(&db.db).await?;
+            if !store
+                .tokens
+                .revoke_token(id, OffsetDateTime::now_utc())
+                .await?
+            {
+                bail!("no active token with id {id}");
+            }
+            eprintln!("surveyor token: token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
 async fn discover(args: DiscoverArgs) -> Result<()> {
     use surveyor_scan::discover::{parse_domain_list, to_zgrab_csv, DiscoverOptions, Discoverer};
     let text = if args.domains == "-" {
@@ -1066,7 +1157,12 @@ async fn report_diff(store: &Store, args: &ReportArgs, before: ScanId) -> Result
     Ok(())
 }
 
-async fn serve_until(listen: SocketAddr, store: Store, shutdown: CancellationToken) -> Result<()> {
+async fn serve_until(
+    listen: SocketAddr,
+    store: Store,
+    config: surveyor_api::ApiConfig,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("could not listen on {listen}"))?;
@@ -1074,14 +1170,19 @@ async fn serve_until(listen: SocketAddr, store: Store, shutdown: CancellationTok
         "surveyor: API on http://{}/api/v1/census (Ctrl-C stops)",
         listener.local_addr()?
     );
-    surveyor_api::serve(listener, store, async move { shutdown.cancelled().await })
-        .await
-        .context("the API server failed")
+    surveyor_api::serve(listener, store, config, async move {
+        shutdown.cancelled().await
+    })
+    .await
+    .context("the API server failed")
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let store = open_store(&args.db.db).await?;
-    serve_until(args.listen, store, shutdown_token()).await
+    let config = surveyor_api::ApiConfig {
+        public_aggregates: args.public_aggregates,
+    };
+    serve_until(args.listen, store, config, shutdown_token()).await
 }
 
 async fn demo(args: DemoArgs) -> Result<()> {
@@ -1200,7 +1301,12 @@ async fn demo(args: DemoArgs) -> Result<()> {
     if args.no_serve {
         return Ok(());
     }
-    serve_until(args.listen, store, shutdown).await
+    // The demo's data is the test-bed's: its aggregates are public, host-level data still
+    // needs a token (`surveyor token create --role analyst --db <the demo's store>`).
+    let config = surveyor_api::ApiConfig {
+        public_aggregates: true,
+    };
+    serve_until(args.listen, store, config, shutdown).await
 }
 
 async fn testbed(args: TestbedArgs) -> Result<()> {

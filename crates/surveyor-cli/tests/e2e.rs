@@ -1507,3 +1507,40 @@ async fn an_as_table_attributes_a_hosters_network_by_its_as() {
     assert!(!out.status.success() && err.contains("line 1"), "{err}");
     bed.shutdown().await;
 }
+
+#[test]
+fn tokens_are_shown_once_listed_without_secret_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("t.db").display());
+    let out = surveyor(&[
+        "token",
+        "create",
+        "--role",
+        "analyst",
+        "--name",
+        "cert-desk",
+        "--db",
+        &db,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("svy_") && token.len() == 68, "{token}");
+    let list = String::from_utf8(surveyor(&["token", "list", "--db", &db]).stdout).unwrap();
+    assert!(
+        list.contains("analyst\tcert-desk") && !list.contains(&token),
+        "{list}"
+    );
+    let out = surveyor(&[
+        "token", "create", "--role", "root", "--name", "x", "--db", &db,
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
+    assert!(surveyor(&["token", "revoke", "1", "--db", &db])
+        .status
+        .success());
+    let again = surveyor(&["token", "revoke", "1", "--db", &db]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no active token with id 1"));
+}
