@@ -839,20 +839,7 @@ async fn migrate_brings_each_backend_to_the_newest_schema() {
 async fn a_diff_of_two_scans_of_one_fleet_shows_no_change() {
     let db = testing::sqlite();
     let net = "127.78.11.0/24";
-    let bed = Testbed::start_with(
-        TestbedConfig {
-            hosts: 40,
-            seed: 5,
-            net: net.parse().unwrap(),
-            port: 0,
-        },
-        surveyor_testbed::FleetOptions {
-            hostile_share: 0.0,
-            ..surveyor_testbed::FleetOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let bed = friendly_fleet(net, 40, 5, false).await;
     let port = bed.port().to_string();
     for _ in 0..2 {
         let out = surveyor_async(
@@ -1064,20 +1051,7 @@ async fn census_queries_and_prune(db: &str, truth: &[TruthHost], exchange: u64) 
 async fn every_answering_host_is_attributed_to_its_true_organisation_and_sector() {
     let db = testing::sqlite();
     let net = "127.78.12.0/24";
-    let bed = Testbed::start_with(
-        TestbedConfig {
-            hosts: 80,
-            seed: 12,
-            net: net.parse().unwrap(),
-            port: 0,
-        },
-        surveyor_testbed::FleetOptions {
-            hostile_share: 0.0,
-            ..surveyor_testbed::FleetOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let bed = friendly_fleet(net, 80, 12, false).await;
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry.csv");
     surveyor_testbed::write_registry(bed.truth(), std::fs::File::create(&registry).unwrap())
@@ -1209,21 +1183,7 @@ async fn every_answering_host_is_attributed_to_its_true_organisation_and_sector(
 async fn domain_seeded_discovery_finds_every_exchange_host_and_scan_takes_its_targets() {
     let db = testing::sqlite();
     let net = "127.78.13.0/24";
-    let bed = Testbed::start_with(
-        TestbedConfig {
-            hosts: 60,
-            seed: 13,
-            net: net.parse().unwrap(),
-            port: 0,
-        },
-        surveyor_testbed::FleetOptions {
-            hostile_share: 0.0,
-            dns_port: Some(0),
-            ..surveyor_testbed::FleetOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let bed = friendly_fleet(net, 60, 13, true).await;
     let dir = tempfile::tempdir().unwrap();
     let domains: std::collections::BTreeSet<_> =
         bed.truth().iter().map(|h| h.domain.clone()).collect();
@@ -1315,21 +1275,7 @@ async fn domain_seeded_discovery_finds_every_exchange_host_and_scan_takes_its_ta
 async fn ptr_names_attribute_what_certificates_and_prefixes_cannot() {
     let db = testing::sqlite();
     let net = "127.78.14.0/24";
-    let bed = Testbed::start_with(
-        TestbedConfig {
-            hosts: 30,
-            seed: 14,
-            net: net.parse().unwrap(),
-            port: 0,
-        },
-        surveyor_testbed::FleetOptions {
-            hostile_share: 0.0,
-            dns_port: Some(0),
-            ..surveyor_testbed::FleetOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let bed = friendly_fleet(net, 30, 14, true).await;
     let domains: std::collections::BTreeSet<_> = bed
         .truth()
         .iter()
@@ -1418,20 +1364,7 @@ async fn ptr_names_attribute_what_certificates_and_prefixes_cannot() {
 async fn an_as_table_attributes_a_hosters_network_by_its_as() {
     let db = testing::sqlite();
     let net = "127.78.16.0/24";
-    let bed = Testbed::start_with(
-        TestbedConfig {
-            hosts: 20,
-            seed: 16,
-            net: net.parse().unwrap(),
-            port: 0,
-        },
-        surveyor_testbed::FleetOptions {
-            hostile_share: 0.0,
-            ..surveyor_testbed::FleetOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let bed = friendly_fleet(net, 20, 16, false).await;
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry.csv");
     std::fs::write(
@@ -1543,4 +1476,23 @@ fn tokens_are_shown_once_listed_without_secret_and_revoked() {
         .success());
     let again = surveyor(&["token", "revoke", "1", "--db", &db]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("no active token with id 1"));
+}
+
+/// A fleet without hostile personas on `net`, with the test-bed's DNS server when `dns`.
+async fn friendly_fleet(net: &str, hosts: usize, seed: u64, dns: bool) -> Testbed {
+    Testbed::start_with(
+        TestbedConfig {
+            hosts,
+            seed,
+            net: net.parse().unwrap(),
+            port: 0,
+        },
+        surveyor_testbed::FleetOptions {
+            hostile_share: 0.0,
+            dns_port: dns.then_some(0),
+            ..surveyor_testbed::FleetOptions::default()
+        },
+    )
+    .await
+    .unwrap()
 }
