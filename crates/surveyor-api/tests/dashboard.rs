@@ -662,7 +662,8 @@ impl Browser {
             "--disable-domain-reliability",
             "--disable-client-side-phishing-detection",
             "--disable-features=MediaRouter,OptimizationHints,Translate,\
-             AutofillServerCommunication,CertificateTransparencyComponentUpdater",
+             AutofillServerCommunication,CertificateTransparencyComponentUpdater,\
+             NetworkTimeServiceQuerying",
             "--metrics-recording-only",
             "--no-pings",
             "--password-store=basic",
