@@ -30,7 +30,11 @@ async fn enqueue_is_idempotent_by_key_and_due_in_order() {
         let ids = ids.unwrap();
         assert!(ids.iter().all(Option::is_some), "{backend}");
         // The same keys again: nothing is added, the first rows stand.
-        let again = store.notifications.enqueue(std::slice::from_ref(&a)).await.unwrap();
+        let again = store
+            .notifications
+            .enqueue(std::slice::from_ref(&a))
+            .await
+            .unwrap();
         assert_eq!(again, vec![None], "{backend}");
 
         let all = store.notifications.notifications(Some(scan)).await.unwrap();
