@@ -101,8 +101,13 @@
     return body;
   }
 
-  /// What to tell the user about a failed request, in words.
+  /// What to tell the user about a failed request, as a sentence.
   function explain(error, what) {
+    const text = reason(error, what);
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
+  function reason(error, what) {
     if (error.status === 401) {
       return token()
         ? "The token was refused (unknown or revoked): " + what + " needs a valid token."
