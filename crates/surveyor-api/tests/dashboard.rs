@@ -610,7 +610,16 @@ impl Browser {
         let token = url
             .split_once("token=")
             .map(|(_, rest)| rest.split('&').next().unwrap().to_string());
-        let out = self.run(url, &["--dump-dom"]).await;
+        let (out, log) = self.run(url, &["--dump-dom"]).await;
+        // The page's console, as Chromium logs it: a policy violation or an uncaught
+        // exception is a bug even when the numbers came out right.
+        let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+        for line in &console {
+            assert!(
+                !line.contains("Content Security Policy") && !line.contains("Uncaught"),
+                "{url}: {line}"
+            );
+        }
         Dom {
             html: String::from_utf8(out).unwrap(),
             token,
@@ -631,8 +640,8 @@ impl Browser {
             .await;
     }
 
-    /// Runs Chromium on `url` in a fresh profile and returns its standard output.
-    async fn run(&self, url: &str, extra: &[&str]) -> Vec<u8> {
+    /// Runs Chromium on `url` in a fresh profile and returns its standard output and log.
+    async fn run(&self, url: &str, extra: &[&str]) -> (Vec<u8>, String) {
         assert!(
             url.starts_with("http://127.0.0.1:"),
             "loopback pages only: {url}"
@@ -667,6 +676,9 @@ impl Browser {
             "--metrics-recording-only",
             "--no-pings",
             "--password-store=basic",
+            // The page's console goes to stderr, where `dom` reads it.
+            "--enable-logging=stderr",
+            "--v=0",
             // Even IP literals go through the rules: loopback stays reachable, nothing else.
             "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
             // Virtual time waits for pending requests, so the DOM is dumped once the page's
@@ -713,7 +725,7 @@ impl Browser {
         .unwrap();
         let _ = std::fs::remove_dir_all(&profile);
         assert!(status.success(), "Chromium failed ({status}): {stderr}");
-        stdout
+        (stdout, stderr)
     }
 }
 
