@@ -146,6 +146,39 @@ pub struct TrendPoint {
     pub group: CensusGroup,
 }
 
+/// Where a walk over a scan's servers stands: after this observation. Opaque to clients,
+/// who get it back as a token ([`ServerCursor::token`]) and hand it in unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerCursor(i64);
+
+impl ServerCursor {
+    /// The token a client hands back for the next page.
+    pub fn token(self) -> String {
+        format!("o{}", self.0)
+    }
+
+    /// Reads a token [`ServerCursor::token`] made; `None` for anything else.
+    pub fn from_token(token: &str) -> Option<ServerCursor> {
+        let digits = token.strip_prefix('o')?;
+        // Only canonical decimal: "o01" or "o+1" were never handed out.
+        if digits.is_empty()
+            || digits.starts_with('0')
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        digits.parse().ok().map(ServerCursor)
+    }
+}
+
+/// One page of [`crate::CensusStore::servers_page`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServersPage {
+    pub servers: Vec<surveyor_model::Observation>,
+    /// Where the next page starts; `None` when this page reached the end.
+    pub next: Option<ServerCursor>,
+}
+
 /// What [`crate::ScanStore::prune`] keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PrunePolicy {
@@ -289,6 +322,75 @@ pub(crate) fn hosts_statement(dialect: &Dialect, scan: ScanId) -> Sql {
         follow("exchange_support"),
     ));
     b.finish()
+}
+
+/// One page of a scan's recognised servers: `select` (the backend's observation SELECT,
+/// with `o` the observations alias) narrowed to the scan, the filter and the cursor, by row
+/// id. Fetches one row more than `limit` to tell whether another page follows.
+pub(crate) fn servers_page(
+    dialect: &Dialect,
+    select: &str,
+    scan: ScanId,
+    filter: &CensusFilter,
+    after: Option<ServerCursor>,
+    limit: u32,
+) -> Sql {
+    let mut b = Builder::new(dialect);
+    b.push(select)
+        .push(" WHERE o.scan_id = ")
+        .bind(Bind::Int(scan.0))
+        .push(" AND o.exchange_family IS NOT NULL AND o.id > ")
+        .bind(Bind::Int(after.map_or(0, |c| c.0)));
+    // The observation columns under the names the census filter uses; NULL reads as the
+    // census's "unknown" value.
+    let mut clause = |column: &str, value: String| {
+        b.push(&format!(" AND {column} = ")).bind(Bind::Text(value));
+    };
+    if let Some(f) = filter.family {
+        clause("o.exchange_family", f.as_str().to_string());
+    }
+    if let Some(cu) = &filter.cu {
+        clause("COALESCE(o.exchange_cu, '')", cu.clone());
+    }
+    if let Some(v) = &filter.version {
+        clause("o.exchange_version_name", v.clone());
+    }
+    if let Some(s) = filter.support {
+        clause("o.exchange_support", s.as_str().to_string());
+    }
+    if let Some(p) = filter.patch {
+        clause(
+            "COALESCE(o.exchange_patch, 'unknown')",
+            p.as_str().to_string(),
+        );
+    }
+    if let Some(sector) = &filter.sector {
+        clause("COALESCE(o.sector, '')", sector.clone());
+    }
+    if let Some(organisation) = &filter.organisation {
+        clause("COALESCE(o.organisation, '')", organisation.clone());
+    }
+    b.push(" ORDER BY o.id LIMIT ")
+        .bind(Bind::Int(i64::from(limit) + 1));
+    b.finish()
+}
+
+/// Splits the rows of [`servers_page`] (ids and observations, at most `limit + 1`) into a page.
+pub(crate) fn page_from_rows(
+    mut rows: Vec<(i64, surveyor_model::Observation)>,
+    limit: u32,
+) -> ServersPage {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = if more {
+        rows.last().map(|(id, _)| ServerCursor(*id))
+    } else {
+        None
+    };
+    ServersPage {
+        servers: rows.into_iter().map(|(_, o)| o).collect(),
+        next,
+    }
 }
 
 fn push_filter(b: &mut Builder<'_>, prefix: &str, filter: &CensusFilter) {

@@ -19,15 +19,25 @@ use time::{Date, OffsetDateTime};
 
 mod census;
 mod error;
+mod notifications;
 mod postgres;
+mod postgres_notify;
 mod rows;
 mod sqlite;
+mod sqlite_notify;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod url;
 
-pub use census::{CensusFilter, CensusGroup, Dimension, PrunePolicy, PruneReport, TrendPoint};
+pub use census::{
+    CensusFilter, CensusGroup, Dimension, PrunePolicy, PruneReport, ServerCursor, ServersPage,
+    TrendPoint,
+};
 pub use error::StoreError;
+pub use notifications::{
+    AttemptOutcome, Channel, DeliveryRecord, FindingKey, NewNotification, Notification,
+    NotificationStatus, NotificationStore, NotifiedFinding, Suppression,
+};
 
 /// The id of a scan, as the store assigned it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -145,6 +155,19 @@ pub trait CensusStore: Send + Sync {
         group_by: &[Dimension],
         filter: &CensusFilter,
     ) -> Result<Vec<TrendPoint>, StoreError>;
+
+    /// One page of a scan's recognised Exchange servers that `filter` admits (one per
+    /// observation, so an address answering on two ports is listed twice), in a stable order,
+    /// starting after `after`; at most `limit` of them. Keyset-paged, so every page costs the
+    /// same however deep it is, and a page holds no server twice across a whole walk.
+    /// [`StoreError::UnknownScan`], or [`StoreError::ScanPruned`] once its rows are gone.
+    async fn servers_page(
+        &self,
+        scan: ScanId,
+        filter: &CensusFilter,
+        after: Option<ServerCursor>,
+        limit: u32,
+    ) -> Result<ServersPage, StoreError>;
 }
 
 /// The latest state of one (address, port), as the hosts table keeps it.
@@ -252,6 +275,109 @@ pub struct TokenRecord {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
+/// An export about to be streamed, as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewExport {
+    pub started_at: OffsetDateTime,
+    /// The token that asked, by id, name and role (copied: the log outlives the token).
+    pub token: TokenRecord,
+    pub scan: ScanId,
+    /// The format's name (`csv`, `jsonl`, `shadowserver`).
+    pub format: String,
+    pub pseudonymised: bool,
+    pub filter: CensusFilter,
+}
+
+/// How an export ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportOutcome {
+    Running,
+    Complete,
+    /// The client went away or the store failed mid-way.
+    Aborted,
+}
+
+impl ExportOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportOutcome::Running => "running",
+            ExportOutcome::Complete => "complete",
+            ExportOutcome::Aborted => "aborted",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ExportOutcome> {
+        [
+            ExportOutcome::Running,
+            ExportOutcome::Complete,
+            ExportOutcome::Aborted,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// One entry of the export audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportRecord {
+    pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    pub token_id: i64,
+    pub token_name: String,
+    pub role: Role,
+    pub scan: ScanId,
+    pub format: String,
+    pub pseudonymised: bool,
+    pub filter: CensusFilter,
+    /// `None` while the export runs.
+    pub rows: Option<u64>,
+    pub outcome: ExportOutcome,
+}
+
+/// The raw columns of an `export_audit` row, checked into an [`ExportRecord`] in one place.
+pub(crate) struct StoredExport {
+    pub id: i64,
+    pub started_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+    pub token_id: i64,
+    pub token_name: String,
+    pub role: String,
+    pub scan_id: i64,
+    pub format: String,
+    pub pseudonymised: bool,
+    pub filter: String,
+    pub rows: Option<i64>,
+    pub outcome: String,
+}
+
+impl StoredExport {
+    pub(crate) fn into_model(self) -> Result<ExportRecord, StoreError> {
+        let corrupt = |what: &str| StoreError::corrupt(format!("export_audit.{what}"));
+        Ok(ExportRecord {
+            id: self.id,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            token_id: self.token_id,
+            token_name: self.token_name,
+            role: self.role.parse().map_err(|_| corrupt("role"))?,
+            scan: ScanId(self.scan_id),
+            format: self.format,
+            pseudonymised: self.pseudonymised,
+            filter: serde_json::from_str(&self.filter).map_err(|_| corrupt("filter"))?,
+            rows: self
+                .rows
+                .map(u64::try_from)
+                .transpose()
+                .map_err(|_| corrupt("rows"))?,
+            outcome: ExportOutcome::parse(&self.outcome).ok_or_else(|| corrupt("outcome"))?,
+        })
+    }
+}
+
 /// API bearer tokens, kept as SHA-256 hashes.
 #[async_trait::async_trait]
 pub trait TokenStore: Send + Sync {
@@ -272,6 +398,21 @@ pub trait TokenStore: Send + Sync {
 
     /// Revokes a token; `false` when no token has this id or it was already revoked.
     async fn revoke_token(&self, id: i64, at: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Logs the start of an export (outcome `running`) and returns the entry's id.
+    async fn begin_export(&self, export: &NewExport) -> Result<i64, StoreError>;
+
+    /// Closes an export's log entry with the rows written and how it ended.
+    async fn finish_export(
+        &self,
+        id: i64,
+        rows: u64,
+        outcome: ExportOutcome,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// The export log, newest first, at most `limit` entries.
+    async fn exports(&self, limit: u32) -> Result<Vec<ExportRecord>, StoreError>;
 }
 
 /// The scan a census "as of" `date` reads: the newest scan finished on or before that day
@@ -298,6 +439,7 @@ pub struct Store {
     pub census: Arc<dyn CensusStore>,
     pub registry: Arc<dyn RegistryStore>,
     pub tokens: Arc<dyn TokenStore>,
+    pub notifications: Arc<dyn NotificationStore>,
     pub backend: Backend,
 }
 
@@ -368,7 +510,8 @@ pub async fn open(url: &str) -> Result<Store, StoreError> {
                 scans: store.clone(),
                 census: store.clone(),
                 registry: store.clone(),
-                tokens: store,
+                tokens: store.clone(),
+                notifications: store,
                 backend: Backend::Postgres,
             })
         }
@@ -378,7 +521,8 @@ pub async fn open(url: &str) -> Result<Store, StoreError> {
                 scans: store.clone(),
                 census: store.clone(),
                 registry: store.clone(),
-                tokens: store,
+                tokens: store.clone(),
+                notifications: store,
                 backend: Backend::Sqlite,
             })
         }

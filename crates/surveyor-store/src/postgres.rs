@@ -15,10 +15,10 @@ use crate::census::{self, Bind, Dialect, Sql};
 use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::{
     Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, NewScan, PrunePolicy,
-    PruneReport, RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, StoreError,
-    TrendPoint,
+    PruneReport, RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, ServerCursor,
+    ServersPage, StoreError, TrendPoint,
 };
-use crate::{Role, TokenRecord, TokenStore};
+use crate::{ExportOutcome, ExportRecord, NewExport, Role, StoredExport, TokenRecord, TokenStore};
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -48,7 +48,7 @@ const SELECT_OBSERVATIONS: &str = "SELECT o.id, o.scan_id, host(o.ip) AS ip, o.p
      FROM observations o LEFT JOIN verdict_facts f ON f.id = o.exchange_facts_id";
 
 pub(crate) struct PgStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PgStore {
@@ -387,6 +387,29 @@ impl CensusStore for PgStore {
             .collect()
     }
 
+    async fn servers_page(
+        &self,
+        scan: ScanId,
+        filter: &CensusFilter,
+        after: Option<ServerCursor>,
+        limit: u32,
+    ) -> Result<ServersPage, StoreError> {
+        self.readable(scan).await?;
+        let sql = census::servers_page(&DIALECT, SELECT_OBSERVATIONS, scan, filter, after, limit);
+        let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "read a page of servers"))?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                let stored = observation_from_row(row)?;
+                Ok((stored.id, stored.into_model()?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(census::page_from_rows(rows, limit))
+    }
+
     async fn host(&self, ip: IpAddr) -> Result<HostDetail, StoreError> {
         let text = ip.to_string();
         let action = "read a host";
@@ -581,6 +604,78 @@ impl TokenStore for PgStore {
         .await
         .map_err(StoreError::query(BACKEND, "revoke a token"))?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn begin_export(&self, export: &NewExport) -> Result<i64, StoreError> {
+        let filter = serde_json::to_string(&export.filter)
+            .map_err(|_| StoreError::corrupt("an export's filter"))?;
+        sqlx::query_scalar(
+            "INSERT INTO export_audit (started_at, token_id, token_name, role, scan_id, format, \
+             pseudonymised, filter, outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, 'running') RETURNING id",
+        )
+        .bind(rows::truncate_to_micros(export.started_at))
+        .bind(export.token.id)
+        .bind(&export.token.name)
+        .bind(export.token.role.as_str())
+        .bind(export.scan.0)
+        .bind(&export.format)
+        .bind(export.pseudonymised)
+        .bind(filter)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "log an export"))
+    }
+
+    async fn finish_export(
+        &self,
+        id: i64,
+        rows: u64,
+        outcome: ExportOutcome,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE export_audit SET rows = $2, outcome = $3, finished_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(i64::try_from(rows).unwrap_or(i64::MAX))
+        .bind(outcome.as_str())
+        .bind(rows::truncate_to_micros(at))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "close an export's log entry"))?;
+        Ok(())
+    }
+
+    async fn exports(&self, limit: u32) -> Result<Vec<ExportRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, started_at, finished_at, token_id, token_name, role, scan_id, format, \
+             pseudonymised, filter::text AS filter, rows, outcome FROM export_audit \
+             ORDER BY started_at DESC, id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "read the export log"))?;
+        rows.iter()
+            .map(|row| {
+                StoredExport {
+                    id: get(row, "id")?,
+                    started_at: get(row, "started_at")?,
+                    finished_at: get(row, "finished_at")?,
+                    token_id: get(row, "token_id")?,
+                    token_name: get(row, "token_name")?,
+                    role: get(row, "role")?,
+                    scan_id: get(row, "scan_id")?,
+                    format: get(row, "format")?,
+                    pseudonymised: get(row, "pseudonymised")?,
+                    filter: get(row, "filter")?,
+                    rows: get(row, "rows")?,
+                    outcome: get(row, "outcome")?,
+                }
+                .into_model()
+            })
+            .collect()
     }
 }
 

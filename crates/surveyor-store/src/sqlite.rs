@@ -24,10 +24,10 @@ use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::url::SqliteLocation;
 use crate::{
     Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, NewScan, PrunePolicy,
-    PruneReport, RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, StoreError,
-    TrendPoint,
+    PruneReport, RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, ServerCursor,
+    ServersPage, StoreError, TrendPoint,
 };
-use crate::{Role, TokenRecord, TokenStore};
+use crate::{ExportOutcome, ExportRecord, NewExport, Role, StoredExport, TokenRecord, TokenStore};
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -64,7 +64,7 @@ const SELECT_OBSERVATIONS: &str = "SELECT o.id, o.scan_id, o.ip, o.port, o.schem
      FROM observations o LEFT JOIN verdict_facts f ON f.id = o.exchange_facts_id";
 
 pub(crate) struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -444,6 +444,29 @@ impl CensusStore for SqliteStore {
             .collect()
     }
 
+    async fn servers_page(
+        &self,
+        scan: ScanId,
+        filter: &CensusFilter,
+        after: Option<ServerCursor>,
+        limit: u32,
+    ) -> Result<ServersPage, StoreError> {
+        self.readable(scan).await?;
+        let sql = census::servers_page(&DIALECT, SELECT_OBSERVATIONS, scan, filter, after, limit);
+        let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "read a page of servers"))?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                let stored = observation_from_row(row)?;
+                Ok((stored.id, stored.into_model()?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(census::page_from_rows(rows, limit))
+    }
+
     async fn host(&self, ip: IpAddr) -> Result<HostDetail, StoreError> {
         let text = ip.to_string();
         let action = "read a host";
@@ -644,6 +667,81 @@ impl TokenStore for SqliteStore {
                 .map_err(StoreError::query(BACKEND, "revoke a token"))?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn begin_export(&self, export: &NewExport) -> Result<i64, StoreError> {
+        let filter = serde_json::to_string(&export.filter)
+            .map_err(|_| StoreError::corrupt("an export's filter"))?;
+        sqlx::query_scalar(
+            "INSERT INTO export_audit (started_at, token_id, token_name, role, scan_id, format, \
+             pseudonymised, filter, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running') \
+             RETURNING id",
+        )
+        .bind(timestamp_text(export.started_at, "the export's start")?)
+        .bind(export.token.id)
+        .bind(&export.token.name)
+        .bind(export.token.role.as_str())
+        .bind(export.scan.0)
+        .bind(&export.format)
+        .bind(export.pseudonymised)
+        .bind(filter)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "log an export"))
+    }
+
+    async fn finish_export(
+        &self,
+        id: i64,
+        rows: u64,
+        outcome: ExportOutcome,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE export_audit SET rows = ?, outcome = ?, finished_at = ? WHERE id = ?")
+            .bind(i64::try_from(rows).unwrap_or(i64::MAX))
+            .bind(outcome.as_str())
+            .bind(timestamp_text(at, "the export's end")?)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "close an export's log entry"))?;
+        Ok(())
+    }
+
+    async fn exports(&self, limit: u32) -> Result<Vec<ExportRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, started_at, finished_at, token_id, token_name, role, scan_id, format, \
+             pseudonymised, filter, rows, outcome FROM export_audit \
+             ORDER BY started_at DESC, id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "read the export log"))?;
+        let stamp = |text: String| {
+            parse_timestamp(&text).ok_or_else(|| StoreError::corrupt("export_audit time"))
+        };
+        rows.iter()
+            .map(|row| {
+                StoredExport {
+                    id: get(row, "id")?,
+                    started_at: stamp(get(row, "started_at")?)?,
+                    finished_at: get::<Option<String>>(row, "finished_at")?
+                        .map(stamp)
+                        .transpose()?,
+                    token_id: get(row, "token_id")?,
+                    token_name: get(row, "token_name")?,
+                    role: get(row, "role")?,
+                    scan_id: get(row, "scan_id")?,
+                    format: get(row, "format")?,
+                    pseudonymised: get(row, "pseudonymised")?,
+                    filter: get(row, "filter")?,
+                    rows: get(row, "rows")?,
+                    outcome: get(row, "outcome")?,
+                }
+                .into_model()
+            })
+            .collect()
+    }
 }
 
 fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
@@ -801,7 +899,7 @@ fn insert_error(scan: ScanId, error: sqlx::Error) -> StoreError {
     }
 }
 
-fn timestamp_text(t: OffsetDateTime, what: &'static str) -> Result<String, StoreError> {
+pub(crate) fn timestamp_text(t: OffsetDateTime, what: &'static str) -> Result<String, StoreError> {
     rows::truncate_to_micros(t)
         .checked_to_offset(UtcOffset::UTC)
         .and_then(|utc| utc.format(TIMESTAMP).ok())
@@ -815,7 +913,7 @@ fn date_text(date: Date) -> Result<String, StoreError> {
 }
 
 /// Reads what [`timestamp_text`] wrote, and any other RFC 3339 text a person may have put there.
-fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
+pub(crate) fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
     PrimitiveDateTime::parse(text, TIMESTAMP)
         .map(PrimitiveDateTime::assume_utc)
         .or_else(|_| OffsetDateTime::parse(text, &Rfc3339))

@@ -15,8 +15,8 @@ use surveyor_model::{
 };
 use surveyor_store::testing::{each_backend, sqlite};
 use surveyor_store::{
-    open, scan_as_of, Backend, CensusFilter, CensusGroup, Dimension, NewScan, PrunePolicy, Role,
-    ScanId, ScanRecord, StoreError,
+    open, scan_as_of, Backend, CensusFilter, CensusGroup, Dimension, ExportOutcome, ExportRecord,
+    NewExport, NewScan, PrunePolicy, Role, ScanId, ScanRecord, ServerCursor, StoreError,
 };
 use time::macros::{date, datetime};
 use time::OffsetDateTime;
@@ -1269,6 +1269,185 @@ async fn tokens_are_kept_as_hashes_and_can_be_revoked() {
             vec![revoked],
             "{backend}"
         );
+    }
+}
+
+#[tokio::test]
+async fn server_pages_walk_a_scan_once_with_filters_and_survive_bad_cursors() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let scan = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-01 08:00 UTC)))
+            .await
+            .unwrap();
+        let mut batch = Vec::new();
+        for i in 0..23u8 {
+            let ip = format!("192.0.2.{}", i + 1);
+            batch.push(if i % 3 == 0 {
+                exchange_se(&ip, 443)
+            } else {
+                exchange_2016(&ip, 443)
+            });
+            batch.push(refused(&format!("198.51.100.{}", i + 1), 443));
+        }
+        store.scans.record(scan, &batch).await.unwrap();
+
+        // Pages of 5 walk all 23 servers exactly once, never a refused address.
+        let mut seen = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let page = store
+                .census
+                .servers_page(scan, &CensusFilter::default(), after, 5)
+                .await
+                .unwrap();
+            assert!(page.servers.len() <= 5, "{backend}");
+            pages += 1;
+            seen.extend(page.servers.iter().map(|o| o.ip));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 5, "{backend}");
+        let mut expected: Vec<IpAddr> = batch
+            .iter()
+            .filter(|o| o.exchange.is_some())
+            .map(|o| o.ip)
+            .collect();
+        expected.sort();
+        seen.sort();
+        assert_eq!(seen, expected, "{backend}");
+
+        // A filter narrows the walk; the page is the observations as recorded.
+        let se = CensusFilter {
+            family: Some(Family::Se),
+            ..CensusFilter::default()
+        };
+        let page = store
+            .census
+            .servers_page(scan, &se, None, 100)
+            .await
+            .unwrap();
+        assert_eq!(page.servers.len(), 8, "{backend}");
+        assert_eq!(page.next, None, "{backend}");
+        assert!(page.servers.iter().all(|o| batch.contains(o)), "{backend}");
+        let nobody = CensusFilter {
+            organisation: Some("nobody".into()),
+            ..CensusFilter::default()
+        };
+        let empty = store.census.servers_page(scan, &nobody, None, 10).await;
+        assert_eq!(empty.unwrap().servers, vec![], "{backend}");
+
+        // Cursors are opaque tokens: only what the store handed out reads back.
+        let next = store
+            .census
+            .servers_page(scan, &CensusFilter::default(), None, 1)
+            .await
+            .unwrap()
+            .next
+            .unwrap();
+        assert_eq!(ServerCursor::from_token(&next.token()), Some(next));
+        for bad in [
+            "",
+            "o",
+            "o0",
+            "o01",
+            "o-1",
+            "x5",
+            "o5x",
+            "o99999999999999999999",
+        ] {
+            assert_eq!(ServerCursor::from_token(bad), None, "{bad:?}");
+        }
+        assert!(matches!(
+            store
+                .census
+                .servers_page(ScanId(scan.0 + 99), &CensusFilter::default(), None, 5)
+                .await,
+            Err(StoreError::UnknownScan(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn exports_are_logged_with_who_what_and_how_it_ended() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let at = datetime!(2026-11-23 10:00:00.25 UTC);
+        let token = store
+            .tokens
+            .create_token("uni-study", Role::Researcher, &"c".repeat(64), at)
+            .await
+            .unwrap();
+        let filter = CensusFilter {
+            family: Some(Family::E2016),
+            sector: Some("health".into()),
+            ..CensusFilter::default()
+        };
+        let export = NewExport {
+            started_at: at,
+            token: token.clone(),
+            scan: ScanId(7),
+            format: "csv".into(),
+            pseudonymised: true,
+            filter: filter.clone(),
+        };
+        let first = store.tokens.begin_export(&export).await.unwrap();
+        let second = store
+            .tokens
+            .begin_export(&NewExport {
+                started_at: at + time::Duration::minutes(1),
+                format: "jsonl".into(),
+                ..export.clone()
+            })
+            .await
+            .unwrap();
+        let log = store.tokens.exports(10).await.unwrap();
+        assert_eq!(
+            log.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![second, first],
+            "{backend}: newest first"
+        );
+        assert_eq!(log[1].outcome, ExportOutcome::Running, "{backend}");
+        assert_eq!(log[1].rows, None, "{backend}");
+
+        let end = at + time::Duration::seconds(3);
+        store
+            .tokens
+            .finish_export(first, 1234, ExportOutcome::Complete, end)
+            .await
+            .unwrap();
+        store
+            .tokens
+            .finish_export(second, 10, ExportOutcome::Aborted, end)
+            .await
+            .unwrap();
+        let log = store.tokens.exports(1).await.unwrap();
+        assert_eq!(log.len(), 1, "{backend}: the limit holds");
+        let all = store.tokens.exports(10).await.unwrap();
+        let done = all.iter().find(|e| e.id == first).unwrap();
+        assert_eq!(
+            done,
+            &ExportRecord {
+                id: first,
+                started_at: at,
+                finished_at: Some(end),
+                token_id: token.id,
+                token_name: "uni-study".into(),
+                role: Role::Researcher,
+                scan: ScanId(7),
+                format: "csv".into(),
+                pseudonymised: true,
+                filter,
+                rows: Some(1234),
+                outcome: ExportOutcome::Complete,
+            },
+            "{backend}"
+        );
+        assert_eq!(all[0].outcome, ExportOutcome::Aborted, "{backend}");
     }
 }
 
