@@ -18,6 +18,9 @@ pub enum ApiError {
     /// A valid token whose role may not see this.
     #[error("{0}")]
     Forbidden(String),
+    /// The token's request rate is used up; come back after this long.
+    #[error("too many requests: this token's rate is used up, retry after {} s", .0.as_secs())]
+    TooManyRequests(std::time::Duration),
     /// The store failed; the cause is logged, never sent to the client.
     #[error("storage error")]
     Store(#[from] StoreError),
@@ -30,6 +33,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(StoreError::InvalidQuery(_)) => StatusCode::BAD_REQUEST,
             ApiError::Store(StoreError::UnknownScan(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(StoreError::ScanPruned(_)) => StatusCode::GONE,
@@ -65,6 +69,12 @@ impl IntoResponse for ApiError {
             Json(json!({ "error": { "code": code, "message": message } })),
         )
             .into_response();
+        if let ApiError::TooManyRequests(wait) = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(wait.as_secs()),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

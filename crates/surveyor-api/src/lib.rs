@@ -1,6 +1,10 @@
 //! The HTTP API: reads the store and answers analysts' questions. It never runs scans.
 
+mod dashboard;
 mod error;
+mod export;
+mod hosts;
+mod limits;
 
 use std::future::Future;
 
@@ -11,10 +15,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use surveyor_model::{Census, Family, PatchBand, Sector, Support};
-use surveyor_store::{CensusFilter, Dimension, Role, ScanId, ScanRecord, Store};
+use surveyor_store::{CensusFilter, Dimension, Role, ScanId, ScanRecord, Store, TokenRecord};
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use export::PseudonymKey;
 
 /// The census of one scan, as `surveyor report --format json` prints it and
 /// `GET /api/v1/census` returns it.
@@ -59,25 +64,41 @@ pub struct ApiConfig {
     /// Aggregate statistics (census, scans, statistics, trends) need no token. Host-level data
     /// and per-organisation counts always need an analyst or admin token.
     pub public_aggregates: bool,
+    /// Requests per minute each token may make (requests without a token share one budget);
+    /// `None` for no limit.
+    pub requests_per_minute: Option<std::num::NonZeroU32>,
+    /// The key for keyed address pseudonyms in pseudonymised exports; without one they show
+    /// the /24 or /48 instead.
+    pub pseudonym_key: Option<PseudonymKey>,
 }
 
 #[derive(Clone)]
 struct AppState {
     store: Store,
     config: ApiConfig,
+    limits: std::sync::Arc<limits::RateLimits>,
 }
 
 /// The API's routes over a store.
 pub fn router(store: Store, config: ApiConfig) -> Router {
     Router::new()
+        .merge(dashboard::routes())
         .route("/api/v1/census", get(get_census))
         .route("/api/v1/scans", get(get_scans))
         .route("/api/v1/statistics", get(get_statistics))
         .route("/api/v1/trends", get(get_trends))
+        .route("/api/v1/hosts", get(hosts::get_hosts))
         .route("/api/v1/hosts/{ip}", get(get_host))
+        .route("/api/v1/organisations", get(hosts::get_organisations))
+        .route("/api/v1/exports", get(export::get_export_log))
+        .route("/api/v1/exports/{format}", get(export::get_export))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .with_state(AppState { store, config })
+        .with_state(AppState {
+            store,
+            config,
+            limits: std::sync::Arc::new(limits::RateLimits::new(config.requests_per_minute)),
+        })
 }
 
 /// Serves the API on a listener the binary bound, until `shutdown` completes.
@@ -101,21 +122,62 @@ pub fn token_hash(token: &str) -> String {
         .collect()
 }
 
-/// What a request may see.
+/// What a request may see or do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
     /// Counts over many servers.
     Aggregates,
     /// Anything that names a server or an organisation.
     HostLevel,
+    /// Bulk exports of host-level rows (pseudonymised for researchers).
+    Export,
+    /// The export audit log and other administration.
+    Admin,
+}
+
+impl Access {
+    fn allows(self, role: Role) -> bool {
+        match self {
+            Access::Aggregates => true,
+            Access::HostLevel => matches!(role, Role::Analyst | Role::Admin),
+            Access::Export => matches!(role, Role::Analyst | Role::Researcher | Role::Admin),
+            Access::Admin => role == Role::Admin,
+        }
+    }
+
+    fn refusal(self, role: Role) -> String {
+        match self {
+            Access::Aggregates => unreachable!("every role may see aggregates"),
+            Access::HostLevel => format!(
+                "a {} token may not see host-level data (analyst or admin may)",
+                role.as_str()
+            ),
+            Access::Export => format!(
+                "a {} token may not export (researcher, analyst or admin may)",
+                role.as_str()
+            ),
+            Access::Admin => format!("a {} token is not an admin token", role.as_str()),
+        }
+    }
+}
+
+/// Who is asking: the token, or `None` for a request public aggregates let in without one.
+#[derive(Debug, Clone)]
+struct Caller {
+    token: Option<TokenRecord>,
 }
 
 /// Lets the request in, or says why not: 401 without a valid token where one is needed, 403
-/// for a token whose role may not see this.
-async fn authorize(state: &AppState, headers: &HeaderMap, access: Access) -> Result<(), ApiError> {
+/// for a token whose role may not see this, 429 past the token's rate.
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    access: Access,
+) -> Result<Caller, ApiError> {
     let header = headers.get(axum::http::header::AUTHORIZATION);
     if header.is_none() && access == Access::Aggregates && state.config.public_aggregates {
-        return Ok(());
+        state.limits.check(None)?;
+        return Ok(Caller { token: None });
     }
     let unauthorized = || {
         ApiError::Unauthorized("this needs a bearer token: `Authorization: Bearer <token>`".into())
@@ -133,18 +195,39 @@ async fn authorize(state: &AppState, headers: &HeaderMap, access: Access) -> Res
         .await?
         .filter(|t| t.revoked_at.is_none())
         .ok_or_else(unauthorized)?;
-    let allowed = match access {
-        Access::Aggregates => true,
-        Access::HostLevel => matches!(record.role, Role::Analyst | Role::Admin),
-    };
-    if allowed {
-        Ok(())
+    state.limits.check(Some(record.id))?;
+    if access.allows(record.role) {
+        Ok(Caller {
+            token: Some(record),
+        })
     } else {
-        Err(ApiError::Forbidden(format!(
-            "a {} token may see aggregate statistics only",
-            record.role.as_str()
-        )))
+        Err(ApiError::Forbidden(access.refusal(record.role)))
     }
+}
+
+/// The scan a request names by id or by day, else the latest finished one.
+async fn resolve_scan(
+    store: &Store,
+    scan: Option<i64>,
+    as_of: Option<&str>,
+) -> Result<ScanRecord, ApiError> {
+    let scan = match (scan, as_of) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give `scan` or `as_of`, not both".into(),
+            ))
+        }
+        (Some(id), None) => store.scans.scan(ScanId(id)).await?,
+        (None, Some(day)) => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            let day = time::Date::parse(day, format).map_err(|_| {
+                ApiError::BadRequest(format!("`as_of` {day:?} is not a date YYYY-MM-DD"))
+            })?;
+            surveyor_store::scan_as_of(store.scans.as_ref(), day).await?
+        }
+        (None, None) => store.census.latest_finished_scan().await?,
+    };
+    scan.ok_or_else(|| ApiError::NotFound("no such scan, or none finished yet".into()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,37 +292,16 @@ impl CensusParams {
     }
 
     fn filter(&self) -> Result<CensusFilter, ApiError> {
-        let bad =
-            |what: &str, value: &str| ApiError::BadRequest(format!("unknown {what} {value:?}"));
-        Ok(CensusFilter {
-            family: self
-                .family
-                .as_deref()
-                .map(|f| f.parse::<Family>().map_err(|_| bad("family", f)))
-                .transpose()?,
-            cu: self.cu.clone(),
-            version: self.version.clone(),
-            support: self
-                .support
-                .as_deref()
-                .map(|v| Support::parse(v).ok_or_else(|| bad("support status", v)))
-                .transpose()?,
-            patch: self
-                .patch
-                .as_deref()
-                .map(|v| PatchBand::parse(v).ok_or_else(|| bad("patch band", v)))
-                .transpose()?,
-            sector: self
-                .sector
-                .as_deref()
-                .map(|v| {
-                    v.parse::<Sector>()
-                        .map(|s| s.as_str().to_string())
-                        .map_err(|_| bad("sector", v))
-                })
-                .transpose()?,
-            organisation: self.organisation.clone(),
-        })
+        FilterFields {
+            family: self.family.as_deref(),
+            cu: self.cu.as_deref(),
+            version: self.version.as_deref(),
+            support: self.support.as_deref(),
+            patch: self.patch.as_deref(),
+            sector: self.sector.as_deref(),
+            organisation: self.organisation.as_deref(),
+        }
+        .filter()
     }
 
     /// Per-organisation counts name organisations: host-level access.
@@ -249,6 +311,51 @@ impl CensusParams {
         } else {
             Access::Aggregates
         }
+    }
+}
+
+/// The census filter's parameters as a request gave them, checked in one place for every
+/// endpoint that takes them.
+#[derive(Debug, Default)]
+struct FilterFields<'a> {
+    family: Option<&'a str>,
+    cu: Option<&'a str>,
+    version: Option<&'a str>,
+    support: Option<&'a str>,
+    patch: Option<&'a str>,
+    sector: Option<&'a str>,
+    organisation: Option<&'a str>,
+}
+
+impl FilterFields<'_> {
+    fn filter(&self) -> Result<CensusFilter, ApiError> {
+        let bad =
+            |what: &str, value: &str| ApiError::BadRequest(format!("unknown {what} {value:?}"));
+        Ok(CensusFilter {
+            family: self
+                .family
+                .map(|f| f.parse::<Family>().map_err(|_| bad("family", f)))
+                .transpose()?,
+            cu: self.cu.map(str::to_string),
+            version: self.version.map(str::to_string),
+            support: self
+                .support
+                .map(|v| Support::parse(v).ok_or_else(|| bad("support status", v)))
+                .transpose()?,
+            patch: self
+                .patch
+                .map(|v| PatchBand::parse(v).ok_or_else(|| bad("patch band", v)))
+                .transpose()?,
+            sector: self
+                .sector
+                .map(|v| {
+                    v.parse::<Sector>()
+                        .map(|s| s.as_str().to_string())
+                        .map_err(|_| bad("sector", v))
+                })
+                .transpose()?,
+            organisation: self.organisation.map(str::to_string),
+        })
     }
 }
 
@@ -280,24 +387,7 @@ async fn get_statistics(
     authorize(&state, &headers, params.access(&group_by)).await?;
     let filter = params.filter()?;
     let store = &state.store;
-    let scan = match (params.scan, &params.as_of) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest(
-                "give `scan` or `as_of`, not both".into(),
-            ))
-        }
-        (Some(id), None) => store.scans.scan(ScanId(id)).await?,
-        (None, Some(day)) => {
-            let format = time::macros::format_description!("[year]-[month]-[day]");
-            let day = time::Date::parse(day, format).map_err(|_| {
-                ApiError::BadRequest(format!("`as_of` {day:?} is not a date YYYY-MM-DD"))
-            })?;
-            surveyor_store::scan_as_of(store.scans.as_ref(), day).await?
-        }
-        (None, None) => store.census.latest_finished_scan().await?,
-    };
-    let scan =
-        scan.ok_or_else(|| ApiError::NotFound("no such scan, or none finished yet".into()))?;
+    let scan = resolve_scan(store, params.scan, params.as_of.as_deref()).await?;
     let groups = store.census.statistics(scan.id, &group_by, &filter).await?;
     Ok(Json(Statistics {
         scan,

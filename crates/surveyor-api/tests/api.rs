@@ -75,6 +75,7 @@ async fn seed_scan(store: &Store, observations: &[Observation], finished: bool) 
 async fn get(store: &Store, uri: &str) -> (StatusCode, Value) {
     let public = ApiConfig {
         public_aggregates: true,
+        ..ApiConfig::default()
     };
     request(store, public, uri, None).await
 }
@@ -248,6 +249,7 @@ async fn access_control(store: Store) {
         // Public aggregates need no token.
         let public = ApiConfig {
             public_aggregates: true,
+            ..ApiConfig::default()
         };
         let (status, _) = request(&store, public, uri, None).await;
         assert_eq!(status, StatusCode::OK, "{uri}");
@@ -260,6 +262,7 @@ async fn access_control(store: Store) {
         // Host-level data is never public.
         let public = ApiConfig {
             public_aggregates: true,
+            ..ApiConfig::default()
         };
         let (status, _) = request(&store, public, uri, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");

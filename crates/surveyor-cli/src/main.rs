@@ -9,7 +9,7 @@ mod report;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -322,6 +322,14 @@ struct ServeArgs {
     /// Host-level data always needs an analyst or admin token.
     #[arg(long)]
     public_aggregates: bool,
+    /// Requests per minute each token may make (requests without a token share one budget);
+    /// 0 for no limit. Past it the API answers 429 with Retry-After.
+    #[arg(long, default_value_t = 600)]
+    rate_per_token: u32,
+    /// A file holding a secret (at least 32 bytes) for keyed address pseudonyms in
+    /// pseudonymised exports; without it they show the /24 (IPv4) or /48 (IPv6).
+    #[arg(long, value_name = "FILE")]
+    pseudonym_key_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -1067,8 +1075,7 @@ async fn discover(args: DiscoverArgs) -> Result<()> {
     }
     let options = DiscoverOptions {
         resolvers: args.resolver.clone(),
-        rate_per_second: std::num::NonZeroU32::new(args.rate)
-            .context("--rate must be at least 1")?,
+        rate_per_second: NonZeroU32::new(args.rate).context("--rate must be at least 1")?,
         concurrency: std::num::NonZeroUsize::new(args.concurrency)
             .context("--concurrency must be at least 1")?,
         timeout: Duration::from_secs_f64(args.timeout),
@@ -1179,10 +1186,34 @@ async fn serve_until(
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let store = open_store(&args.db.db).await?;
+    let pseudonym_key = match &args.pseudonym_key_file {
+        Some(path) => Some(read_pseudonym_key(path)?),
+        None => None,
+    };
     let config = surveyor_api::ApiConfig {
         public_aggregates: args.public_aggregates,
+        requests_per_minute: NonZeroU32::new(args.rate_per_token),
+        pseudonym_key,
     };
     serve_until(args.listen, store, config, shutdown_token()).await
+}
+
+/// The pseudonym key: SHA-256 of the file's bytes, so any secret of 32 bytes or more will do
+/// (a random file from `head -c 32 /dev/urandom`, say).
+fn read_pseudonym_key(path: &Path) -> Result<surveyor_api::PseudonymKey> {
+    use sha2::Digest;
+    let secret = std::fs::read(path)
+        .with_context(|| format!("cannot read the pseudonym key file {}", path.display()))?;
+    if secret.len() < 32 {
+        bail!(
+            "the pseudonym key file {} holds {} bytes; it needs at least 32 secret bytes",
+            path.display(),
+            secret.len()
+        );
+    }
+    Ok(surveyor_api::PseudonymKey(
+        sha2::Sha256::digest(&secret).into(),
+    ))
 }
 
 async fn demo(args: DemoArgs) -> Result<()> {
@@ -1305,6 +1336,8 @@ async fn demo(args: DemoArgs) -> Result<()> {
     // needs a token (`surveyor token create --role analyst --db <the demo's store>`).
     let config = surveyor_api::ApiConfig {
         public_aggregates: true,
+        requests_per_minute: NonZeroU32::new(600),
+        pseudonym_key: None,
     };
     serve_until(args.listen, store, config, shutdown).await
 }

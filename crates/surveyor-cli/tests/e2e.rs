@@ -815,7 +815,7 @@ async fn migrate_brings_each_backend_to_the_newest_schema() {
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "{backend}: {err}");
             assert!(
-                err.contains("is at migration 6 (notifications)"),
+                err.contains("is at migration 7 (export audit)"),
                 "{backend}: {err}"
             );
         }

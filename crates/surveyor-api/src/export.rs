@@ -1,0 +1,537 @@
+//! Exports for researchers: a scan's servers as CSV or JSON lines, streamed page by page in
+//! constant memory, optionally pseudonymised, and every export written to the audit log.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use surveyor_model::observation::CveStatus;
+use surveyor_model::{Observation, Signal};
+use surveyor_store::{
+    CensusFilter, ExportOutcome, ExportRecord, NewExport, ScanId, ServerCursor, Store,
+};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::{authorize, resolve_scan, Access, ApiError, AppState, FilterFields};
+
+/// Servers read from the store per page while streaming; pages in flight are bounded by the
+/// channel, so memory stays flat however large the export.
+const PAGE: u32 = 1000;
+const PAGES_IN_FLIGHT: usize = 2;
+
+/// A secret that turns addresses into stable pseudonyms: the same address gets the same
+/// pseudonym in every export made with the key, so researchers can follow a server across
+/// scans without learning its address.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PseudonymKey(pub [u8; 32]);
+
+impl fmt::Debug for PseudonymKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PseudonymKey(<secret>)")
+    }
+}
+
+/// The export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Jsonl,
+}
+
+impl Format {
+    fn parse(s: &str) -> Option<Format> {
+        match s {
+            "csv" => Some(Format::Csv),
+            "jsonl" => Some(Format::Jsonl),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Jsonl => "application/x-ndjson",
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExportParams {
+    scan: Option<i64>,
+    as_of: Option<String>,
+    family: Option<String>,
+    cu: Option<String>,
+    version: Option<String>,
+    support: Option<String>,
+    patch: Option<String>,
+    sector: Option<String>,
+    organisation: Option<String>,
+    pseudonymise: Option<bool>,
+}
+
+/// `GET /api/v1/exports/{format}`: every server of a scan that the filter admits.
+pub(crate) async fn get_export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(format): Path<String>,
+    query: Result<Query<ExportParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let caller = authorize(&state, &headers, Access::Export).await?;
+    let token = caller
+        .token
+        .ok_or_else(|| ApiError::Unauthorized("exports need a bearer token".into()))?;
+    let format = Format::parse(&format).ok_or_else(|| {
+        ApiError::NotFound(format!("no export format {format:?} (formats: csv, jsonl)"))
+    })?;
+    let Query(params) = query.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "bad query: {} (parameters: scan, as_of, family, cu, version, support, patch, \
+             sector, organisation, pseudonymise)",
+            e.body_text()
+        ))
+    })?;
+    let filter = FilterFields {
+        family: params.family.as_deref(),
+        cu: params.cu.as_deref(),
+        version: params.version.as_deref(),
+        support: params.support.as_deref(),
+        patch: params.patch.as_deref(),
+        sector: params.sector.as_deref(),
+        organisation: params.organisation.as_deref(),
+    }
+    .filter()?;
+    // Researchers see no addresses or names; analysts and admins may choose.
+    let must = token.role == surveyor_store::Role::Researcher;
+    let pseudonymised = match params.pseudonymise {
+        Some(false) if must => {
+            return Err(ApiError::Forbidden(
+                "a researcher token exports pseudonymised data only".into(),
+            ))
+        }
+        Some(choice) => choice,
+        None => must,
+    };
+    let scan = resolve_scan(&state.store, params.scan, params.as_of.as_deref()).await?;
+    // A pruned scan has no rows left: say so before a 200 goes out.
+    let first = state
+        .store
+        .census
+        .servers_page(scan.id, &filter, None, PAGE)
+        .await?;
+
+    let audit = state
+        .store
+        .tokens
+        .begin_export(&NewExport {
+            started_at: OffsetDateTime::now_utc(),
+            token,
+            scan: scan.id,
+            format: format.name().to_string(),
+            pseudonymised,
+            filter: filter.clone(),
+        })
+        .await?;
+    let mode = if pseudonymised {
+        Mode::Pseudonymised(state.config.pseudonym_key)
+    } else {
+        Mode::Full
+    };
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(PAGES_IN_FLIGHT);
+    let writer = Writer {
+        store: state.store.clone(),
+        scan: scan.id,
+        filter,
+        format,
+        mode,
+        tx,
+    };
+    tokio::spawn(writer.run(first, audit));
+
+    let filename = format!(
+        "surveyor-scan-{}{}.{}",
+        scan.id,
+        if pseudonymised { "-pseudonymised" } else { "" },
+        format.name()
+    );
+    let mut response = Body::from_stream(ReceiverStream::new(rx)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditParams {
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/exports`: the export audit log, newest first (admin only).
+pub(crate) async fn get_export_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<AuditParams>, QueryRejection>,
+) -> Result<Json<Vec<ExportRecord>>, ApiError> {
+    authorize(&state, &headers, Access::Admin).await?;
+    let Query(params) = query.map_err(|e| {
+        ApiError::BadRequest(format!("bad query: {} (parameters: limit)", e.body_text()))
+    })?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be 1 to 10000, not {limit}"
+        )));
+    }
+    Ok(Json(state.store.tokens.exports(limit).await?))
+}
+
+/// What an export may show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Everything the scan recorded.
+    Full,
+    /// No address (a keyed pseudonym, or the /24 or /48 without the key), no host, domain,
+    /// organisation or certificate names, no certificate fingerprint.
+    Pseudonymised(Option<PseudonymKey>),
+}
+
+/// The task that reads pages and writes them into the response body.
+struct Writer {
+    store: Store,
+    scan: ScanId,
+    filter: CensusFilter,
+    format: Format,
+    mode: Mode,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+}
+
+impl Writer {
+    async fn run(self, first: surveyor_store::ServersPage, audit: i64) {
+        let (rows, outcome) = self.stream(first).await;
+        let end = OffsetDateTime::now_utc();
+        if let Err(error) = self
+            .store
+            .tokens
+            .finish_export(audit, rows, outcome, end)
+            .await
+        {
+            tracing::error!(%error, audit, "could not close an export's audit entry");
+        }
+    }
+
+    /// Streams every page; the rows written and whether all of them went out.
+    async fn stream(&self, first: surveyor_store::ServersPage) -> (u64, ExportOutcome) {
+        let mut rows = 0u64;
+        let mut chunk = Vec::with_capacity(64 * 1024);
+        if self.format == Format::Csv {
+            csv_line(&mut chunk, columns(self.mode).map(|c| Value::from(c.name)));
+        }
+        let mut page = first;
+        loop {
+            for server in &page.servers {
+                self.encode(server, &mut chunk);
+            }
+            rows += page.servers.len() as u64;
+            if self
+                .tx
+                .send(Ok(Bytes::from(std::mem::take(&mut chunk))))
+                .await
+                .is_err()
+            {
+                // The client went away.
+                return (rows, ExportOutcome::Aborted);
+            }
+            let Some(next) = page.next else {
+                return (rows, ExportOutcome::Complete);
+            };
+            page = match self.next_page(next).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::error!(%error, scan = %self.scan, "export stopped by a store error");
+                    // An error item makes hyper cut the body short: the client sees a broken
+                    // transfer, never a file that merely looks complete.
+                    let _ = self
+                        .tx
+                        .send(Err(std::io::Error::other("the store failed mid-export")))
+                        .await;
+                    return (rows, ExportOutcome::Aborted);
+                }
+            };
+        }
+    }
+
+    async fn next_page(
+        &self,
+        after: ServerCursor,
+    ) -> Result<surveyor_store::ServersPage, surveyor_store::StoreError> {
+        self.store
+            .census
+            .servers_page(self.scan, &self.filter, Some(after), PAGE)
+            .await
+    }
+
+    fn encode(&self, server: &Observation, out: &mut Vec<u8>) {
+        match (self.format, self.mode) {
+            (Format::Jsonl, Mode::Full) => {
+                // The observation exactly as `docs/output.md` defines it.
+                if serde_json::to_writer(&mut *out, server).is_ok() {
+                    out.push(b'\n');
+                }
+            }
+            (Format::Jsonl, mode) => {
+                let object: serde_json::Map<String, Value> = columns(mode)
+                    .map(|c| (c.name.to_string(), value(c.name, self.scan, server, mode)))
+                    .collect();
+                if serde_json::to_writer(&mut *out, &object).is_ok() {
+                    out.push(b'\n');
+                }
+            }
+            (Format::Csv, mode) => csv_line(
+                out,
+                columns(mode).map(|c| value(c.name, self.scan, server, mode)),
+            ),
+        }
+    }
+}
+
+/// One column of the flat export.
+#[derive(Debug, Clone, Copy)]
+struct Column {
+    name: &'static str,
+    /// Names the server, its network or its owner: left out when pseudonymised.
+    identifying: bool,
+}
+
+const fn col(name: &'static str, identifying: bool) -> Column {
+    Column { name, identifying }
+}
+
+/// The flat export's columns in order; `value` knows each one.
+const COLUMNS: &[Column] = &[
+    col("scan", false),
+    col("ip", true),
+    col("ip_pseudonym", false),
+    col("port", false),
+    col("observed_at", false),
+    col("status", false),
+    col("family", false),
+    col("build", false),
+    col("version_name", false),
+    col("cu", false),
+    col("support", false),
+    col("patch", false),
+    col("days_behind_cu", false),
+    col("esu_patched", false),
+    col("upgrade_path", false),
+    col("vulnerable_cves", false),
+    col("sector", false),
+    col("organisation", true),
+    col("attribution_rule", true),
+    col("tls_version", false),
+    col("cert_issuer", false),
+    col("cert_not_after", false),
+    col("cert_subject", true),
+    col("cert_names", true),
+    col("cert_sha256", true),
+    col("ntlm_dns_domain", true),
+    col("ntlm_dns_computer", true),
+    col("http_server", false),
+];
+
+fn columns(mode: Mode) -> impl Iterator<Item = Column> {
+    COLUMNS.iter().copied().filter(move |c| match mode {
+        Mode::Full => c.name != "ip_pseudonym",
+        Mode::Pseudonymised(_) => !c.identifying,
+    })
+}
+
+/// The value of one column for one server.
+fn value(column: &str, scan: ScanId, o: &Observation, mode: Mode) -> Value {
+    let verdict = o.exchange.as_ref();
+    let tls = o.tls.as_ref();
+    let evidence = |signal: Signal| -> Value {
+        o.fingerprint
+            .of(signal)
+            .next()
+            .map_or(Value::Null, |e| Value::from(e.value.clone()))
+    };
+    match column {
+        "scan" => json!(scan.0),
+        "ip" => json!(o.ip.to_string()),
+        "ip_pseudonym" => match mode {
+            Mode::Pseudonymised(key) => json!(pseudonym(o.ip, key)),
+            Mode::Full => Value::Null,
+        },
+        "port" => json!(o.port),
+        "observed_at" => json!(rfc3339(o.observed_at)),
+        "status" => json!(o.status.as_str()),
+        "family" => json!(verdict.map(|v| v.family.to_string())),
+        "build" => json!(verdict.map(|v| v.build.to_string())),
+        "version_name" => json!(verdict.map(|v| v.version_name.clone())),
+        "cu" => json!(verdict.and_then(|v| v.cu.clone())),
+        "support" => json!(verdict.map(|v| v.support.as_str())),
+        "patch" => json!(verdict.map(|v| v.patch_level.band().as_str())),
+        "days_behind_cu" => json!(verdict.and_then(|v| v.patch_level.days_behind_cu)),
+        "esu_patched" => json!(verdict.map(|v| v.esu_patched)),
+        "upgrade_path" => json!(verdict.and_then(|v| v.upgrade_path.map(|p| p.as_str()))),
+        "vulnerable_cves" => json!(verdict.map(|v| {
+            v.cves
+                .iter()
+                .filter(|c| c.status == CveStatus::Vulnerable)
+                .map(|c| c.cve.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })),
+        "sector" => json!(o.attribution.as_ref().map(|a| a.sector.as_str())),
+        "organisation" => json!(o.attribution.as_ref().map(|a| a.organisation.clone())),
+        "attribution_rule" => json!(o.attribution.as_ref().map(|a| a.rule)),
+        "tls_version" => json!(tls.map(|t| t.version.clone())),
+        "cert_issuer" => json!(tls.and_then(|t| t.issuer.clone())),
+        "cert_not_after" => json!(tls.and_then(|t| t.not_after).map(rfc3339)),
+        "cert_subject" => json!(tls.and_then(|t| t.subject.clone())),
+        "cert_names" => json!(tls.map(|t| t.names.join(" "))),
+        "cert_sha256" => json!(tls.and_then(|t| t.cert_sha256.clone())),
+        "ntlm_dns_domain" => evidence(Signal::NtlmDnsDomain),
+        "ntlm_dns_computer" => evidence(Signal::NtlmDnsComputer),
+        "http_server" => json!(o.http_server.clone()),
+        other => unreachable!("column {other} has no value"),
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The stand-in for an address: a keyed hash when the server has a key, else its network
+/// (/24 for IPv4, /48 for IPv6), which many servers share.
+fn pseudonym(ip: IpAddr, key: Option<PseudonymKey>) -> String {
+    match key {
+        Some(PseudonymKey(key)) => {
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+            let bytes = match ip {
+                IpAddr::V4(v4) => v4.octets().to_vec(),
+                IpAddr::V6(v6) => v6.octets().to_vec(),
+            };
+            let tag = ring::hmac::sign(&key, &bytes);
+            // 128 bits: collisions are out of reach for any census, and the column stays short.
+            let hex: String = tag.as_ref()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("h:{hex}")
+        }
+        None => match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, c, _] = v4.octets();
+                format!("{a}.{b}.{c}.0/24")
+            }
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0);
+                format!("{net}/48")
+            }
+        },
+    }
+}
+
+/// Appends one CSV record (RFC 4180 quoting by the csv crate); null is an empty field.
+fn csv_line(out: &mut Vec<u8>, values: impl Iterator<Item = Value>) {
+    let fields: Vec<String> = values
+        .map(|v| match v {
+            Value::Null => String::new(),
+            Value::String(s) => s,
+            other => other.to_string(),
+        })
+        .collect();
+    let mut writer = csv::WriterBuilder::new().from_writer(&mut *out);
+    // Writing into a Vec cannot fail.
+    let _ = writer.write_record(&fields);
+    let _ = writer.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_has_a_value_and_pseudonymised_rows_name_nothing() {
+        let o: Observation = serde_json::from_value(json!({
+            "ip": "192.0.2.7", "port": 443, "scheme": "https",
+            "observed_at": "2026-11-23T10:00:00Z", "status": "success", "error": null,
+            "tls": {"version": "TLSv1_3", "cipher": "TLS13_AES_256_GCM_SHA384",
+                    "cert_sha256": "ab", "subject": "CN=mail.klinik.example",
+                    "issuer": "CN=Some CA", "names": ["mail.klinik.example"],
+                    "not_before": null, "not_after": null},
+            "http_server": "Microsoft-IIS/10.0",
+            "fingerprint": {"evidence": [{"signal": "ntlm-dns-domain", "source": "/ews",
+                                          "value": "klinik.local"}]},
+            "exchange": null
+        }))
+        .unwrap();
+        for column in COLUMNS {
+            value(column.name, ScanId(1), &o, Mode::Full);
+        }
+        let pseudo = Mode::Pseudonymised(None);
+        let mut line = Vec::new();
+        csv_line(
+            &mut line,
+            columns(pseudo).map(|c| value(c.name, ScanId(1), &o, pseudo)),
+        );
+        let line = String::from_utf8(line).unwrap();
+        assert!(line.contains("192.0.2.0/24"), "{line}");
+        for secret in ["192.0.2.7", "klinik", "ab,"] {
+            assert!(!line.contains(secret), "{secret} leaked: {line}");
+        }
+        let mut full = Vec::new();
+        csv_line(
+            &mut full,
+            columns(Mode::Full).map(|c| value(c.name, ScanId(1), &o, Mode::Full)),
+        );
+        let full = String::from_utf8(full).unwrap();
+        assert!(
+            full.contains("192.0.2.7") && full.contains("klinik.local"),
+            "{full}"
+        );
+    }
+
+    #[test]
+    fn keyed_pseudonyms_are_stable_per_address_and_key() {
+        let a: IpAddr = "192.0.2.7".parse().unwrap();
+        let b: IpAddr = "192.0.2.8".parse().unwrap();
+        let k1 = Some(PseudonymKey([1; 32]));
+        let k2 = Some(PseudonymKey([2; 32]));
+        assert_eq!(pseudonym(a, k1), pseudonym(a, k1));
+        assert_ne!(pseudonym(a, k1), pseudonym(b, k1));
+        assert_ne!(pseudonym(a, k1), pseudonym(a, k2));
+        assert_eq!(pseudonym(a, k1).len(), 2 + 32);
+        let v6: IpAddr = "2001:db8:1:2::7".parse().unwrap();
+        assert_eq!(pseudonym(v6, None), "2001:db8:1::/48");
+        assert_eq!(
+            format!("{:?}", PseudonymKey([7; 32])),
+            "PseudonymKey(<secret>)"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! Host-level reads: the servers of a scan page by page, and the organisations they belong to.
+
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use surveyor_model::{Observation, Organisation, Support};
+use surveyor_store::{CensusFilter, Dimension, ScanRecord, ServerCursor};
+
+use crate::{authorize, resolve_scan, Access, ApiError, AppState, FilterFields};
+
+/// The most servers one page of `/hosts` holds.
+pub(crate) const MAX_PAGE: u32 = 1000;
+const DEFAULT_PAGE: u32 = 100;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HostsParams {
+    scan: Option<i64>,
+    as_of: Option<String>,
+    family: Option<String>,
+    cu: Option<String>,
+    version: Option<String>,
+    support: Option<String>,
+    patch: Option<String>,
+    sector: Option<String>,
+    organisation: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+impl HostsParams {
+    fn filter(&self) -> Result<CensusFilter, ApiError> {
+        FilterFields {
+            family: self.family.as_deref(),
+            cu: self.cu.as_deref(),
+            version: self.version.as_deref(),
+            support: self.support.as_deref(),
+            patch: self.patch.as_deref(),
+            sector: self.sector.as_deref(),
+            organisation: self.organisation.as_deref(),
+        }
+        .filter()
+    }
+}
+
+/// One page of servers and where the next one starts.
+#[derive(Debug, Serialize)]
+pub(crate) struct HostsPage {
+    scan: ScanRecord,
+    /// The servers as the scan recorded them (the observation JSON of `docs/output.md`).
+    hosts: Vec<Observation>,
+    /// Hand back as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/hosts`: a scan's Exchange servers with filters, cursor-paginated.
+pub(crate) async fn get_hosts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HostsParams>, QueryRejection>,
+) -> Result<Json<HostsPage>, ApiError> {
+    authorize(&state, &headers, Access::HostLevel).await?;
+    let Query(params) = query.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "bad query: {} (parameters: scan, as_of, family, cu, version, support, patch, \
+             sector, organisation, limit, cursor)",
+            e.body_text()
+        ))
+    })?;
+    let filter = params.filter()?;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be 1 to {MAX_PAGE}, not {limit}"
+        )));
+    }
+    let after = params.cursor.as_deref().map(parse_cursor).transpose()?;
+    let scan = resolve_scan(&state.store, params.scan, params.as_of.as_deref()).await?;
+    let page = state
+        .store
+        .census
+        .servers_page(scan.id, &filter, after, limit)
+        .await?;
+    Ok(Json(HostsPage {
+        scan,
+        hosts: page.servers,
+        next_cursor: page.next.map(ServerCursor::token),
+    }))
+}
+
+pub(crate) fn parse_cursor(token: &str) -> Result<ServerCursor, ApiError> {
+    ServerCursor::from_token(token).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "`cursor` {token:?} is not one this API handed out; take `next_cursor` of the \
+             previous page"
+        ))
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OrganisationsParams {
+    scan: Option<i64>,
+    as_of: Option<String>,
+}
+
+/// One organisation of the registry with its servers in the scan.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrganisationServers {
+    #[serde(flatten)]
+    organisation: Organisation,
+    servers: u64,
+    /// Of those, how many run a build out of support.
+    unsupported: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Organisations {
+    /// The scan the counts come from; `null` before the first finished scan (counts are 0).
+    scan: Option<ScanRecord>,
+    organisations: Vec<OrganisationServers>,
+}
+
+/// `GET /api/v1/organisations`: the registry, each organisation with its servers. Contacts are
+/// in it, so it is host-level data.
+pub(crate) async fn get_organisations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<OrganisationsParams>, QueryRejection>,
+) -> Result<Json<Organisations>, ApiError> {
+    authorize(&state, &headers, Access::HostLevel).await?;
+    let Query(params) = query.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "bad query: {} (parameters: scan, as_of)",
+            e.body_text()
+        ))
+    })?;
+    let store = &state.store;
+    let scan = match resolve_scan(store, params.scan, params.as_of.as_deref()).await {
+        Ok(scan) => Some(scan),
+        // No scan asked for and none finished yet: the registry alone.
+        Err(ApiError::NotFound(_)) if params.scan.is_none() && params.as_of.is_none() => None,
+        Err(e) => return Err(e),
+    };
+    let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    if let Some(scan) = &scan {
+        let groups = store
+            .census
+            .statistics(
+                scan.id,
+                &[Dimension::Organisation, Dimension::Support],
+                &CensusFilter::default(),
+            )
+            .await?;
+        for g in groups {
+            let entry = counts
+                .entry(g.organisation.unwrap_or_default())
+                .or_default();
+            entry.0 += g.servers;
+            if g.support == Some(Support::Unsupported) {
+                entry.1 += g.servers;
+            }
+        }
+    }
+    let organisations = store
+        .registry
+        .organisations()
+        .await?
+        .into_iter()
+        .map(|organisation| {
+            let (servers, unsupported) = counts.get(&organisation.id).copied().unwrap_or_default();
+            OrganisationServers {
+                organisation,
+                servers,
+                unsupported,
+            }
+        })
+        .collect();
+    Ok(Json(Organisations {
+        scan,
+        organisations,
+    }))
+}
