@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use surveyor_model::observation::CveStatus;
 use surveyor_model::{Observation, Signal};
+use surveyor_notify::shadowserver;
 use surveyor_store::{
     CensusFilter, ExportOutcome, ExportRecord, NewExport, ScanId, ServerCursor, Store,
 };
@@ -45,6 +46,8 @@ impl fmt::Debug for PseudonymKey {
 enum Format {
     Csv,
     Jsonl,
+    /// Shadowserver's `scan_exchange` report columns, for tools built for its feeds.
+    Shadowserver,
 }
 
 impl Format {
@@ -52,6 +55,7 @@ impl Format {
         match s {
             "csv" => Some(Format::Csv),
             "jsonl" => Some(Format::Jsonl),
+            "shadowserver" => Some(Format::Shadowserver),
             _ => None,
         }
     }
@@ -60,12 +64,21 @@ impl Format {
         match self {
             Format::Csv => "csv",
             Format::Jsonl => "jsonl",
+            Format::Shadowserver => "shadowserver",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => ".csv",
+            Format::Jsonl => ".jsonl",
+            Format::Shadowserver => "-scan_exchange.csv",
         }
     }
 
     fn content_type(self) -> &'static str {
         match self {
-            Format::Csv => "text/csv; charset=utf-8",
+            Format::Csv | Format::Shadowserver => "text/csv; charset=utf-8",
             Format::Jsonl => "application/x-ndjson",
         }
     }
@@ -98,7 +111,9 @@ pub(crate) async fn get_export(
         .token
         .ok_or_else(|| ApiError::Unauthorized("exports need a bearer token".into()))?;
     let format = Format::parse(&format).ok_or_else(|| {
-        ApiError::NotFound(format!("no export format {format:?} (formats: csv, jsonl)"))
+        ApiError::NotFound(format!(
+            "no export format {format:?} (formats: csv, jsonl, shadowserver)"
+        ))
     })?;
     let Query(params) = query.map_err(|e| {
         ApiError::BadRequest(format!(
@@ -157,6 +172,7 @@ pub(crate) async fn get_export(
     let writer = Writer {
         store: state.store.clone(),
         scan: scan.id,
+        as_of: scan.as_of,
         filter,
         format,
         mode,
@@ -165,10 +181,10 @@ pub(crate) async fn get_export(
     tokio::spawn(writer.run(first, audit));
 
     let filename = format!(
-        "surveyor-scan-{}{}.{}",
+        "surveyor-scan-{}{}{}",
         scan.id,
         if pseudonymised { "-pseudonymised" } else { "" },
-        format.name()
+        format.extension()
     );
     let mut response = Body::from_stream(ReceiverStream::new(rx)).into_response();
     let headers = response.headers_mut();
@@ -221,6 +237,8 @@ enum Mode {
 struct Writer {
     store: Store,
     scan: ScanId,
+    /// The date the scan's verdicts were made for (Shadowserver rows' enforcement).
+    as_of: time::Date,
     filter: CensusFilter,
     format: Format,
     mode: Mode,
@@ -245,8 +263,13 @@ impl Writer {
     async fn stream(&self, first: surveyor_store::ServersPage) -> (u64, ExportOutcome) {
         let mut rows = 0u64;
         let mut chunk = Vec::with_capacity(64 * 1024);
-        if self.format == Format::Csv {
-            csv_line(&mut chunk, columns(self.mode).map(|c| Value::from(c.name)));
+        match self.format {
+            Format::Csv => csv_line(&mut chunk, columns(self.mode).map(|c| Value::from(c.name))),
+            Format::Shadowserver => csv_line(
+                &mut chunk,
+                shadowserver::COLUMNS.into_iter().map(Value::from),
+            ),
+            Format::Jsonl => {}
         }
         let mut page = first;
         loop {
@@ -312,6 +335,19 @@ impl Writer {
                 out,
                 columns(mode).map(|c| value(c.name, self.scan, server, mode)),
             ),
+            (Format::Shadowserver, mode) => {
+                let Some(mut row) = shadowserver::observation_row(server, self.as_of) else {
+                    return;
+                };
+                if let Mode::Pseudonymised(key) = mode {
+                    row.ip = pseudonym(server.ip, key);
+                    row.hostname.clear();
+                    row.servername.clear();
+                    row.url.clear();
+                    row.asn = None;
+                }
+                csv_line(out, shadowserver::record(&row).into_iter().map(Value::from));
+            }
         }
     }
 }

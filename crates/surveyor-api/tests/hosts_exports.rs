@@ -373,6 +373,44 @@ async fn exports_and_audit(store: Store) {
     assert_eq!(first, again);
     assert!(first.iter().all(|p| p.starts_with("h:") && p.len() == 34));
 
+    // Shadowserver's scan_exchange columns: every server, its problems in the tag.
+    let (status, headers, body) = raw(
+        &store,
+        config,
+        "/api/v1/exports/shadowserver",
+        Some(&analyst),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .ends_with("-scan_exchange.csv\""));
+    let mut reader = csv::Reader::from_reader(body.as_slice());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        surveyor_notify::shadowserver::COLUMNS.to_vec()
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), SERVERS);
+    let eol = rows.iter().filter(|r| &r[6] == "exchange;eol").count();
+    let info = rows
+        .iter()
+        .filter(|r| &r[1] == "info" && &r[6] == "exchange")
+        .count();
+    assert_eq!((eol, info), (unsupported, SERVERS - unsupported));
+    assert!(rows.iter().any(|r| &r[2] == "10.0.0.1"));
+    let (status, _, body) = raw(
+        &store,
+        config,
+        "/api/v1/exports/shadowserver",
+        Some(&researcher),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    assert!(!text.contains("10.0.0.1,") && text.contains("10.0.0.0/24"));
+
     for (uri, expected) in [
         ("/api/v1/exports/parquet-ish", StatusCode::NOT_FOUND),
         (
@@ -393,10 +431,10 @@ async fn exports_and_audit(store: Store) {
     let (status, log) = json(&store, "/api/v1/exports", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK, "{log}");
     let log = log.as_array().unwrap();
-    assert_eq!(log.len(), 4, "{log:?}");
+    assert_eq!(log.len(), 6, "{log:?}");
     let research = log
         .iter()
-        .find(|e| e["token_name"] == "researcher")
+        .find(|e| e["token_name"] == "researcher" && e["format"] == "csv")
         .unwrap();
     assert_eq!(research["format"], "csv");
     assert_eq!(research["pseudonymised"], true);

@@ -167,9 +167,12 @@ impl Finding {
         }
     }
 
-    /// Shadowserver's scale: critical for known vulnerabilities, high for end of life.
+    /// Shadowserver's scale: critical for known vulnerabilities, high for end of life, medium
+    /// for exposure alone, info for a server with nothing wrong seen (exports list those too).
     pub fn severity(&self) -> &'static str {
-        if !self.vulnerable_cves.is_empty() {
+        if self.reasons.is_empty() {
+            "info"
+        } else if !self.vulnerable_cves.is_empty() {
             "critical"
         } else if self.reasons.contains(&Reason::Unsupported)
             || self.reasons.contains(&Reason::EsuOnly)
@@ -416,6 +419,23 @@ pub fn plan(
 
 /// The finding of one observation, or `None` when it is not affected.
 fn finding(o: &Observation, config: &PlanConfig) -> Option<Finding> {
+    let f = describe(o, config.as_of)?;
+    let serious = f.reasons.iter().any(|r| {
+        matches!(
+            r,
+            Reason::Unsupported | Reason::EsuOnly | Reason::VulnerableCves
+        )
+    });
+    if f.reasons.is_empty() || (!serious && !config.exposure_alone) {
+        return None;
+    }
+    Some(f)
+}
+
+/// What is known and wrong about one recognised Exchange server, whether or not it warrants
+/// a notification (`reasons` is empty for a supported, patched server with OWA and ECP
+/// unseen); `None` for anything else. Exports describe every server this way.
+pub fn describe(o: &Observation, as_of: Date) -> Option<Finding> {
     let v = o.exchange.as_ref()?;
     let seen = |path: &str| {
         o.fingerprint
@@ -438,17 +458,11 @@ fn finding(o: &Observation, config: &PlanConfig) -> Option<Finding> {
     if !vulnerable_cves.is_empty() {
         reasons.push(Reason::VulnerableCves);
     }
-    if reasons.is_empty() && !config.exposure_alone {
-        return None;
-    }
     if owa {
         reasons.push(Reason::OwaExposed);
     }
     if ecp {
         reasons.push(Reason::EcpExposed);
-    }
-    if reasons.is_empty() {
-        return None;
     }
     let mut actions = vec![match v.upgrade_path {
         Some(UpgradePath::InPlaceToSe) => Action::UpgradeInPlaceToSe,
@@ -505,7 +519,7 @@ fn finding(o: &Observation, config: &PlanConfig) -> Option<Finding> {
         asn,
         reasons,
         actions,
-        enforcement: enforced.then(|| Enforcement::from(config.as_of)),
+        enforcement: enforced.then(|| Enforcement::from(as_of)),
         evidence: v.evidence.clone(),
         fingerprint: String::new(),
         reminder: false,

@@ -75,6 +75,15 @@ impl ScanExchangeRow {
     }
 }
 
+/// The row of any recognised Exchange server as a scan saw it (severity `info` when nothing
+/// is wrong with it); `None` for an observation that is not one.
+pub fn observation_row(
+    o: &surveyor_model::Observation,
+    as_of: time::Date,
+) -> Option<ScanExchangeRow> {
+    crate::plan::describe(o, as_of).map(|f| ScanExchangeRow::from_finding(&f))
+}
+
 /// The rows of a bundle, in its order.
 pub fn rows(bundle: &Bundle) -> Vec<ScanExchangeRow> {
     bundle
@@ -84,34 +93,36 @@ pub fn rows(bundle: &Bundle) -> Vec<ScanExchangeRow> {
         .collect()
 }
 
+/// A row's fields in the order of [`COLUMNS`].
+pub fn record(r: &ScanExchangeRow) -> [String; 17] {
+    [
+        r.timestamp.clone(),
+        r.severity.clone(),
+        r.ip.clone(),
+        r.protocol.clone(),
+        r.port.to_string(),
+        r.hostname.clone(),
+        r.tag.clone(),
+        r.asn.map(|a| a.to_string()).unwrap_or_default(),
+        r.geo.clone(),
+        r.region.clone(),
+        r.city.clone(),
+        r.naics.clone(),
+        r.hostname_source.clone(),
+        r.sector.clone(),
+        r.version.clone(),
+        r.servername.clone(),
+        r.url.clone(),
+    ]
+}
+
 /// Writes a header and the rows as CSV (RFC 4180 quoting).
 pub fn write_csv<W: Write>(writer: W, rows: &[ScanExchangeRow]) -> Result<(), NotifyError> {
     let mut w = csv::Writer::from_writer(writer);
     let io = |e: csv::Error| NotifyError::Io(format!("cannot write scan_exchange CSV: {e}"));
     w.write_record(COLUMNS).map_err(io)?;
     for r in rows {
-        let port = r.port.to_string();
-        let asn = r.asn.map(|a| a.to_string()).unwrap_or_default();
-        w.write_record([
-            &r.timestamp,
-            &r.severity,
-            &r.ip,
-            &r.protocol,
-            &port,
-            &r.hostname,
-            &r.tag,
-            &asn,
-            &r.geo,
-            &r.region,
-            &r.city,
-            &r.naics,
-            &r.hostname_source,
-            &r.sector,
-            &r.version,
-            &r.servername,
-            &r.url,
-        ])
-        .map_err(io)?;
+        w.write_record(record(r)).map_err(io)?;
     }
     w.flush()
         .map_err(|e| NotifyError::Io(format!("cannot write scan_exchange CSV: {e}")))
