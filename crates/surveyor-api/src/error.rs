@@ -21,6 +21,9 @@ pub enum ApiError {
     /// The token's request rate is used up; come back after this long.
     #[error("too many requests: this token's rate is used up, retry after {} s", .0.as_secs())]
     TooManyRequests(std::time::Duration),
+    /// Not ready to answer (readiness: the store is unreachable).
+    #[error("{0}")]
+    Unavailable(String),
     /// The store failed; the cause is logged, never sent to the client.
     #[error("storage error")]
     Store(#[from] StoreError),
@@ -34,6 +37,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::InvalidQuery(_)) => StatusCode::BAD_REQUEST,
             ApiError::Store(StoreError::UnknownScan(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(StoreError::ScanPruned(_)) => StatusCode::GONE,

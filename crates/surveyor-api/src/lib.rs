@@ -5,6 +5,7 @@ mod error;
 mod export;
 mod hosts;
 mod limits;
+mod metrics;
 
 use std::future::Future;
 
@@ -20,6 +21,7 @@ use tokio::net::TcpListener;
 
 pub use error::ApiError;
 pub use export::PseudonymKey;
+pub use metrics::{metrics_router, Metrics};
 
 /// The census of one scan, as `surveyor report --format json` prints it and
 /// `GET /api/v1/census` returns it.
@@ -81,6 +83,15 @@ struct AppState {
 
 /// The API's routes over a store.
 pub fn router(store: Store, config: ApiConfig) -> Router {
+    router_with_metrics(store, config, Metrics::new())
+}
+
+/// The API's routes, counting every request into `metrics` (served by [`metrics_router`]).
+pub fn router_with_metrics(
+    store: Store,
+    config: ApiConfig,
+    metrics: std::sync::Arc<Metrics>,
+) -> Router {
     Router::new()
         .merge(dashboard::routes())
         .route("/api/v1/census", get(get_census))
@@ -93,12 +104,29 @@ pub fn router(store: Store, config: ApiConfig) -> Router {
         .route("/api/v1/exports", get(export::get_export_log))
         .route("/api/v1/exports/{format}", get(export::get_export))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(get_ready))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(AppState {
             store,
             config,
             limits: std::sync::Arc::new(limits::RateLimits::new(config.requests_per_minute)),
         })
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ))
+}
+
+/// Ready when the store answers: a load balancer sends no analyst to an API whose database
+/// is gone (`/healthz` only says the process lives).
+async fn get_ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    match state.store.census.latest_finished_scan().await {
+        Ok(_) => Ok("ready"),
+        Err(error) => {
+            tracing::warn!(%error, "not ready: the store does not answer");
+            Err(ApiError::Unavailable("the store does not answer".into()))
+        }
+    }
 }
 
 /// Serves the API on a listener the binary bound, until `shutdown` completes.
@@ -106,9 +134,21 @@ pub async fn serve(
     listener: TcpListener,
     store: Store,
     config: ApiConfig,
+    metrics: std::sync::Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store, config))
+    axum::serve(listener, router_with_metrics(store, config, metrics))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves `GET /metrics` on a listener of its own, until `shutdown` completes.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: std::sync::Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, metrics_router(metrics))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -493,3 +493,80 @@ async fn a_token_past_its_rate_gets_429_and_others_still_get_in() {
     assert!((1..=6).contains(&wait), "{wait}");
     assert_eq!(call(other).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_on_their_own_router() {
+    let db = testing::sqlite();
+    let store = surveyor_store::open(&db.url).await.unwrap();
+    let metrics = surveyor_api::Metrics::new();
+    let api = surveyor_api::router_with_metrics(store, ApiConfig::default(), metrics.clone());
+    for ip in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+        let request = Request::get(format!("/api/v1/hosts/{ip}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = api.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let ready = Request::get("/readyz").body(Body::empty()).unwrap();
+    assert_eq!(
+        api.clone().oneshot(ready).await.unwrap().status(),
+        StatusCode::OK
+    );
+    // The metrics are not on the API's router, and the API's data is not on theirs.
+    let on_api = Request::get("/metrics").body(Body::empty()).unwrap();
+    assert_eq!(
+        api.oneshot(on_api).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let scrape = Request::get("/metrics").body(Body::empty()).unwrap();
+    let response = surveyor_api::metrics_router(metrics)
+        .oneshot(scrape)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    // One series for the template, not one per address.
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("surveyor_api_http_requests_total{") && l.contains("status=\"401\"")
+        })
+        .unwrap_or_else(|| panic!("no 401 series in:\n{text}"));
+    assert!(line.contains("route=\"/api/v1/hosts/{ip}\""), "{line}");
+    assert!(line.ends_with(" 3"), "{line}");
+    assert!(!text.contains("192.0.2.1"));
+    assert!(text.contains("surveyor_api_http_request_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn readiness_fails_while_the_database_is_unreachable() {
+    let Some(db) = testing::postgres().await else {
+        return;
+    };
+    let store = surveyor_store::open(&db.url).await.unwrap();
+    let api = surveyor_api::router(store, ApiConfig::default());
+    let ready = || Request::get("/readyz").body(Body::empty()).unwrap();
+    assert_eq!(
+        api.clone().oneshot(ready()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    db.set_reachable(false).await;
+    let down = api.clone().oneshot(ready()).await.unwrap();
+    assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let health = Request::get("/healthz").body(Body::empty()).unwrap();
+    assert_eq!(
+        api.clone().oneshot(health).await.unwrap().status(),
+        StatusCode::OK
+    );
+    db.set_reachable(true).await;
+    assert_eq!(api.oneshot(ready()).await.unwrap().status(), StatusCode::OK);
+}
