@@ -2,6 +2,7 @@
 //! handles signals, and glues the libraries together.
 
 mod kb;
+mod notify;
 mod pipeline;
 mod registry;
 mod report;
@@ -71,6 +72,10 @@ enum Command {
     /// Resolve organisations' domains (MX, autodiscover, mail, owa, webmail) into targets for
     /// `surveyor scan --input-format zgrab-csv`, each with the name for SNI and Host.
     Discover(DiscoverArgs),
+    /// Notify affected organisations: plan a scan's bundles into the outbox, send what is
+    /// due, show the outbox and delivery log, keep the suppression list.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
 }
 
 #[derive(Subcommand)]
@@ -330,6 +335,10 @@ struct ServeArgs {
     /// pseudonymised exports; without it they show the /24 (IPv4) or /48 (IPv6).
     #[arg(long, value_name = "FILE")]
     pseudonym_key_file: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, a listener of their own (no token;
+    /// bind it where only the monitoring system reaches).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -520,6 +529,10 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Registry(command) => {
             let store = open_store(command.db()).await?;
             registry::run(command, &store).await
+        }
+        Command::Notify(command) => {
+            let store = open_store(command.db()).await?;
+            notify::run(command, &store).await
         }
         Command::Serve(args) => serve(args).await,
         Command::Demo(args) => {
@@ -1168,6 +1181,7 @@ async fn serve_until(
     listen: SocketAddr,
     store: Store,
     config: surveyor_api::ApiConfig,
+    metrics_listen: Option<SocketAddr>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -1177,7 +1191,30 @@ async fn serve_until(
         "surveyor: API on http://{}/api/v1/census (Ctrl-C stops)",
         listener.local_addr()?
     );
-    surveyor_api::serve(listener, store, config, async move {
+    let metrics = surveyor_api::Metrics::new();
+    if let Some(addr) = metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("could not listen on {addr} for metrics"))?;
+        eprintln!(
+            "surveyor: metrics on http://{}/metrics",
+            listener.local_addr()?
+        );
+        let (metrics, stop) = (metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let served =
+                surveyor_api::serve_metrics(
+                    listener,
+                    metrics,
+                    async move { stop.cancelled().await },
+                )
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the metrics listener failed");
+            }
+        });
+    }
+    surveyor_api::serve(listener, store, config, metrics, async move {
         shutdown.cancelled().await
     })
     .await
@@ -1195,7 +1232,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
         requests_per_minute: NonZeroU32::new(args.rate_per_token),
         pseudonym_key,
     };
-    serve_until(args.listen, store, config, shutdown_token()).await
+    serve_until(
+        args.listen,
+        store,
+        config,
+        args.metrics_listen,
+        shutdown_token(),
+    )
+    .await
 }
 
 /// The pseudonym key: SHA-256 of the file's bytes, so any secret of 32 bytes or more will do
@@ -1339,7 +1383,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
         requests_per_minute: NonZeroU32::new(600),
         pseudonym_key: None,
     };
-    serve_until(args.listen, store, config, shutdown).await
+    serve_until(args.listen, store, config, None, shutdown).await
 }
 
 async fn testbed(args: TestbedArgs) -> Result<()> {
