@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::openapi::ErrorBody;
 use crate::{authorize, resolve_scan, Access, ApiError, AppState, FilterFields};
 
 /// Servers read from the store per page while streaming; pages in flight are bounded by the
@@ -84,7 +85,8 @@ impl Format {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExportParams {
     scan: Option<i64>,
@@ -100,6 +102,18 @@ pub(crate) struct ExportParams {
 }
 
 /// `GET /api/v1/exports/{format}`: every server of a scan that the filter admits.
+#[utoipa::path(get, path = "/api/v1/exports/{format}", tag = "exports",
+    params(("format" = String, Path, description = "csv, jsonl or shadowserver"), ExportParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The export, streamed", content_type = "text/csv", body = String),
+        (status = 400, description = "A bad parameter, named in the message", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token's role may not see this", body = ErrorBody),
+        (status = 404, description = "No such scan, or none finished yet", body = ErrorBody),
+        (status = 429, description = "The token's rate is used up", body = ErrorBody),
+        (status = 410, description = "The scan's observations were pruned", body = ErrorBody),
+    ))]
 pub(crate) async fn get_export(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -198,13 +212,24 @@ pub(crate) async fn get_export(
     Ok(response)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditParams {
     limit: Option<u32>,
 }
 
 /// `GET /api/v1/exports`: the export audit log, newest first (admin only).
+#[utoipa::path(get, path = "/api/v1/exports", tag = "exports", params(AuditParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The audit log", body = Vec<Object>),
+        (status = 400, description = "A bad parameter, named in the message", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token's role may not see this", body = ErrorBody),
+        (status = 404, description = "No such scan, or none finished yet", body = ErrorBody),
+        (status = 429, description = "The token's rate is used up", body = ErrorBody),
+    ))]
 pub(crate) async fn get_export_log(
     State(state): State<AppState>,
     headers: HeaderMap,

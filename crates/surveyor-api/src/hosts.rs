@@ -10,13 +10,15 @@ use serde::{Deserialize, Serialize};
 use surveyor_model::{Observation, Organisation, Support};
 use surveyor_store::{CensusFilter, Dimension, ScanRecord, ServerCursor};
 
+use crate::openapi::ErrorBody;
 use crate::{authorize, resolve_scan, Access, ApiError, AppState, FilterFields};
 
 /// The most servers one page of `/hosts` holds.
 pub(crate) const MAX_PAGE: u32 = 1000;
 const DEFAULT_PAGE: u32 = 100;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HostsParams {
     scan: Option<i64>,
@@ -58,6 +60,17 @@ pub(crate) struct HostsPage {
 }
 
 /// `GET /api/v1/hosts`: a scan's Exchange servers with filters, cursor-paginated.
+#[utoipa::path(get, path = "/api/v1/hosts", tag = "hosts", params(HostsParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of servers and the next cursor", body = Object),
+        (status = 400, description = "A bad parameter, named in the message", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token's role may not see this", body = ErrorBody),
+        (status = 404, description = "No such scan, or none finished yet", body = ErrorBody),
+        (status = 429, description = "The token's rate is used up", body = ErrorBody),
+        (status = 410, description = "The scan's observations were pruned", body = ErrorBody),
+    ))]
 pub(crate) async fn get_hosts(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -101,7 +114,8 @@ pub(crate) fn parse_cursor(token: &str) -> Result<ServerCursor, ApiError> {
     })
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OrganisationsParams {
     scan: Option<i64>,
@@ -125,6 +139,16 @@ pub(crate) struct Organisations {
     organisations: Vec<OrganisationServers>,
 }
 
+#[utoipa::path(get, path = "/api/v1/organisations", tag = "hosts", params(OrganisationsParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The registry with server counts", body = Object),
+        (status = 400, description = "A bad parameter, named in the message", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token's role may not see this", body = ErrorBody),
+        (status = 404, description = "No such scan, or none finished yet", body = ErrorBody),
+        (status = 429, description = "The token's rate is used up", body = ErrorBody),
+    ))]
 /// `GET /api/v1/organisations`: the registry, each organisation with its servers. Contacts are
 /// in it, so it is host-level data.
 pub(crate) async fn get_organisations(

@@ -6,6 +6,7 @@ mod export;
 mod hosts;
 mod limits;
 mod metrics;
+mod openapi;
 
 use std::future::Future;
 
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 pub use error::ApiError;
 pub use export::PseudonymKey;
 pub use metrics::{metrics_router, Metrics};
+use openapi::ErrorBody;
 
 /// The census of one scan, as `surveyor report --format json` prints it and
 /// `GET /api/v1/census` returns it.
@@ -103,6 +105,7 @@ pub fn router_with_metrics(
         .route("/api/v1/organisations", get(hosts::get_organisations))
         .route("/api/v1/exports", get(export::get_export_log))
         .route("/api/v1/exports/{format}", get(export::get_export))
+        .route("/api/v1/openapi.json", get(openapi::get_openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(get_ready))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
@@ -119,6 +122,12 @@ pub fn router_with_metrics(
 
 /// Ready when the store answers: a load balancer sends no analyst to an API whose database
 /// is gone (`/healthz` only says the process lives).
+/// Ready when the store answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "ready", body = String),
+        (status = 503, description = "The store does not answer", body = ErrorBody),
+    ))]
 async fn get_ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     match state.store.census.latest_finished_scan().await {
         Ok(_) => Ok("ready"),
@@ -270,11 +279,23 @@ async fn resolve_scan(
     scan.ok_or_else(|| ApiError::NotFound("no such scan, or none finished yet".into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CensusQuery {
     scan: Option<i64>,
 }
 
+/// The census table of one scan (the latest finished one by default).
+#[utoipa::path(get, path = "/api/v1/census", tag = "census", params(CensusQuery),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The census of the scan", body = Object),
+        (status = 400, description = "A bad parameter, named in the message", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token's role may not see this", body = ErrorBody),
+        (status = 404, description = "No such scan, or none finished yet", body = ErrorBody),
+        (status = 429, description = "The token's rate is used up", body = ErrorBody),
+    ))]
 async fn get_census(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -296,6 +317,13 @@ async fn get_census(
     }
 }
 
+/// Every stored scan, newest first.
+#[utoipa::path(get, path = "/api/v1/scans", tag = "census", security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The scans", body = Vec<Object>),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 429, description = "The token's rate is used up", body = ErrorBody),
+    ))]
 async fn get_scans(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -305,7 +333,8 @@ async fn get_scans(
 }
 
 /// The census dimensions and filters of `/statistics` and `/trends`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CensusParams {
     scan: Option<i64>,
@@ -417,6 +446,18 @@ struct Statistics {
     groups: Vec<surveyor_store::CensusGroup>,
 }
 
+/// One scan's servers counted by the dimensions in `group_by`, with filters.
+#[utoipa::path(get, path = "/api/v1/statistics", tag = "census", params(CensusParams),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The groups and their counts", body = Object),
+        (status = 400, description = "A bad parameter, named in the message", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token's role may not see this", body = ErrorBody),
+        (status = 404, description = "No such scan, or none finished yet", body = ErrorBody),
+        (status = 429, description = "The token's rate is used up", body = ErrorBody),
+        (status = 410, description = "The scan's observations were pruned", body = ErrorBody),
+    ))]
 async fn get_statistics(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -436,6 +477,17 @@ async fn get_statistics(
     }))
 }
 
+/// The census of every finished scan, oldest first.
+#[utoipa::path(get, path = "/api/v1/trends", tag = "census", params(CensusParams),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "One point per scan and group", body = Vec<Object>),
+        (status = 400, description = "A bad parameter, named in the message", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token's role may not see this", body = ErrorBody),
+        (status = 404, description = "No such scan, or none finished yet", body = ErrorBody),
+        (status = 429, description = "The token's rate is used up", body = ErrorBody),
+    ))]
 async fn get_trends(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -453,6 +505,18 @@ async fn get_trends(
     Ok(Json(state.store.census.trend(&group_by, &filter).await?))
 }
 
+/// What the store knows of one address: latest state per port and its history.
+#[utoipa::path(get, path = "/api/v1/hosts/{ip}", tag = "hosts",
+    params(("ip" = String, Path, description = "An IPv4 or IPv6 address")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The host", body = Object),
+        (status = 400, description = "A bad parameter, named in the message", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "The token's role may not see this", body = ErrorBody),
+        (status = 404, description = "No such scan, or none finished yet", body = ErrorBody),
+        (status = 429, description = "The token's rate is used up", body = ErrorBody),
+    ))]
 async fn get_host(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -1,0 +1,70 @@
+//! The OpenAPI document of the API, generated from the handlers' own annotations (utoipa), so
+//! that it cannot drift from the code; served at `/api/v1/openapi.json`.
+
+use std::sync::OnceLock;
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// Every error the API answers: a stable code and a message safe to show.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // A schema only: errors are written by `ApiError::into_response`.
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ErrorDetail {
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `gone`, `too_many_requests`, …
+    code: String,
+    message: String,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Surveyor API",
+        description = "The census of on-premises Microsoft Exchange servers: aggregates for \
+                       analysts, host-level data for analysts and admins, exports for \
+                       researchers. Contract in docs/output.md."
+    ),
+    paths(
+        crate::get_census,
+        crate::get_scans,
+        crate::get_statistics,
+        crate::get_trends,
+        crate::hosts::get_hosts,
+        crate::get_host,
+        crate::hosts::get_organisations,
+        crate::export::get_export,
+        crate::export::get_export_log,
+        crate::get_ready,
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+/// The document, built once.
+pub(crate) fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(ApiDoc::openapi)
+}
+
+pub(crate) async fn get_openapi() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(document())
+}
