@@ -519,9 +519,15 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(surveyor_api::serve(listener, store, config, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(surveyor_api::serve(
+            listener,
+            store,
+            config,
+            surveyor_api::Metrics::new(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Server { addr, stop, task }
     }
 
