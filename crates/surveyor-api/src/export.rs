@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::openapi::ErrorBody;
-use crate::{authorize, resolve_scan, Access, ApiError, AppState, FilterFields};
+use crate::{authorize, census_filter, query_params, resolve_scan, Access, ApiError, AppState};
 
 /// Servers read from the store per page while streaming; pages in flight are bounded by the
 /// channel, so memory stays flat however large the export.
@@ -129,23 +129,11 @@ pub(crate) async fn get_export(
             "no export format {format:?} (formats: csv, jsonl, shadowserver)"
         ))
     })?;
-    let Query(params) = query.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "bad query: {} (parameters: scan, as_of, family, cu, version, support, patch, \
-             sector, organisation, pseudonymise)",
-            e.body_text()
-        ))
-    })?;
-    let filter = FilterFields {
-        family: params.family.as_deref(),
-        cu: params.cu.as_deref(),
-        version: params.version.as_deref(),
-        support: params.support.as_deref(),
-        patch: params.patch.as_deref(),
-        sector: params.sector.as_deref(),
-        organisation: params.organisation.as_deref(),
-    }
-    .filter()?;
+    let params = query_params(
+        query,
+        "scan, as_of, family, cu, version, support, patch, sector, organisation, pseudonymise",
+    )?;
+    let filter = census_filter!(params)?;
     // Researchers see no addresses or names; analysts and admins may choose.
     let must = token.role == surveyor_store::Role::Researcher;
     let pseudonymised = match params.pseudonymise {
@@ -236,9 +224,7 @@ pub(crate) async fn get_export_log(
     query: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Json<Vec<ExportRecord>>, ApiError> {
     authorize(&state, &headers, Access::Admin).await?;
-    let Query(params) = query.map_err(|e| {
-        ApiError::BadRequest(format!("bad query: {} (parameters: limit)", e.body_text()))
-    })?;
+    let params = query_params(query, "limit")?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::BadRequest(format!(

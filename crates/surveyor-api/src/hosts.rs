@@ -11,7 +11,7 @@ use surveyor_model::{Observation, Organisation, Support};
 use surveyor_store::{CensusFilter, Dimension, ScanRecord, ServerCursor};
 
 use crate::openapi::ErrorBody;
-use crate::{authorize, resolve_scan, Access, ApiError, AppState, FilterFields};
+use crate::{authorize, census_filter, query_params, resolve_scan, Access, ApiError, AppState};
 
 /// The most servers one page of `/hosts` holds.
 pub(crate) const MAX_PAGE: u32 = 1000;
@@ -32,21 +32,6 @@ pub(crate) struct HostsParams {
     organisation: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
-}
-
-impl HostsParams {
-    fn filter(&self) -> Result<CensusFilter, ApiError> {
-        FilterFields {
-            family: self.family.as_deref(),
-            cu: self.cu.as_deref(),
-            version: self.version.as_deref(),
-            support: self.support.as_deref(),
-            patch: self.patch.as_deref(),
-            sector: self.sector.as_deref(),
-            organisation: self.organisation.as_deref(),
-        }
-        .filter()
-    }
 }
 
 /// One page of servers and where the next one starts.
@@ -77,14 +62,11 @@ pub(crate) async fn get_hosts(
     query: Result<Query<HostsParams>, QueryRejection>,
 ) -> Result<Json<HostsPage>, ApiError> {
     authorize(&state, &headers, Access::HostLevel).await?;
-    let Query(params) = query.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "bad query: {} (parameters: scan, as_of, family, cu, version, support, patch, \
-             sector, organisation, limit, cursor)",
-            e.body_text()
-        ))
-    })?;
-    let filter = params.filter()?;
+    let params = query_params(
+        query,
+        "scan, as_of, family, cu, version, support, patch, sector, organisation, limit, cursor",
+    )?;
+    let filter = census_filter!(params)?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -157,12 +139,7 @@ pub(crate) async fn get_organisations(
     query: Result<Query<OrganisationsParams>, QueryRejection>,
 ) -> Result<Json<Organisations>, ApiError> {
     authorize(&state, &headers, Access::HostLevel).await?;
-    let Query(params) = query.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "bad query: {} (parameters: scan, as_of)",
-            e.body_text()
-        ))
-    })?;
+    let params = query_params(query, "scan, as_of")?;
     let store = &state.store;
     let scan = match resolve_scan(store, params.scan, params.as_of.as_deref()).await {
         Ok(scan) => Some(scan),

@@ -361,16 +361,7 @@ impl CensusParams {
     }
 
     fn filter(&self) -> Result<CensusFilter, ApiError> {
-        FilterFields {
-            family: self.family.as_deref(),
-            cu: self.cu.as_deref(),
-            version: self.version.as_deref(),
-            support: self.support.as_deref(),
-            patch: self.patch.as_deref(),
-            sector: self.sector.as_deref(),
-            organisation: self.organisation.as_deref(),
-        }
-        .filter()
+        census_filter!(self)
     }
 
     /// Per-organisation counts name organisations: host-level access.
@@ -429,14 +420,38 @@ impl FilterFields<'_> {
 }
 
 fn params(query: Result<Query<CensusParams>, QueryRejection>) -> Result<CensusParams, ApiError> {
+    query_params(
+        query,
+        "scan, as_of, group_by, family, cu, version, support, patch, sector, organisation",
+    )
+}
+
+/// A query string parsed into an endpoint's parameters, or a 400 that names the ones it takes.
+fn query_params<T>(query: Result<Query<T>, QueryRejection>, known: &str) -> Result<T, ApiError> {
     query.map(|Query(p)| p).map_err(|e| {
         ApiError::BadRequest(format!(
-            "bad query: {} (parameters: scan, as_of, group_by, family, cu, version, support, \
-             patch, sector, organisation)",
+            "bad query: {} (parameters: {known})",
             e.body_text()
         ))
     })
 }
+
+/// The census filter of any parameters struct with the seven filter fields.
+macro_rules! census_filter {
+    ($params:expr) => {
+        $crate::FilterFields {
+            family: $params.family.as_deref(),
+            cu: $params.cu.as_deref(),
+            version: $params.version.as_deref(),
+            support: $params.support.as_deref(),
+            patch: $params.patch.as_deref(),
+            sector: $params.sector.as_deref(),
+            organisation: $params.organisation.as_deref(),
+        }
+        .filter()
+    };
+}
+pub(crate) use census_filter;
 
 /// One scan's servers counted by the requested dimensions.
 #[derive(Debug, Serialize)]
