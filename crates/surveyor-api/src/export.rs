@@ -1,5 +1,6 @@
-//! Exports for researchers: a scan's servers as CSV or JSON lines, streamed page by page in
-//! constant memory, optionally pseudonymised, and every export written to the audit log.
+//! Exports for researchers: a scan's servers as CSV, JSON lines, Parquet or Shadowserver's
+//! `scan_exchange` CSV, streamed page by page in constant memory, optionally pseudonymised,
+//! and every export written to the audit log.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -47,6 +48,8 @@ impl fmt::Debug for PseudonymKey {
 enum Format {
     Csv,
     Jsonl,
+    /// The CSV export's columns, typed, as Apache Parquet.
+    Parquet,
     /// Shadowserver's `scan_exchange` report columns, for tools built for its feeds.
     Shadowserver,
 }
@@ -56,6 +59,7 @@ impl Format {
         match s {
             "csv" => Some(Format::Csv),
             "jsonl" => Some(Format::Jsonl),
+            "parquet" => Some(Format::Parquet),
             "shadowserver" => Some(Format::Shadowserver),
             _ => None,
         }
@@ -65,6 +69,7 @@ impl Format {
         match self {
             Format::Csv => "csv",
             Format::Jsonl => "jsonl",
+            Format::Parquet => "parquet",
             Format::Shadowserver => "shadowserver",
         }
     }
@@ -73,6 +78,7 @@ impl Format {
         match self {
             Format::Csv => ".csv",
             Format::Jsonl => ".jsonl",
+            Format::Parquet => ".parquet",
             Format::Shadowserver => "-scan_exchange.csv",
         }
     }
@@ -81,6 +87,7 @@ impl Format {
         match self {
             Format::Csv | Format::Shadowserver => "text/csv; charset=utf-8",
             Format::Jsonl => "application/x-ndjson",
+            Format::Parquet => "application/vnd.apache.parquet",
         }
     }
 }
@@ -98,12 +105,14 @@ pub(crate) struct ExportParams {
     patch: Option<String>,
     sector: Option<String>,
     organisation: Option<String>,
+    asn: Option<String>,
+    country: Option<String>,
     pseudonymise: Option<bool>,
 }
 
 /// `GET /api/v1/exports/{format}`: every server of a scan that the filter admits.
 #[utoipa::path(get, path = "/api/v1/exports/{format}", tag = "exports",
-    params(("format" = String, Path, description = "csv, jsonl or shadowserver"), ExportParams),
+    params(("format" = String, Path, description = "csv, jsonl, parquet or shadowserver"), ExportParams),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The export, streamed", content_type = "text/csv", body = String),
@@ -126,12 +135,13 @@ pub(crate) async fn get_export(
         .ok_or_else(|| ApiError::Unauthorized("exports need a bearer token".into()))?;
     let format = Format::parse(&format).ok_or_else(|| {
         ApiError::NotFound(format!(
-            "no export format {format:?} (formats: csv, jsonl, shadowserver)"
+            "no export format {format:?} (formats: csv, jsonl, parquet, shadowserver)"
         ))
     })?;
     let params = query_params(
         query,
-        "scan, as_of, family, cu, version, support, patch, sector, organisation, pseudonymise",
+        "scan, as_of, family, cu, version, support, patch, sector, organisation, asn, country, \
+         pseudonymise",
     )?;
     let filter = census_filter!(params)?;
     // Researchers see no addresses or names; analysts and admins may choose.
@@ -272,6 +282,9 @@ impl Writer {
 
     /// Streams every page; the rows written and whether all of them went out.
     async fn stream(&self, first: surveyor_store::ServersPage) -> (u64, ExportOutcome) {
+        if self.format == Format::Parquet {
+            return self.stream_parquet(first).await;
+        }
         let mut rows = 0u64;
         let mut chunk = Vec::with_capacity(64 * 1024);
         match self.format {
@@ -280,7 +293,7 @@ impl Writer {
                 &mut chunk,
                 shadowserver::COLUMNS.into_iter().map(Value::from),
             ),
-            Format::Jsonl => {}
+            Format::Jsonl | Format::Parquet => {}
         }
         let mut page = first;
         loop {
@@ -316,6 +329,61 @@ impl Writer {
         }
     }
 
+    /// As [`Writer::stream`], a Parquet row group at a time: the bytes of each go out as soon
+    /// as it is full, the footer at the end.
+    async fn stream_parquet(&self, first: surveyor_store::ServersPage) -> (u64, ExportOutcome) {
+        let broken = |error: &dyn std::fmt::Display| {
+            tracing::error!(%error, "parquet export failed");
+            std::io::Error::other("the export failed mid-stream")
+        };
+        let mut file =
+            match crate::parquet_file::ParquetWriter::new(columns(self.mode).map(|c| c.name)) {
+                Ok(file) => file,
+                Err(error) => {
+                    let _ = self.tx.send(Err(broken(&error))).await;
+                    return (0, ExportOutcome::Aborted);
+                }
+            };
+        let mut rows = 0u64;
+        let mut page = first;
+        loop {
+            for server in &page.servers {
+                file.push_row(
+                    columns(self.mode).map(|c| value(c.name, self.scan, server, self.mode)),
+                );
+            }
+            rows += page.servers.len() as u64;
+            let last = page.next.is_none();
+            let bytes = if last {
+                file.finish()
+            } else if file.buffered() >= crate::parquet_file::ROW_GROUP {
+                file.flush_row_group()
+            } else {
+                Ok(Vec::new())
+            };
+            let bytes = match bytes {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    let _ = self.tx.send(Err(broken(&error))).await;
+                    return (rows, ExportOutcome::Aborted);
+                }
+            };
+            if !bytes.is_empty() && self.tx.send(Ok(Bytes::from(bytes))).await.is_err() {
+                return (rows, ExportOutcome::Aborted);
+            }
+            let Some(next) = page.next else {
+                return (rows, ExportOutcome::Complete);
+            };
+            page = match self.next_page(next).await {
+                Ok(page) => page,
+                Err(error) => {
+                    let _ = self.tx.send(Err(broken(&error))).await;
+                    return (rows, ExportOutcome::Aborted);
+                }
+            };
+        }
+    }
+
     async fn next_page(
         &self,
         after: ServerCursor,
@@ -342,6 +410,8 @@ impl Writer {
                     out.push(b'\n');
                 }
             }
+            // Written by `stream_parquet`, a row group at a time.
+            (Format::Parquet, _) => {}
             (Format::Csv, mode) => csv_line(
                 out,
                 columns(mode).map(|c| value(c.name, self.scan, server, mode)),
@@ -394,6 +464,8 @@ const COLUMNS: &[Column] = &[
     col("upgrade_path", false),
     col("vulnerable_cves", false),
     col("sector", false),
+    col("asn", true),
+    col("country", false),
     col("organisation", true),
     col("attribution_rule", true),
     col("tls_version", false),
@@ -452,6 +524,8 @@ fn value(column: &str, scan: ScanId, o: &Observation, mode: Mode) -> Value {
                 .join(" ")
         })),
         "sector" => json!(o.attribution.as_ref().map(|a| a.sector.as_str())),
+        "asn" => json!(o.asn),
+        "country" => json!(o.country.clone()),
         "organisation" => json!(o.attribution.as_ref().map(|a| a.organisation.clone())),
         "attribution_rule" => json!(o.attribution.as_ref().map(|a| a.rule)),
         "tls_version" => json!(tls.map(|t| t.version.clone())),

@@ -30,6 +30,8 @@ pub(crate) struct HostsParams {
     patch: Option<String>,
     sector: Option<String>,
     organisation: Option<String>,
+    asn: Option<String>,
+    country: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -64,7 +66,8 @@ pub(crate) async fn get_hosts(
     authorize(&state, &headers, Access::HostLevel).await?;
     let params = query_params(
         query,
-        "scan, as_of, family, cu, version, support, patch, sector, organisation, limit, cursor",
+        "scan, as_of, family, cu, version, support, patch, sector, organisation, asn, country, \
+         limit, cursor",
     )?;
     let filter = census_filter!(params)?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);

@@ -7,6 +7,7 @@ mod hosts;
 mod limits;
 mod metrics;
 mod openapi;
+mod parquet_file;
 
 use std::future::Future;
 
@@ -347,6 +348,8 @@ struct CensusParams {
     patch: Option<String>,
     sector: Option<String>,
     organisation: Option<String>,
+    asn: Option<String>,
+    country: Option<String>,
 }
 
 impl CensusParams {
@@ -364,9 +367,14 @@ impl CensusParams {
         census_filter!(self)
     }
 
-    /// Per-organisation counts name organisations: host-level access.
+    /// Per-organisation counts name organisations, and so can per-AS counts (many an
+    /// organisation announces its own AS): host-level access.
     fn access(&self, group_by: &[Dimension]) -> Access {
-        if self.organisation.is_some() || group_by.contains(&Dimension::Organisation) {
+        let naming = [Dimension::Organisation, Dimension::Asn];
+        if self.organisation.is_some()
+            || self.asn.is_some()
+            || group_by.iter().any(|d| naming.contains(d))
+        {
             Access::HostLevel
         } else {
             Access::Aggregates
@@ -385,6 +393,8 @@ struct FilterFields<'a> {
     patch: Option<&'a str>,
     sector: Option<&'a str>,
     organisation: Option<&'a str>,
+    asn: Option<&'a str>,
+    country: Option<&'a str>,
 }
 
 impl FilterFields<'_> {
@@ -415,14 +425,45 @@ impl FilterFields<'_> {
                 })
                 .transpose()?,
             organisation: self.organisation.map(str::to_string),
+            asn: self
+                .asn
+                .map(|v| parse_asn(v).ok_or_else(|| bad("AS number", v)))
+                .transpose()?,
+            country: self
+                .country
+                .map(|v| parse_country(v).ok_or_else(|| bad("country", v)))
+                .transpose()?,
         })
     }
+}
+
+/// An AS number as the census stores it: decimal, `AS` prefix optional; "" for unknown.
+fn parse_asn(value: &str) -> Option<String> {
+    if value.is_empty() {
+        return Some(String::new());
+    }
+    let digits = value
+        .strip_prefix("AS")
+        .or_else(|| value.strip_prefix("as"))
+        .unwrap_or(value);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u32>().ok().map(|n| n.to_string())
+}
+
+/// An ISO 3166-1 alpha-2 code in upper case; "" for unknown.
+fn parse_country(value: &str) -> Option<String> {
+    let ok =
+        value.is_empty() || (value.len() == 2 && value.bytes().all(|b| b.is_ascii_alphabetic()));
+    ok.then(|| value.to_ascii_uppercase())
 }
 
 fn params(query: Result<Query<CensusParams>, QueryRejection>) -> Result<CensusParams, ApiError> {
     query_params(
         query,
-        "scan, as_of, group_by, family, cu, version, support, patch, sector, organisation",
+        "scan, as_of, group_by, family, cu, version, support, patch, sector, organisation, asn, \
+         country",
     )
 }
 
@@ -436,7 +477,7 @@ fn query_params<T>(query: Result<Query<T>, QueryRejection>, known: &str) -> Resu
     })
 }
 
-/// The census filter of any parameters struct with the seven filter fields.
+/// The census filter of any parameters struct with the nine filter fields.
 macro_rules! census_filter {
     ($params:expr) => {
         $crate::FilterFields {
@@ -447,6 +488,8 @@ macro_rules! census_filter {
             patch: $params.patch.as_deref(),
             sector: $params.sector.as_deref(),
             organisation: $params.organisation.as_deref(),
+            asn: $params.asn.as_deref(),
+            country: $params.country.as_deref(),
         }
         .filter()
     };

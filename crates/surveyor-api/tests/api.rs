@@ -46,6 +46,8 @@ fn observation(ip: &str, verdict: Option<(Family, &str, Support)>) -> Observatio
         fingerprint: Fingerprint::default(),
         exchange,
         attribution: None,
+        asn: None,
+        country: None,
     }
 }
 

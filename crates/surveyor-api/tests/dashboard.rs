@@ -470,6 +470,8 @@ fn observation(
             confidence: Confidence::High,
             matched: format!("{ip}/32"),
         }),
+        asn: None,
+        country: None,
     }
 }
 
@@ -645,55 +647,69 @@ impl Browser {
         self.run(url, &[&arg, "--window-size=1280,2400", "--hide-scrollbars"])
             .await;
     }
+}
 
+/// The flags of every Chromium run: headless, a fresh profile, nothing but loopback.
+fn chromium_flags(profile: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        // Nothing but the page: no first-run, sync, updates, metrics upload or
+        // component downloads, and no name resolves, so nothing leaves loopback.
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-breakpad",
+        "--disable-domain-reliability",
+        "--disable-client-side-phishing-detection",
+        "--disable-features=MediaRouter,OptimizationHints,Translate,\
+         AutofillServerCommunication,CertificateTransparencyComponentUpdater,\
+         NetworkTimeServiceQuerying",
+        "--metrics-recording-only",
+        "--no-pings",
+        "--password-store=basic",
+        // The page's console goes to stderr, where `dom` reads it.
+        "--enable-logging=stderr",
+        "--v=0",
+        // Even IP literals go through the rules: loopback stays reachable, nothing else.
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args
+}
+
+/// A new, empty Chromium profile directory.
+fn fresh_profile() -> PathBuf {
+    static RUN: AtomicU32 = AtomicU32::new(0);
+    let profile = std::env::temp_dir().join(format!(
+        "surveyor-dashboard-chromium-{}-{}",
+        std::process::id(),
+        RUN.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&profile).unwrap();
+    profile
+}
+
+impl Browser {
     /// Runs Chromium on `url` in a fresh profile and returns its standard output and log.
     async fn run(&self, url: &str, extra: &[&str]) -> (Vec<u8>, String) {
         assert!(
             url.starts_with("http://127.0.0.1:"),
             "loopback pages only: {url}"
         );
-        static RUN: AtomicU32 = AtomicU32::new(0);
-        let profile = std::env::temp_dir().join(format!(
-            "surveyor-dashboard-chromium-{}-{}",
-            std::process::id(),
-            RUN.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&profile).unwrap();
-        let mut args: Vec<String> = [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            // Nothing but the page: no first-run, sync, updates, metrics upload or
-            // component downloads, and no name resolves, so nothing leaves loopback.
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-default-apps",
-            "--disable-extensions",
-            "--disable-breakpad",
-            "--disable-domain-reliability",
-            "--disable-client-side-phishing-detection",
-            "--disable-features=MediaRouter,OptimizationHints,Translate,\
-             AutofillServerCommunication,CertificateTransparencyComponentUpdater,\
-             NetworkTimeServiceQuerying",
-            "--metrics-recording-only",
-            "--no-pings",
-            "--password-store=basic",
-            // The page's console goes to stderr, where `dom` reads it.
-            "--enable-logging=stderr",
-            "--v=0",
-            // Even IP literals go through the rules: loopback stays reachable, nothing else.
-            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-            // Virtual time waits for pending requests, so the DOM is dumped once the page's
-            // API answers arrived and were drawn.
-            "--virtual-time-budget=15000",
-        ]
-        .map(String::from)
-        .to_vec();
-        args.push(format!("--user-data-dir={}", profile.display()));
+        let profile = fresh_profile();
+        let mut args = chromium_flags(&profile);
+        // Virtual time waits for pending requests, so the DOM is dumped once the page's
+        // API answers arrived and were drawn.
+        args.push("--virtual-time-budget=15000".into());
         args.extend(extra.iter().map(|a| a.to_string()));
         args.push(url.to_string());
         let binary = self.binary.clone();
@@ -865,4 +881,433 @@ fn unescape(text: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&nbsp;", "\u{a0}")
         .replace("&amp;", "&")
+}
+
+// ---- driving the page: clicks and choices through the DevTools protocol ------------------
+
+/// The dashboard as an analyst uses it: choosing a filter, paging with "Load more hosts",
+/// clearing the filters and opening a host, with real mouse clicks in one page that stays
+/// open, and the numbers checked against the API after each step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_filters_and_paging_by_clicking() {
+    let Some(browser) = Browser::find() else {
+        return;
+    };
+    let db = testing::sqlite();
+    let store = surveyor_store::open(&db.url).await.unwrap();
+    // More servers than one page of the hosts table (100).
+    const SERVERS: usize = 250;
+    let at = datetime!(2026-11-23 06:00 UTC);
+    let scan = store
+        .scans
+        .begin_scan(&NewScan {
+            started_at: at,
+            as_of: date!(2026 - 11 - 23),
+            targets: "198.18.0.0/23".into(),
+            ports: vec![443],
+            tool_version: "test".into(),
+        })
+        .await
+        .unwrap();
+    let observations: Vec<Observation> = (0..SERVERS)
+        .map(|i| {
+            let verdict = if i % 3 == 0 {
+                (Family::Se, "15.2.2562.17", Support::Supported)
+            } else {
+                (Family::E2016, "15.1.2507.61", Support::Unsupported)
+            };
+            let sector = if i % 2 == 0 {
+                Sector::Hospital
+            } else {
+                Sector::School
+            };
+            let ip = format!("198.18.{}.{}", i / 200, i % 200 + 1);
+            observation(&ip, at, Some(verdict), Some(sector))
+        })
+        .collect();
+    store.scans.record(scan, &observations).await.unwrap();
+    store
+        .scans
+        .finish_scan(scan, at + time::Duration::minutes(5))
+        .await
+        .unwrap();
+    let analyst = token(&store, Role::Analyst).await;
+    let server = Server::start(store.clone(), ApiConfig::default()).await;
+
+    // What the API says, to hold the page against.
+    let all_hosts = hosts_in_order(&server, "", &analyst).await;
+    assert_eq!(all_hosts.len(), SERVERS);
+    let hospital_hosts = hosts_in_order(&server, "sector=hospital", &analyst).await;
+    let hospitals = server
+        .api("/api/v1/statistics?sector=hospital", Some(&analyst))
+        .await["groups"][0]["servers"]
+        .clone();
+    assert_eq!(hospitals, (SERVERS / 2) as u64);
+
+    let url = server.url(&format!("/#token={analyst}"));
+    let shot = artefacts_dir().join("dashboard-clicked.png");
+    let seen = {
+        let binary = browser.binary.clone();
+        tokio::task::spawn_blocking(move || drive(&binary, &url, &shot))
+            .await
+            .unwrap()
+    };
+
+    assert_eq!(seen.first_page, all_hosts[..100].to_vec());
+    assert_eq!(seen.after_clicks, all_hosts);
+    assert!(
+        seen.more_hidden_at_end,
+        "no more to load after the last page"
+    );
+    assert_eq!(seen.filtered_servers, hospitals);
+    assert!(
+        seen.filtered_hash.contains("sector=hospital"),
+        "{}",
+        seen.filtered_hash
+    );
+    assert_eq!(seen.filtered_page, hospital_hosts[..100].to_vec());
+    assert_eq!(seen.cleared_servers, SERVERS as u64);
+    assert_eq!(seen.detail_ip, all_hosts[0]);
+    assert!(seen.problems.is_empty(), "{:?}", seen.problems);
+    server.stop().await;
+}
+
+/// Every host of the latest scan in the API's order, page by page.
+async fn hosts_in_order(server: &Server, query: &str, token: &str) -> Vec<String> {
+    let mut ips = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = server
+            .api(
+                &format!("/api/v1/hosts?limit=1000&{query}{cursor}"),
+                Some(token),
+            )
+            .await;
+        for h in page["hosts"].as_array().unwrap() {
+            ips.push(h["ip"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return ips,
+        }
+    }
+}
+
+/// What the page showed along the way.
+struct Clicked {
+    first_page: Vec<String>,
+    after_clicks: Vec<String>,
+    more_hidden_at_end: bool,
+    filtered_hash: String,
+    filtered_servers: Value,
+    filtered_page: Vec<String>,
+    cleared_servers: u64,
+    detail_ip: String,
+    /// Uncaught exceptions and policy violations the page reported.
+    problems: Vec<String>,
+}
+
+const HOST_IPS: &str = "[...document.querySelectorAll('#hosts-body tr')].map((r) => r.dataset.ip)";
+
+fn drive(binary: &Path, url: &str, shot: &Path) -> Clicked {
+    assert!(url.starts_with("http://127.0.0.1:"), "loopback pages only");
+    let mut page = Cdp::open(binary, url);
+    let ready = "document.body.dataset.state === 'ready' \
+                 && document.getElementById('hosts-note').dataset.state === 'listed'";
+    page.wait_for(ready);
+    let first_page = page.strings(HOST_IPS);
+
+    // "Load more hosts" until it hides.
+    while !page
+        .eval("document.getElementById('hosts-more').hidden")
+        .as_bool()
+        .unwrap()
+    {
+        let before = page.eval("document.querySelectorAll('#hosts-body tr').length");
+        page.click("#hosts-more");
+        page.wait_for(&format!(
+            "document.querySelectorAll('#hosts-body tr').length > {before}"
+        ));
+    }
+    let after_clicks = page.strings(HOST_IPS);
+    let more_hidden_at_end = page.eval("document.getElementById('hosts-more').hidden") == true;
+
+    // A sector chosen in the filter bar, as a choice in a <select> is made (its value set
+    // and its change event fired, as Playwright's selectOption does).
+    page.eval(
+        "(() => { const s = document.getElementById('f-sector'); s.value = 'hospital'; \
+         s.dispatchEvent(new Event('change', { bubbles: true })); return true; })()",
+    );
+    page.wait_for(&format!(
+        "location.hash.includes('sector=hospital') && {ready} \
+         && document.getElementById('kpi-servers').dataset.value !== '' \
+         && document.querySelectorAll('#hosts-body tr').length === 100"
+    ));
+    let filtered_hash = page.eval("location.hash").as_str().unwrap().to_string();
+    let filtered_servers =
+        page.eval("Number(document.getElementById('kpi-servers').dataset.value)");
+    let filtered_page = page.strings(HOST_IPS);
+
+    // "Clear filters" by a click: every server again.
+    page.click("#f-reset");
+    page.wait_for(&format!(
+        "!location.hash.includes('sector=') && {ready} \
+         && document.getElementById('f-sector').value === ''"
+    ));
+    let cleared_servers = page
+        .eval("Number(document.getElementById('kpi-servers').dataset.value)")
+        .as_u64()
+        .unwrap();
+
+    // The first address in the table, clicked: its detail panel opens.
+    page.click("#hosts-body tr:first-child a");
+    page.wait_for(
+        "!document.getElementById('host-detail').hidden \
+         && document.querySelectorAll('#host-history tr[data-scan]').length > 0",
+    );
+    let detail_ip = page
+        .eval("document.getElementById('host-detail').dataset.ip")
+        .as_str()
+        .unwrap()
+        .to_string();
+    page.screenshot(shot);
+    let problems = page.close();
+    Clicked {
+        first_page,
+        after_clicks,
+        more_hidden_at_end,
+        filtered_hash,
+        filtered_servers,
+        filtered_page,
+        cleared_servers,
+        detail_ip,
+        problems,
+    }
+}
+
+/// One Chromium page driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`:
+/// commands in on fd 3, answers and events out on fd 4, each message ended by a NUL byte).
+struct Cdp {
+    child: std::process::Child,
+    to_browser: std::process::ChildStdin,
+    from_browser: std::sync::mpsc::Receiver<Value>,
+    session: String,
+    next_id: u64,
+    problems: Vec<String>,
+    profile: PathBuf,
+}
+
+/// How long one step may take before the test gives up on a hung page (not a speed check).
+const STEP: Duration = Duration::from_secs(30);
+
+impl Cdp {
+    fn open(binary: &Path, url: &str) -> Cdp {
+        let profile = fresh_profile();
+        let mut args = chromium_flags(&profile);
+        args.extend([
+            "--remote-debugging-pipe".into(),
+            "--window-size=1280,1600".into(),
+        ]);
+        // The shell hands Chromium our pipes as fds 3 and 4, without unsafe code here.
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("exec \"$0\" \"$@\" 3<&0 4>&1 </dev/null >/dev/null")
+            .arg(binary)
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(profile.join("stderr")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {}: {e}", binary.display()));
+        let to_browser = child.stdin.take().unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, from_browser) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut message = Vec::new();
+            while out.read_until(0, &mut message).unwrap_or(0) > 0 {
+                message.pop_if(|b| *b == 0);
+                if let Ok(value) = serde_json::from_slice::<Value>(&message) {
+                    if tx.send(value).is_err() {
+                        return;
+                    }
+                }
+                message.clear();
+            }
+        });
+        let mut cdp = Cdp {
+            child,
+            to_browser,
+            from_browser,
+            session: String::new(),
+            next_id: 0,
+            problems: Vec::new(),
+            profile,
+        };
+        let target = cdp.browser_call(
+            "Target.createTarget",
+            serde_json::json!({ "url": "about:blank" }),
+        );
+        let attached = cdp.browser_call(
+            "Target.attachToTarget",
+            serde_json::json!({ "targetId": target["targetId"], "flatten": true }),
+        );
+        cdp.session = attached["sessionId"].as_str().unwrap().to_string();
+        cdp.call("Runtime.enable", serde_json::json!({}));
+        cdp.call("Log.enable", serde_json::json!({}));
+        cdp.call("Page.enable", serde_json::json!({}));
+        cdp.call("Page.navigate", serde_json::json!({ "url": url }));
+        cdp
+    }
+
+    fn browser_call(&mut self, method: &str, params: Value) -> Value {
+        self.send(method, params, None)
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        let session = self.session.clone();
+        self.send(method, params, Some(session))
+    }
+
+    fn send(&mut self, method: &str, params: Value, session: Option<String>) -> Value {
+        use std::io::Write;
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = serde_json::json!({ "id": id, "method": method, "params": params });
+        if let Some(session) = session {
+            message["sessionId"] = Value::from(session);
+        }
+        let mut bytes = serde_json::to_vec(&message).unwrap();
+        bytes.push(0);
+        self.to_browser.write_all(&bytes).unwrap();
+        self.to_browser.flush().unwrap();
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let reply = self
+                .from_browser
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no answer to {method} within {STEP:?}"));
+            if reply["id"] == id {
+                assert!(reply["error"].is_null(), "{method}: {reply}");
+                return reply["result"].clone();
+            }
+            self.note_event(&reply);
+        }
+    }
+
+    /// Keeps what the page reports that is a bug even when the numbers come out right.
+    fn note_event(&mut self, event: &Value) {
+        match event["method"].as_str() {
+            Some("Runtime.exceptionThrown") => self
+                .problems
+                .push(event["params"]["exceptionDetails"].to_string()),
+            Some("Log.entryAdded") => {
+                let text = event["params"]["entry"]["text"].as_str().unwrap_or("");
+                if text.contains("Content Security Policy") {
+                    self.problems.push(text.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The value of a JavaScript expression in the page (awaited if it is a promise).
+    fn eval(&mut self, expression: &str) -> Value {
+        let result = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({
+                "expression": expression,
+                "returnByValue": true,
+                "awaitPromise": true,
+            }),
+        );
+        assert!(
+            result["exceptionDetails"].is_null(),
+            "{expression}: {}",
+            result["exceptionDetails"]
+        );
+        result["result"]["value"].clone()
+    }
+
+    fn strings(&mut self, expression: &str) -> Vec<String> {
+        self.eval(expression)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Waits until `condition` holds in the page.
+    fn wait_for(&mut self, condition: &str) {
+        let deadline = Instant::now() + STEP;
+        while self.eval(&format!("Boolean({condition})")) != true {
+            assert!(
+                Instant::now() < deadline,
+                "the page never got to: {condition}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A left click in the middle of the element, as the mouse gives it.
+    fn click(&mut self, selector: &str) {
+        let at = self.eval(&format!(
+            "(() => {{ const e = document.querySelector({selector:?}); \
+             if (!e) return null; e.scrollIntoView({{ block: 'center' }}); \
+             const r = e.getBoundingClientRect(); \
+             return [r.left + r.width / 2, r.top + r.height / 2]; }})()"
+        ));
+        let (x, y) = (at[0].as_f64(), at[1].as_f64());
+        let (Some(x), Some(y)) = (x, y) else {
+            panic!("nothing to click at {selector}");
+        };
+        for kind in ["mouseMoved", "mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                serde_json::json!({
+                    "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1,
+                }),
+            );
+        }
+    }
+
+    fn screenshot(&mut self, path: &Path) {
+        use base64::Engine;
+        let shot = self.call(
+            "Page.captureScreenshot",
+            serde_json::json!({ "format": "png" }),
+        );
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+        std::fs::write(path, png).unwrap();
+        eprintln!("dashboard screenshot: {}", path.display());
+    }
+
+    /// Closes the browser; the problems the page reported.
+    fn close(mut self) -> Vec<String> {
+        let _ = self.browser_call("Browser.close", serde_json::json!({}));
+        let deadline = Instant::now() + STEP;
+        while self.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        while let Ok(event) = self.from_browser.try_recv() {
+            self.note_event(&event);
+        }
+        let _ = std::fs::remove_dir_all(&self.profile);
+        std::mem::take(&mut self.problems)
+    }
+}
+
+impl Drop for Cdp {
+    fn drop(&mut self) {
+        // A failed step must not leave a browser behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -6,6 +6,8 @@ use std::num::NonZeroU32;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::Field;
 use serde_json::Value;
 use surveyor_api::{ApiConfig, PseudonymKey};
 use surveyor_model::{
@@ -71,6 +73,8 @@ fn server(i: usize) -> Observation {
             confidence: surveyor_model::observation::Confidence::High,
             matched: "10.0.0.0/8".into(),
         }),
+        asn: Some(if hospital { 64500 } else { 64501 }),
+        country: Some(if hospital { "DE" } else { "AT" }.into()),
     }
 }
 
@@ -266,6 +270,67 @@ async fn hosts_and_organisations(store: Store) {
     assert_eq!(count("stadt", "servers"), of("stadt", false));
     assert_eq!(count("schule", "servers"), 0);
     assert_eq!(orgs[0]["abuse_contact"], "abuse@klinikum.example");
+
+    // By country: an aggregate; by AS: it can name an organisation, so host-level.
+    let hospitals = (0..SERVERS).filter(|i| i.is_multiple_of(2)).count() as u64;
+    let (status, body) = json(&store, "/api/v1/statistics?group_by=country", Some(&viewer)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let groups: Vec<(String, u64)> = body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["country"].as_str().unwrap().into(),
+                g["servers"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("AT".to_string(), SERVERS as u64 - hospitals),
+            ("DE".to_string(), hospitals)
+        ]
+    );
+    for uri in [
+        "/api/v1/statistics?group_by=asn",
+        "/api/v1/statistics?asn=64500",
+        "/api/v1/trends?group_by=country,asn",
+    ] {
+        let (status, body) = json(&store, uri, Some(&viewer)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: {body}");
+    }
+    let (status, body) = json(
+        &store,
+        "/api/v1/statistics?group_by=asn&country=de",
+        Some(&analyst),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["groups"][0]["asn"], "64500", "{body}");
+    assert_eq!(body["groups"][0]["servers"], hospitals, "{body}");
+    assert_eq!(body["groups"].as_array().unwrap().len(), 1, "{body}");
+    let (status, body) = json(&store, "/api/v1/hosts?asn=AS64501&limit=5", Some(&analyst)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for h in body["hosts"].as_array().unwrap() {
+        assert_eq!(
+            (h["asn"].as_u64(), h["country"].as_str()),
+            (Some(64501), Some("AT"))
+        );
+    }
+    for (uri, needle) in [
+        ("/api/v1/statistics?asn=AS4294967296", "AS number"),
+        ("/api/v1/statistics?asn=-1", "AS number"),
+        ("/api/v1/hosts?country=DEU", "country"),
+        ("/api/v1/statistics?country=1A", "country"),
+        ("/api/v1/statistics?group_by=continent", "continent"),
+    ] {
+        let (status, body) = json(&store, uri, Some(&analyst)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{uri}: {message}");
+    }
 }
 
 #[tokio::test]
@@ -411,6 +476,62 @@ async fn exports_and_audit(store: Store) {
     let text = String::from_utf8(body).unwrap();
     assert!(!text.contains("10.0.0.1,") && text.contains("10.0.0.0/24"));
 
+    // Parquet: the CSV's columns and rows, typed; pseudonymised for a researcher.
+    let (status, headers, body) = raw(
+        &store,
+        config,
+        "/api/v1/exports/parquet?sector=hospital",
+        Some(&analyst),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/vnd.apache.parquet");
+    let (names, rows) = read_parquet(body);
+    let (_, _, csv_body) = raw(
+        &store,
+        config,
+        "/api/v1/exports/csv?sector=hospital",
+        Some(&analyst),
+    )
+    .await;
+    let mut csv_reader = csv::Reader::from_reader(csv_body.as_slice());
+    let csv_header: Vec<String> = csv_reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(names, csv_header);
+    let csv_rows: Vec<csv::StringRecord> = csv_reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), csv_rows.len());
+    assert_eq!(rows.len(), (0..SERVERS).filter(|i| i % 2 == 0).count());
+    let column = |name: &str| names.iter().position(|n| n == name).unwrap();
+    for (parquet_row, csv_row) in rows.iter().zip(&csv_rows) {
+        for name in ["ip", "family", "support", "country", "sector"] {
+            let at = column(name);
+            assert_eq!(
+                parquet_row[at],
+                Field::Str(csv_row[at].to_string()),
+                "{name}"
+            );
+        }
+        assert_eq!(parquet_row[column("asn")], Field::Long(64500));
+        assert_eq!(parquet_row[column("port")], Field::Long(443));
+        assert_eq!(
+            parquet_row[column("observed_at")],
+            Field::TimestampMicros(1_795_413_600_000_000)
+        );
+        assert_eq!(parquet_row[column("cert_names")], Field::Null);
+    }
+    let (status, _, body) = raw(&store, config, "/api/v1/exports/parquet", Some(&researcher)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (names, rows) = read_parquet(body);
+    assert_eq!(rows.len(), SERVERS);
+    for identifying in ["ip", "asn", "organisation", "ntlm_dns_domain", "cert_names"] {
+        assert!(!names.contains(&identifying.to_string()), "{identifying}");
+    }
+    assert!(names.contains(&"ip_pseudonym".to_string()));
+
     for (uri, expected) in [
         ("/api/v1/exports/parquet-ish", StatusCode::NOT_FOUND),
         (
@@ -431,7 +552,7 @@ async fn exports_and_audit(store: Store) {
     let (status, log) = json(&store, "/api/v1/exports", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK, "{log}");
     let log = log.as_array().unwrap();
-    assert_eq!(log.len(), 6, "{log:?}");
+    assert_eq!(log.len(), 9, "{log:?}");
     let research = log
         .iter()
         .find(|e| e["token_name"] == "researcher" && e["format"] == "csv")
@@ -444,6 +565,28 @@ async fn exports_and_audit(store: Store) {
     assert_eq!(research["scan"], scan.0);
     let (status, _) = json(&store, "/api/v1/exports?limit=0", Some(&admin)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// A Parquet file's column names and rows, read with the parquet crate's own reader.
+fn read_parquet(body: Vec<u8>) -> (Vec<String>, Vec<Vec<Field>>) {
+    let reader = SerializedFileReader::new(bytes::Bytes::from(body)).unwrap();
+    let schema = reader.metadata().file_metadata().schema_descr_ptr();
+    let names = schema
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    let rows = reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(|row| {
+            row.unwrap()
+                .get_column_iter()
+                .map(|(_, field)| field.clone())
+                .collect()
+        })
+        .collect();
+    (names, rows)
 }
 
 #[tokio::test]

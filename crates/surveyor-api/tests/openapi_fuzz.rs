@@ -110,6 +110,8 @@ fn observation(
             inconsistencies: Vec::new(),
         }),
         attribution: None,
+        asn: None,
+        country: None,
     }
 }
 

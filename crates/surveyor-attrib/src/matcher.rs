@@ -81,12 +81,15 @@ pub struct Attributor {
     /// First label of a registered domain → organisation, `None` when several share it.
     first_labels: HashMap<String, Option<usize>>,
     asns: HashMap<u32, usize>,
+    /// Organisation id → index into `orgs`.
+    ids: HashMap<String, usize>,
 }
 
 #[derive(Debug, Clone)]
 struct Org {
     id: String,
     sector: Sector,
+    country: Option<String>,
 }
 
 impl Org {
@@ -104,10 +107,13 @@ impl Attributor {
         let mut domains = HashMap::new();
         let mut first_labels: HashMap<String, Option<usize>> = HashMap::new();
         let mut asns = HashMap::new();
+        let mut ids = HashMap::with_capacity(registry.len());
         for (i, org) in registry.organisations().iter().enumerate() {
+            ids.insert(org.id.clone(), i);
             orgs.push(Org {
                 id: org.id.clone(),
                 sector: org.sector,
+                country: org.country.clone(),
             });
             // The registry guarantees unique prefixes, domains and AS numbers.
             for net in &org.cidrs {
@@ -145,7 +151,14 @@ impl Attributor {
             domains,
             first_labels,
             asns,
+            ids,
         }
+    }
+
+    /// The registry's country of an organisation (by id), when it gives one.
+    pub fn country_of(&self, organisation: &str) -> Option<&str> {
+        let &i = self.ids.get(organisation)?;
+        self.orgs[i].country.as_deref()
     }
 
     /// Number of prefixes in the longest-prefix-match table.
@@ -384,6 +397,20 @@ corp,Corp AG,business,,,corp.example
 
     fn names(names: &[&str]) -> Vec<String> {
         names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn an_organisations_country_by_id() {
+        let registry = Registry::parse(
+            "id,name,sector,country,cidrs\nstadt,Stadt,municipality,de,192.0.2.0/24\n\
+             hoster,Hoster,ict-hosting,,198.51.100.0/24\n",
+            Format::Csv,
+        )
+        .unwrap();
+        let attributor = Attributor::new(&registry);
+        assert_eq!(attributor.country_of("stadt"), Some("DE"));
+        assert_eq!(attributor.country_of("hoster"), None);
+        assert_eq!(attributor.country_of("unknown"), None);
     }
 
     #[test]

@@ -193,10 +193,16 @@ struct ScanArgs {
     /// certificate nor a registry prefix attributes. Without it the scan sends no DNS.
     #[arg(long, value_name = "IP:PORT")]
     resolver: Vec<SocketAddr>,
-    /// Prefix-to-AS data (CAIDA pfx2as `ADDRESS LENGTH AS`, or `PREFIX/LEN AS` lines) for the
-    /// registry's AS rule (hosting providers).
+    /// Prefix-to-AS data (CAIDA pfx2as `ADDRESS LENGTH AS`, or `PREFIX/LEN AS` lines): each
+    /// server's AS, stored for the census by ASN, and the registry's AS rule (hosting
+    /// providers).
     #[arg(long, value_name = "FILE")]
     asn_table: Option<PathBuf>,
+    /// Address-to-country data (RIR `delegated-*-extended` files, or `PREFIX/LEN CC` lines):
+    /// each server's country, for the census by country. Without it a server's country is its
+    /// attributed organisation's, when the registry gives one.
+    #[arg(long, value_name = "FILE")]
+    country_table: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -884,6 +890,16 @@ async fn scan(args: ScanArgs) -> Result<()> {
                 Some(std::sync::Arc::new(table))
             }
         },
+        countries: match &args.country_table {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("could not read {}", path.display()))?;
+                let table = surveyor_attrib::CountryTable::parse(&text)
+                    .with_context(|| format!("{} is not a valid country table", path.display()))?;
+                Some(std::sync::Arc::new(table))
+            }
+        },
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown_token()).await?;
     print_summary(&outcome);
@@ -1344,6 +1360,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
         },
         ptr: None,
         asns: None,
+        countries: None,
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown.clone()).await?;
     bed.shutdown().await;

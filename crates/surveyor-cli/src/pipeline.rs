@@ -57,8 +57,12 @@ pub struct ScanJob {
     /// Looks up PTR names for servers neither their certificate nor a registry prefix
     /// attributes; `None`: no DNS at all.
     pub ptr: Option<surveyor_scan::discover::Discoverer>,
-    /// Which AS announces each address, for the registry's AS rule.
+    /// Which AS announces each address: stored with each observation and used by the
+    /// registry's AS rule.
     pub asns: Option<Arc<surveyor_attrib::AsnTable>>,
+    /// Which country each address is registered in; without it (or outside its ranges) the
+    /// attributed organisation's registry country.
+    pub countries: Option<Arc<surveyor_attrib::CountryTable>>,
 }
 
 /// When the store fails, a batch is retried for `retry_for`, then appended to the spill
@@ -411,8 +415,9 @@ pub async fn run_scan(
             }
         };
         obs.exchange = surveyor_kb::classify(&obs.fingerprint, table, job.as_of);
+        obs.asn = job.asns.as_ref().and_then(|t| t.lookup(obs.ip));
+        let asn = obs.asn;
         if let Some(attributor) = &attributor {
-            let asn = job.asns.as_ref().and_then(|t| t.lookup(obs.ip));
             obs.attribution = attribute(attributor, &obs, None, asn);
             // PTR only where the certificate and the prefixes said nothing (it outranks only
             // the NTLM domain and the AS): it costs a rate-limited lookup.
@@ -429,6 +434,14 @@ pub async fn run_scan(
                 }
             }
         }
+        obs.country = job
+            .countries
+            .as_ref()
+            .and_then(|t| t.lookup(obs.ip))
+            .or_else(|| {
+                let (attributor, a) = (attributor.as_ref()?, obs.attribution.as_ref()?);
+                attributor.country_of(&a.organisation).map(str::to_owned)
+            });
         if obs.exchange.is_some() {
             exchange.fetch_add(1, Ordering::Relaxed);
         }

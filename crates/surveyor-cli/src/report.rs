@@ -119,6 +119,20 @@ fn group_label(group_by: &[Dimension], g: &CensusGroup) -> Vec<String> {
                         }
                     })
                 }
+                Dimension::Asn => g.asn.clone().map(|v| {
+                    if v.is_empty() {
+                        "(AS unknown)".to_string()
+                    } else {
+                        format!("AS{v}")
+                    }
+                }),
+                Dimension::Country => g.country.clone().map(|v| {
+                    if v.is_empty() {
+                        "(country unknown)".to_string()
+                    } else {
+                        v
+                    }
+                }),
             };
             value.unwrap_or_else(|| "-".into())
         })

@@ -1387,6 +1387,16 @@ async fn an_as_table_attributes_a_hosters_network_by_its_as() {
     );
     let table = dir.path().join("pfx2as.txt");
     std::fs::write(&table, "127.78.16.0\t24\t64500\n127.78.0.0\t16\t64501\n").unwrap();
+    // An RIR delegation for the lower half, a more specific prefix line for the upper half.
+    let countries = dir.path().join("delegated.txt");
+    std::fs::write(
+        &countries,
+        "2|ripencc|20261122|2|19830705|20261122|+0100\n\
+         ripencc|*|ipv4|*|1|summary\n\
+         ripencc|DE|ipv4|127.78.16.0|256|20100101|allocated|x\n\
+         127.78.16.128/25 AT\n",
+    )
+    .unwrap();
 
     let port = bed.port().to_string();
     let out = cli(&[
@@ -1405,6 +1415,8 @@ async fn an_as_table_attributes_a_hosters_network_by_its_as() {
         "0",
         "--asn-table",
         &table.display().to_string(),
+        "--country-table",
+        &countries.display().to_string(),
     ])
     .await;
     assert!(
@@ -1414,7 +1426,15 @@ async fn an_as_table_attributes_a_hosters_network_by_its_as() {
     );
     let lines = json_lines(&out);
     assert_eq!(lines.len(), bed.truth().len());
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
     for line in &lines {
+        assert_eq!(line["asn"], 64500, "{line}");
+        let ip: std::net::Ipv4Addr = line["ip"].as_str().unwrap().parse().unwrap();
+        let country = if ip.octets()[3] >= 128 { "AT" } else { "DE" };
+        assert_eq!(line["country"], country, "{line}");
+        if !line["exchange"].is_null() {
+            *expected.entry(format!("64500 {country}")).or_default() += 1;
+        }
         let a = &line["attribution"];
         assert_eq!(a["organisation"], "hoster", "{a}");
         assert_eq!(
@@ -1423,6 +1443,56 @@ async fn an_as_table_attributes_a_hosters_network_by_its_as() {
         );
         assert_eq!(a["sector"], "ict-hosting");
     }
+    // The census by AS and country, from the stored aggregates, agrees with the scan's lines.
+    let out = cli(&[
+        "report",
+        "--group-by",
+        "asn,country",
+        "--format",
+        "json",
+        "--db",
+        &db.url,
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counted: BTreeMap<String, usize> = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let key = format!(
+                "{} {}",
+                g["asn"].as_str().unwrap(),
+                g["country"].as_str().unwrap()
+            );
+            (key, g["servers"].as_u64().unwrap() as usize)
+        })
+        .collect();
+    assert!(expected.len() == 2, "{expected:?}");
+    assert_eq!(counted, expected);
+    std::fs::write(&countries, "127.78.16.0/24 Germany\n").unwrap();
+    let out = cli(&[
+        "scan",
+        net,
+        "--ports",
+        &port,
+        "--allow-loopback",
+        "--db",
+        &db.url,
+        "--country-table",
+        &countries.display().to_string(),
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("line 1") && err.contains("two-letter"),
+        "{err}"
+    );
     std::fs::write(&table, "127.78.16.0\t24\tx\n").unwrap();
     let out = cli(&[
         "scan",

@@ -496,6 +496,14 @@ pub struct Observation {
     /// when no registry was loaded or none of its rules matched.
     #[serde(default)]
     pub attribution: Option<crate::registry::Attribution>,
+    /// The autonomous system announcing the address, by the routing table the scan ran with;
+    /// `null` without one or when no prefix holds the address.
+    #[serde(default)]
+    pub asn: Option<u32>,
+    /// Where the address is registered (ISO 3166-1 alpha-2): the country table's range, else
+    /// the attributed organisation's country; `null` when neither says.
+    #[serde(default)]
+    pub country: Option<String>,
 }
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ fn event(bundle: &Bundle, f: &Finding, feed: &Feed) -> Map<String, Value> {
     put("source.ip", json!(f.ip.to_string()));
     put("source.port", json!(f.port));
     put("source.asn", json!(f.asn));
+    put("source.geolocation.cc", json!(f.country));
     put("source.reverse_dns", json!(f.hostname));
     put("source.abuse_contact", json!(bundle.recipient.email));
     put("destination.url", json!(f.url));

@@ -145,8 +145,11 @@ pub struct Finding {
     /// A URL the recipient can open to see what we saw (`https://192.0.2.5:443/owa/`).
     pub url: String,
     pub sector: Option<Sector>,
-    /// The origin AS, when attribution went by AS.
+    /// The AS announcing the address: the scan's routing table, else the AS attribution
+    /// matched.
     pub asn: Option<u32>,
+    /// Where the address is registered (ISO 3166-1 alpha-2), when the scan knew.
+    pub country: Option<String>,
     pub reasons: Vec<Reason>,
     pub actions: Vec<Action>,
     /// For servers Exchange Online would throttle and block (unsupported or vulnerable).
@@ -487,11 +490,12 @@ pub fn describe(o: &Observation, as_of: Date) -> Option<Finding> {
         .chain(o.fingerprint.of(Signal::NtlmNetbiosComputer))
         .map(|e| e.value.clone())
         .next();
-    let asn = o
-        .attribution
-        .as_ref()
-        .filter(|a| a.rule == AttributionRule::Asn)
-        .and_then(|a| a.matched.trim_start_matches("AS").parse().ok());
+    let asn = o.asn.or_else(|| {
+        o.attribution
+            .as_ref()
+            .filter(|a| a.rule == AttributionRule::Asn)
+            .and_then(|a| a.matched.trim_start_matches("AS").parse().ok())
+    });
     let path = if owa || !ecp { "/owa/" } else { "/ecp/" };
     let url = match o.ip {
         IpAddr::V4(ip) => format!("{}://{ip}:{}{path}", o.scheme.as_str(), o.port),
@@ -517,6 +521,7 @@ pub fn describe(o: &Observation, as_of: Date) -> Option<Finding> {
         url,
         sector: o.attribution.as_ref().map(|a| a.sector),
         asn,
+        country: o.country.clone(),
         reasons,
         actions,
         enforcement: enforced.then(|| Enforcement::from(as_of)),

@@ -27,7 +27,8 @@ pub const COLUMNS: [&str; 17] = [
     "url",
 ];
 
-/// One row; empty fields are what we do not know (geolocation, NAICS).
+/// One row; empty fields are what we do not know (region, city, NAICS; the country when the
+/// scan had no country table and no registry country).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanExchangeRow {
     /// UTC, `YYYY-MM-DD HH:MM:SS`, as Shadowserver writes it.
@@ -65,6 +66,7 @@ impl ScanExchangeRow {
             hostname: f.hostname.clone().unwrap_or_default(),
             tag: tag(f),
             asn: f.asn,
+            geo: f.country.clone().unwrap_or_default(),
             hostname_source: f.hostname_source.unwrap_or_default().into(),
             sector: f.sector.map(|s| s.as_str().to_string()).unwrap_or_default(),
             version: f.build.to_string(),

@@ -86,6 +86,8 @@ pub async fn probe(
         fingerprint: Fingerprint::default(),
         exchange: None,
         attribution: None,
+        asn: None,
+        country: None,
     };
     match target.scheme {
         Scheme::Smtp => crate::smtp::smtp_plan(tcp, &target, tls, deadline, &mut obs).await,

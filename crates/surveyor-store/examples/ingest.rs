@@ -71,6 +71,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 fingerprint,
                 exchange,
                 attribution: None,
+                asn: None,
+                country: None,
             }
         })
         .collect();

@@ -29,10 +29,14 @@ pub enum Dimension {
     /// The attributed organisation's id ("" when none). Counted live from the scan's
     /// observations, not from the aggregates: a census has as many organisations as servers.
     Organisation,
+    /// The AS announcing the address, in decimal ("" when unknown).
+    Asn,
+    /// The country the address is registered in, ISO 3166-1 alpha-2 ("" when unknown).
+    Country,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 7] = [
+    pub const ALL: [Dimension; 9] = [
         Dimension::Family,
         Dimension::Cu,
         Dimension::Version,
@@ -40,6 +44,8 @@ impl Dimension {
         Dimension::Patch,
         Dimension::Sector,
         Dimension::Organisation,
+        Dimension::Asn,
+        Dimension::Country,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +57,8 @@ impl Dimension {
             Dimension::Patch => "patch",
             Dimension::Sector => "sector",
             Dimension::Organisation => "organisation",
+            Dimension::Asn => "asn",
+            Dimension::Country => "country",
         }
     }
 
@@ -64,6 +72,8 @@ impl Dimension {
             Dimension::Patch => "patch",
             Dimension::Sector => "sector",
             Dimension::Organisation => "organisation",
+            Dimension::Asn => "asn",
+            Dimension::Country => "country",
         }
     }
 }
@@ -101,6 +111,10 @@ pub struct CensusFilter {
     pub sector: Option<String>,
     /// An organisation id; "" for servers no rule attributed.
     pub organisation: Option<String>,
+    /// An AS number in decimal; "" for servers of no known AS.
+    pub asn: Option<String>,
+    /// ISO 3166-1 alpha-2; "" for servers of no known country.
+    pub country: Option<String>,
 }
 
 impl CensusFilter {
@@ -131,6 +145,12 @@ pub struct CensusGroup {
     /// "" for servers no rule attributed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organisation: Option<String>,
+    /// The AS number in decimal; "" when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<String>,
+    /// ISO 3166-1 alpha-2; "" when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
     pub servers: u64,
 }
 
@@ -263,9 +283,11 @@ fn live_source(b: &mut Builder<'_>, scan: ScanId) {
         "(SELECT exchange_family AS family, COALESCE(exchange_cu, '') AS cu, \
          exchange_version_name AS version_name, exchange_support AS support, \
          COALESCE(exchange_patch, 'unknown') AS patch, COALESCE(sector, '') AS sector, \
-         COALESCE(organisation, '') AS organisation, 1 AS servers \
+         COALESCE(organisation, '') AS organisation, COALESCE(CAST(asn AS TEXT), '') AS asn, \
+         COALESCE(country, '') AS country, 1 AS servers \
          FROM (SELECT o.exchange_family, o.exchange_cu, o.exchange_version_name, \
-         o.exchange_support, o.exchange_patch, o.sector, o.organisation, row_number() OVER \
+         o.exchange_support, o.exchange_patch, o.sector, o.organisation, o.asn, o.country, \
+         row_number() OVER \
          (PARTITION BY o.ip ORDER BY o.exchange_family DESC, o.port) AS pick \
          FROM observations o WHERE o.scan_id = ",
     )
@@ -283,12 +305,12 @@ pub(crate) fn rollup_statements(dialect: &Dialect, scan: ScanId) -> [Sql; 2] {
     insert
         .push(
             "INSERT INTO census_rollup (scan_id, family, cu, version_name, support, patch, \
-             sector, servers) SELECT ",
+             sector, asn, country, servers) SELECT ",
         )
         .bind(Bind::Int(scan.0))
-        .push(", family, cu, version_name, support, patch, sector, count(*) FROM ");
+        .push(", family, cu, version_name, support, patch, sector, asn, country, count(*) FROM ");
     live_source(&mut insert, scan);
-    insert.push(" live GROUP BY family, cu, version_name, support, patch, sector");
+    insert.push(" live GROUP BY family, cu, version_name, support, patch, sector, asn, country");
     [delete.finish(), insert.finish()]
 }
 
@@ -370,6 +392,12 @@ pub(crate) fn servers_page(
     if let Some(organisation) = &filter.organisation {
         clause("COALESCE(o.organisation, '')", organisation.clone());
     }
+    if let Some(asn) = &filter.asn {
+        clause("COALESCE(CAST(o.asn AS TEXT), '')", asn.clone());
+    }
+    if let Some(country) = &filter.country {
+        clause("COALESCE(o.country, '')", country.clone());
+    }
     b.push(" ORDER BY o.id LIMIT ")
         .bind(Bind::Int(i64::from(limit) + 1));
     b.finish()
@@ -419,6 +447,12 @@ fn push_filter(b: &mut Builder<'_>, prefix: &str, filter: &CensusFilter) {
     if let Some(organisation) = &filter.organisation {
         clause("organisation", organisation.clone());
     }
+    if let Some(asn) = &filter.asn {
+        clause("asn", asn.clone());
+    }
+    if let Some(country) = &filter.country {
+        clause("country", country.clone());
+    }
 }
 
 fn dims_list(prefix: &str, group_by: &[Dimension]) -> String {
@@ -452,7 +486,7 @@ pub(crate) fn statistics(
     b.push("CAST(COALESCE(SUM(c.servers), 0) AS BIGINT) AS servers FROM ");
     if finished {
         b.push(
-            "(SELECT family, cu, version_name, support, patch, sector, servers \
+            "(SELECT family, cu, version_name, support, patch, sector, asn, country, servers \
              FROM census_rollup WHERE scan_id = ",
         )
         .bind(Bind::Int(scan.0))
@@ -519,6 +553,8 @@ pub(crate) fn group_from_texts(
             }
             Dimension::Sector => g.sector = Some(value),
             Dimension::Organisation => g.organisation = Some(value),
+            Dimension::Asn => g.asn = Some(value),
+            Dimension::Country => g.country = Some(value),
         }
     }
     Ok(g)

@@ -44,7 +44,7 @@ const SELECT_OBSERVATIONS: &str = "SELECT o.id, o.scan_id, host(o.ip) AS ip, o.p
      o.observed_at, o.status, o.error, o.tls::text AS tls, o.http_server, \
      o.fingerprint::text AS fingerprint, o.exchange_family, o.exchange_build, \
      o.exchange_version_name, o.exchange_support, o.exchange_verdict::text AS exchange_verdict, \
-     f.body::text AS exchange_facts, o.attribution::text AS attribution \
+     f.body::text AS exchange_facts, o.attribution::text AS attribution, o.asn, o.country \
      FROM observations o LEFT JOIN verdict_facts f ON f.id = o.exchange_facts_id";
 
 pub(crate) struct PgStore {
@@ -154,7 +154,8 @@ impl ScanStore for PgStore {
                 "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
                  tls, http_server, fingerprint, exchange_family, exchange_build, \
                  exchange_version_name, exchange_support, exchange_verdict, exchange_cu, \
-                 exchange_patch, exchange_facts_id, organisation, sector, attribution) ",
+                 exchange_patch, exchange_facts_id, organisation, sector, attribution, asn, \
+                 country) ",
             );
             insert.push_values(chunk, |mut row, c| {
                 row.push_bind(scan.0);
@@ -179,6 +180,8 @@ impl ScanStore for PgStore {
                 row.push_bind(&c.organisation);
                 row.push_bind(c.sector);
                 row.push_bind(&c.attribution).push_unseparated("::jsonb");
+                row.push_bind(c.asn);
+                row.push_bind(&c.country);
             });
             // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists
             // store each target once; the first observation stands.
@@ -858,6 +861,8 @@ fn observation_from_row(row: &PgRow) -> Result<StoredObservation, StoreError> {
         exchange_verdict: get(row, "exchange_verdict")?,
         exchange_facts: get(row, "exchange_facts")?,
         attribution: get(row, "attribution")?,
+        asn: get(row, "asn")?,
+        country: get(row, "country")?,
     })
 }
 

@@ -15,7 +15,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::{NewScan, ScanId, ScanRecord, StoreError};
 
-/// Rows per multi-row INSERT: 21 binds a row stays far below SQLite's 32766 and PostgreSQL's
+/// Rows per multi-row INSERT: 23 binds a row stays far below SQLite's 32766 and PostgreSQL's
 /// 65535 bind parameters per statement.
 pub(crate) const INSERT_CHUNK: usize = 1000;
 
@@ -42,6 +42,8 @@ pub(crate) struct Columns {
     pub organisation: Option<String>,
     pub sector: Option<&'static str>,
     pub attribution: Option<String>,
+    pub asn: Option<i64>,
+    pub country: Option<String>,
 }
 
 /// The fields of a verdict that follow from the build and the as-of date alone, shared by
@@ -194,6 +196,19 @@ impl Columns {
                 .into(),
             });
         }
+        if let Some(country) = &o.country {
+            // Both schemas check this too; caught here it names the observation.
+            if !(country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase())) {
+                return Err(StoreError::Unencodable {
+                    what: format!(
+                        "the observation of {}:{}: its country {country:?} is not two upper-case \
+                         letters (ISO 3166-1 alpha-2)",
+                        o.ip, o.port
+                    )
+                    .into(),
+                });
+            }
+        }
         let exchange = o.exchange.as_ref();
         Ok(Columns {
             ip: o.ip.to_string(),
@@ -225,6 +240,8 @@ impl Columns {
                 .as_ref()
                 .map(|a| to_json(o, a, "attribution"))
                 .transpose()?,
+            asn: o.asn.map(i64::from),
+            country: o.country.clone(),
         })
     }
 }
@@ -264,6 +281,8 @@ pub(crate) struct StoredObservation {
     /// The row's `verdict_facts` body, when it references one.
     pub exchange_facts: Option<String>,
     pub attribution: Option<String>,
+    pub asn: Option<i64>,
+    pub country: Option<String>,
 }
 
 impl StoredObservation {
@@ -313,6 +332,11 @@ impl StoredObservation {
                 .attribution
                 .map(|a| from_json(&a).ok_or_else(|| corrupt("attribution")))
                 .transpose()?,
+            asn: self
+                .asn
+                .map(|n| u32::try_from(n).map_err(|_| corrupt("asn")))
+                .transpose()?,
+            country: self.country,
         })
     }
 }
@@ -611,6 +635,8 @@ mod tests {
             fingerprint: Fingerprint::default(),
             exchange: Some(full_verdict(build)),
             attribution: None,
+            asn: None,
+            country: None,
         };
         let batch = [
             o("192.0.2.1", "15.2.1748.39"),

@@ -60,7 +60,7 @@ const SELECT_SCANS: &str = "SELECT s.id, s.started_at, s.finished_at, s.as_of, s
 const SELECT_OBSERVATIONS: &str = "SELECT o.id, o.scan_id, o.ip, o.port, o.scheme, o.observed_at, \
      o.status, o.error, o.tls, o.http_server, o.fingerprint, o.exchange_family, o.exchange_build, \
      o.exchange_version_name, o.exchange_support, o.exchange_verdict, f.body AS exchange_facts, \
-     o.attribution \
+     o.attribution, o.asn, o.country \
      FROM observations o LEFT JOIN verdict_facts f ON f.id = o.exchange_facts_id";
 
 pub(crate) struct SqliteStore {
@@ -212,7 +212,8 @@ impl ScanStore for SqliteStore {
                 "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
                  tls, http_server, fingerprint, exchange_family, exchange_build, \
                  exchange_version_name, exchange_support, exchange_verdict, exchange_cu, \
-                 exchange_patch, exchange_facts_id, organisation, sector, attribution) ",
+                 exchange_patch, exchange_facts_id, organisation, sector, attribution, asn, \
+                 country) ",
             );
             insert.push_values(chunk, |mut row, (c, observed_at)| {
                 row.push_bind(scan.0);
@@ -236,6 +237,8 @@ impl ScanStore for SqliteStore {
                 row.push_bind(&c.organisation);
                 row.push_bind(c.sector);
                 row.push_bind(&c.attribution);
+                row.push_bind(c.asn);
+                row.push_bind(&c.country);
             });
             // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists
             // store each target once; the first observation stands.
@@ -966,6 +969,8 @@ fn observation_from_row(row: &SqliteRow) -> Result<StoredObservation, StoreError
         exchange_verdict: get(row, "exchange_verdict")?,
         exchange_facts: get(row, "exchange_facts")?,
         attribution: get(row, "attribution")?,
+        asn: get(row, "asn")?,
+        country: get(row, "country")?,
     })
 }
 

@@ -1226,6 +1226,134 @@ async fn attributions_round_trip_and_count_by_sector_and_organisation() {
 }
 
 #[tokio::test]
+async fn networks_round_trip_and_count_by_asn_and_country() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let scan = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-01 08:00 UTC)))
+            .await
+            .unwrap();
+        let placed = |mut o: Observation, asn: Option<u32>, country: Option<&str>| {
+            o.asn = asn;
+            o.country = country.map(str::to_string);
+            o
+        };
+        let batch = vec![
+            placed(exchange_2016("192.0.2.1", 443), Some(64500), Some("DE")),
+            placed(exchange_2016("192.0.2.2", 443), Some(64500), Some("DE")),
+            placed(
+                exchange_se("192.0.2.3", 443),
+                Some(4_200_000_000),
+                Some("AT"),
+            ),
+            placed(exchange_2016("192.0.2.4", 443), None, None),
+            // Not a server: stored, never counted.
+            placed(plain_http("192.0.2.5", 80), Some(64500), Some("DE")),
+        ];
+        store.scans.record(scan, &batch).await.unwrap();
+        let mut expected = batch.clone();
+        expected.sort_by_key(|o| (o.ip, o.port));
+        assert_eq!(
+            store.scans.observations(scan).await.unwrap(),
+            expected,
+            "{backend}"
+        );
+
+        let census = store.census.clone();
+        let count = |group_by: Vec<Dimension>, filter: CensusFilter| {
+            let census = census.clone();
+            async move {
+                census
+                    .statistics(scan, &group_by, &filter)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|g| (g.asn, g.country, g.servers))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let text = |s: &str| Some(s.to_string());
+        let expected_groups = vec![
+            (text(""), text(""), 1),
+            (text("4200000000"), text("AT"), 1),
+            (text("64500"), text("DE"), 2),
+        ];
+        let both = vec![Dimension::Asn, Dimension::Country];
+        let live = count(both.clone(), CensusFilter::default()).await;
+        assert_eq!(live, expected_groups, "{backend}: live");
+        store
+            .scans
+            .finish_scan(scan, datetime!(2025-10-01 09:00 UTC))
+            .await
+            .unwrap();
+        let stored = count(both.clone(), CensusFilter::default()).await;
+        assert_eq!(stored, expected_groups, "{backend}: from the aggregates");
+        let germany = CensusFilter {
+            country: text("DE"),
+            ..CensusFilter::default()
+        };
+        assert_eq!(
+            count(vec![Dimension::Asn], germany.clone()).await,
+            vec![(text("64500"), None, 2)],
+            "{backend}"
+        );
+        let unknown_as = CensusFilter {
+            asn: text(""),
+            ..CensusFilter::default()
+        };
+        assert_eq!(
+            count(vec![], unknown_as.clone()).await,
+            vec![(None, None, 1)],
+            "{backend}"
+        );
+        let trend = store
+            .census
+            .trend(&[Dimension::Country], &germany)
+            .await
+            .unwrap();
+        assert_eq!(trend.len(), 1, "{backend}");
+        assert_eq!(
+            (trend[0].group.country.as_deref(), trend[0].group.servers),
+            (Some("DE"), 2)
+        );
+        // The host list filters by the same values.
+        let page = store
+            .census
+            .servers_page(scan, &unknown_as, None, 10)
+            .await
+            .unwrap();
+        let ips: Vec<String> = page.servers.iter().map(|o| o.ip.to_string()).collect();
+        assert_eq!(ips, vec!["192.0.2.4"], "{backend}");
+        let page = store
+            .census
+            .servers_page(scan, &germany, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(page.servers.len(), 2, "{backend}");
+
+        // A country that is not ISO 3166-1 alpha-2 is refused whole, naming the server.
+        let other = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-02 08:00 UTC)))
+            .await
+            .unwrap();
+        let bad = vec![
+            placed(exchange_2016("192.0.2.1", 443), None, Some("DE")),
+            placed(exchange_2016("192.0.2.9", 443), None, Some("deu")),
+        ];
+        let err = store.scans.record(other, &bad).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unencodable { .. })
+                && err.to_string().contains("192.0.2.9:443")
+                && err.to_string().contains("country"),
+            "{backend}: {err}"
+        );
+        assert!(store.scans.observations(other).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
 async fn tokens_are_kept_as_hashes_and_can_be_revoked() {
     for (backend, db) in each_backend().await {
         let store = open(&db.url).await.unwrap();
@@ -1478,6 +1606,8 @@ fn at(ip: &str, port: u16) -> Observation {
         fingerprint: Fingerprint::default(),
         exchange: None,
         attribution: None,
+        asn: None,
+        country: None,
     }
 }
 

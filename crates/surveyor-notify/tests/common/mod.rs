@@ -88,6 +88,8 @@ pub fn observation(ip: &str, build: &str, organisation: Option<&str>) -> Observa
             confidence: surveyor_model::observation::Confidence::High,
             matched: format!("mail.{o}.example"),
         }),
+        asn: None,
+        country: None,
     }
 }
 
