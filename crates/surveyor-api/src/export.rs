@@ -115,7 +115,11 @@ pub(crate) struct ExportParams {
     params(("format" = String, Path, description = "csv, jsonl, parquet or shadowserver"), ExportParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The export, streamed", content_type = "text/csv", body = String),
+        (status = 200, description = "The export, streamed", content(
+            (String = "text/csv"),
+            (String = "application/x-ndjson"),
+            (Vec<u8> = "application/vnd.apache.parquet"),
+        )),
         (status = 400, description = "A bad parameter, named in the message", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 403, description = "The token's role may not see this", body = ErrorBody),
