@@ -19,8 +19,10 @@ use time::{Date, OffsetDateTime};
 
 mod census;
 mod error;
+mod jobs;
 mod notifications;
 mod postgres;
+mod postgres_jobs;
 mod postgres_notify;
 mod rows;
 mod sqlite;
@@ -34,6 +36,10 @@ pub use census::{
     TrendPoint,
 };
 pub use error::StoreError;
+pub use jobs::{
+    Beat, CensusJob, CensusJobStore, Claim, Completion, Control, JobState, NewCensusJob, ShardKey,
+    ShardLease, ShardProgress, ShardRecord, ShardState, MAX_SHARDS,
+};
 pub use notifications::{
     AttemptOutcome, Channel, DeliveryRecord, FindingKey, NewNotification, Notification,
     NotificationStatus, NotificationStore, NotifiedFinding, Suppression,
@@ -440,6 +446,8 @@ pub struct Store {
     pub registry: Arc<dyn RegistryStore>,
     pub tokens: Arc<dyn TokenStore>,
     pub notifications: Arc<dyn NotificationStore>,
+    /// Distributed census jobs; on SQLite every call fails saying PostgreSQL is needed.
+    pub jobs: Arc<dyn CensusJobStore>,
     pub backend: Backend,
 }
 
@@ -511,6 +519,7 @@ pub async fn open(url: &str) -> Result<Store, StoreError> {
                 census: store.clone(),
                 registry: store.clone(),
                 tokens: store.clone(),
+                jobs: store.clone(),
                 notifications: store,
                 backend: Backend::Postgres,
             })
@@ -523,6 +532,7 @@ pub async fn open(url: &str) -> Result<Store, StoreError> {
                 registry: store.clone(),
                 tokens: store.clone(),
                 notifications: store,
+                jobs: Arc::new(jobs::PostgresOnly),
                 backend: Backend::Sqlite,
             })
         }
