@@ -108,6 +108,18 @@ pub struct ScanConfig {
     pub progress: Arc<ScanProgress>,
     /// Pauses for destination networks whose connects time out or are unreachable.
     pub backoff: Backoff,
+    /// When set, these limits replace `rate`, `network_rate` and `host_rate`, from the start
+    /// and again whenever a new value is sent: a distributed census splits its budget
+    /// across the workers that hold leases, and that number changes while a shard runs.
+    pub live_limits: Option<tokio::sync::watch::Receiver<RateLimits>>,
+}
+
+/// The three politeness rates, as one value that can change while a scan runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub rate: Option<NonZeroU32>,
+    pub network_rate: Option<NonZeroU32>,
+    pub host_rate: Option<NonZeroU32>,
 }
 
 /// Live view of a running scan: counters for a progress display, and the frontier a
@@ -173,6 +185,7 @@ impl Default for ScanConfig {
             drain_timeout: Duration::from_secs(10),
             progress: Arc::default(),
             backoff: Backoff::default(),
+            live_limits: None,
         }
     }
 }
@@ -242,15 +255,16 @@ where
     let tls = probe::tls_connector();
     let probe_config = std::sync::Arc::new(config.probe.clone());
     let window = config.concurrency.max(1);
-    let global = config
-        .rate
-        .map(|r| RateLimiter::direct(Quota::per_second(r)));
-    let per_network = config
-        .network_rate
-        .map(|r| RateLimiter::keyed(Quota::per_second(r)));
-    let per_host = config
-        .host_rate
-        .map(|r| RateLimiter::keyed(Quota::per_second(r)));
+    let mut live_limits = config.live_limits.clone();
+    let limits = match &mut live_limits {
+        Some(rx) => *rx.borrow_and_update(),
+        None => RateLimits {
+            rate: config.rate,
+            network_rate: config.network_rate,
+            host_rate: config.host_rate,
+        },
+    };
+    let (mut global, mut per_network, mut per_host) = limiters(limits);
     let runtime_over = config.max_runtime.map(|d| started + d);
     let networks = Arc::new(backoff::Networks::new(config.backoff));
     let backed_off = Arc::new(AtomicU64::new(0));
@@ -285,6 +299,13 @@ where
                 continue;
             }
             progress.with_frontier(|f| f.pending.insert(position));
+            if let Some(rx) = &mut live_limits {
+                // New limiters start with a full burst; the limits change rarely (at a
+                // heartbeat), so that is a small, bounded excess.
+                if rx.has_changed().unwrap_or(false) {
+                    (global, per_network, per_host) = limiters(*rx.borrow_and_update());
+                }
+            }
             let limits = async {
                 if let Some(l) = &global {
                     l.until_ready().await;
@@ -382,6 +403,29 @@ where
     stats.backed_off = backed_off.load(Ordering::Relaxed);
     stats.duration = started.elapsed();
     stats
+}
+
+type Keyed<K> = governor::DefaultKeyedRateLimiter<K>;
+
+/// The global, per-network and per-host limiters for a set of rates.
+fn limiters(
+    limits: RateLimits,
+) -> (
+    Option<governor::DefaultDirectRateLimiter>,
+    Option<Keyed<u128>>,
+    Option<Keyed<IpAddr>>,
+) {
+    (
+        limits
+            .rate
+            .map(|r| RateLimiter::direct(Quota::per_second(r))),
+        limits
+            .network_rate
+            .map(|r| RateLimiter::keyed(Quota::per_second(r))),
+        limits
+            .host_rate
+            .map(|r| RateLimiter::keyed(Quota::per_second(r))),
+    )
 }
 
 fn tally(
