@@ -1,6 +1,7 @@
 //! `surveyor`: the one binary. Reads argv and environment, installs tracing, binds listeners,
 //! handles signals, and glues the libraries together.
 
+mod census;
 mod kb;
 mod notify;
 mod pipeline;
@@ -76,6 +77,13 @@ enum Command {
     /// due, show the outbox and delivery log, keep the suppression list.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
+    /// A distributed census on PostgreSQL: create a job split into shards, watch its
+    /// progress, pause, resume or cancel it (see docs/scaling.md).
+    #[command(subcommand)]
+    Census(census::CensusCommand),
+    /// Claim census shards from PostgreSQL and scan them, one at a time, until none is
+    /// left; run any number, on any machines.
+    Worker(Box<census::WorkerArgs>),
 }
 
 #[derive(Subcommand)]
@@ -540,6 +548,8 @@ async fn dispatch(command: Command) -> Result<()> {
             let store = open_store(command.db()).await?;
             notify::run(command, &store).await
         }
+        Command::Census(command) => census::run(command).await,
+        Command::Worker(args) => census::worker(*args).await,
         Command::Serve(args) => serve(args).await,
         Command::Demo(args) => {
             raise_open_files();
@@ -701,6 +711,7 @@ fn scan_config(args: &EngineArgs) -> Result<ScanConfig> {
             after: args.network_backoff,
             ..surveyor_scan::Backoff::default()
         },
+        live_limits: None,
     })
 }
 
@@ -900,6 +911,7 @@ async fn scan(args: ScanArgs) -> Result<()> {
                 Some(std::sync::Arc::new(table))
             }
         },
+        finish_scan: true,
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown_token()).await?;
     print_summary(&outcome);
@@ -1361,6 +1373,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
         ptr: None,
         asns: None,
         countries: None,
+        finish_scan: true,
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown.clone()).await?;
     bed.shutdown().await;

@@ -63,6 +63,9 @@ pub struct ScanJob {
     /// Which country each address is registered in; without it (or outside its ranges) the
     /// attributed organisation's registry country.
     pub countries: Option<Arc<surveyor_attrib::CountryTable>>,
+    /// Mark the scan finished once every target was walked. A census shard leaves that to
+    /// the worker that completes the census's last shard.
+    pub finish_scan: bool,
 }
 
 /// When the store fails, a batch is retried for `retry_for`, then appended to the spill
@@ -194,7 +197,7 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    fn of(job: &ScanJob, scan: ScanId, frontier: &Frontier) -> Checkpoint {
+    pub(crate) fn of(job: &ScanJob, scan: ScanId, frontier: &Frontier) -> Checkpoint {
         Checkpoint {
             version: 1,
             scan: scan.0,
@@ -210,7 +213,7 @@ impl Checkpoint {
         }
     }
 
-    fn with_frontier(&self, frontier: &Frontier) -> Checkpoint {
+    pub(crate) fn with_frontier(&self, frontier: &Frontier) -> Checkpoint {
         Checkpoint {
             next: frontier.next.to_string(),
             pending: frontier.pending.iter().map(u128::to_string).collect(),
@@ -473,7 +476,7 @@ pub async fn run_scan(
     if let Some(path) = &job.checkpoint {
         template.with_frontier(&progress.frontier()).write(path)?;
     }
-    if stats.stopped.is_none() {
+    if stats.stopped.is_none() && job.finish_scan {
         let finished_at = OffsetDateTime::now_utc();
         let finished = with_retry(job.durability.retry_for, "finish the scan", || {
             store.scans.finish_scan(scan, finished_at)
