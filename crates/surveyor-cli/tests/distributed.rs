@@ -427,3 +427,121 @@ async fn bad_input_gets_a_clear_error() {
         (Some("exit"), Some("idle"))
     );
 }
+
+/// Pause reaches a working worker at its heartbeat: it releases its shard with its checkpoint
+/// and, with nothing left to wait for, exits; after resume a new worker continues from that
+/// checkpoint and the census completes with every host once. Cancel leaves the scan
+/// unfinished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_releases_and_resume_continues_from_the_checkpoint() {
+    let Some(db) = testing::postgres().await else {
+        return;
+    };
+    let net = "127.97.0.0/22";
+    let bed = Testbed::start_with(
+        TestbedConfig {
+            hosts: 300,
+            seed: 5,
+            net: net.parse().unwrap(),
+            port: 0,
+        },
+        surveyor_testbed::FleetOptions {
+            hostile_share: 0.0,
+            ..surveyor_testbed::FleetOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let store = surveyor_store::open(&db.url).await.unwrap();
+    let port = bed.port().to_string();
+    for name in ["slow", "doomed"] {
+        let mut create = surveyor();
+        create.args(["census", "create", "--db", &db.url, "--name", name]);
+        create.args(["--targets", net, "--ports", &port, "--shards", "1"]);
+        // 1,024 targets at 100/s: about ten seconds, so the pause lands mid-shard.
+        create.args(["--allow-loopback", "--as-of", AS_OF, "--rate", "100"]);
+        create.args(["--network-rate", "0", "--host-rate", "0"]);
+        ok(&run(create).await, "census create");
+    }
+    let out = run({
+        let mut c = surveyor();
+        c.args(["census", "cancel", "--db", &db.url, "doomed"]);
+        c
+    })
+    .await;
+    ok(&out, "census cancel");
+    let slow = store.jobs.job("slow").await.unwrap().unwrap();
+
+    let first = worker(&db.url, "first");
+    loop {
+        let s = &store.jobs.shards(slow.id).await.unwrap()[0];
+        if s.targets_done > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = run({
+        let mut c = surveyor();
+        c.args(["census", "pause", "--db", &db.url, "slow"]);
+        c
+    })
+    .await;
+    ok(&out, "census pause");
+    let out = wait(first).await;
+    ok(&out, "the paused worker");
+    let e = events(&out);
+    let released = e.iter().find(|e| e["event"] == "released").unwrap();
+    assert_eq!(released["why"], "paused");
+    let kept = store.jobs.shards(slow.id).await.unwrap()[0].clone();
+    assert_eq!(kept.state, ShardState::Pending);
+    assert_eq!(
+        kept.targets_done,
+        released["targets_done"].as_u64().unwrap()
+    );
+    assert!(kept.targets_done < kept.targets_total, "paused mid-shard");
+    assert_eq!(e.last().unwrap()["event"], "exit");
+
+    let out = run({
+        let mut c = surveyor();
+        c.args(["census", "status", "--db", &db.url, "--name", "slow"]);
+        c.args(["--format", "json"]);
+        c
+    })
+    .await;
+    ok(&out, "census status");
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["state"], "paused");
+    assert_eq!(status["targets_done"], kept.targets_done);
+    assert_eq!(status["shard_list"][0]["leases"], 1);
+
+    let out = run({
+        let mut c = surveyor();
+        c.args(["census", "resume", "--db", &db.url, "slow"]);
+        c
+    })
+    .await;
+    ok(&out, "census resume");
+    let out = wait(worker(&db.url, "second")).await;
+    ok(&out, "the resumed worker");
+    let e = events(&out);
+    let claimed: Vec<&Value> = e.iter().filter(|e| e["event"] == "claimed").collect();
+    assert_eq!(
+        claimed.len(),
+        1,
+        "only the running census is handed out: {e:?}"
+    );
+    assert_eq!(claimed[0]["census"], "slow");
+    assert_eq!(claimed[0]["resumed_from"], kept.targets_done);
+    assert!(e.iter().any(|e| e["event"] == "finished"));
+
+    let slow = store.jobs.job("slow").await.unwrap().unwrap();
+    assert_eq!(slow.state, JobState::Finished);
+    let scan = store.scans.scan(slow.scan).await.unwrap().unwrap();
+    assert!(scan.finished_at.is_some());
+    assert_eq!(scan.observations as usize, bed.truth().len());
+    let doomed = store.jobs.job("doomed").await.unwrap().unwrap();
+    assert_eq!(doomed.state, JobState::Cancelled);
+    let unfinished = store.scans.scan(doomed.scan).await.unwrap().unwrap();
+    assert_eq!((unfinished.finished_at, unfinished.observations), (None, 0));
+    bed.shutdown().await;
+}
