@@ -20,11 +20,12 @@ cleanup() {
 }
 trap cleanup EXIT
 net=127.91.0.0/18
+# Sets $db to the URL of a new database (not in a subshell, so that cleanup knows it).
 fresh_db() {
-    local db=surveyor_bench_$1_$$
-    psql -q "$pg/postgres" -c "CREATE DATABASE $db" >/dev/null
-    dbs+=("$db")
-    echo "$pg/$db"
+    local name=surveyor_bench_$1_$$
+    psql -q "$pg/postgres" -c "CREATE DATABASE $name" >/dev/null
+    dbs+=("$name")
+    db=$pg/$name
 }
 now() { date +%s.%N; }
 
@@ -42,7 +43,7 @@ echo "|---|---|---|---|---|---|---|---|---|---|"
 
 size() { psql -qtA "$1" -c "SELECT pg_database_size(current_database())"; }
 growth() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", (b-a)/1048576}'; }
-db=$(fresh_db scan)
+fresh_db scan
 "$bin" migrate --db "$db" 2>/dev/null
 empty=$(size "$db")
 start=$(now)
@@ -55,7 +56,7 @@ wall=$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.1f", b-a}')
 echo "| surveyor scan into PostgreSQL | 1 | 16384 | $obs | $wall | $wall | $(awk -v w="$wall" 'BEGIN{printf "%.0f", 16384/w}') | $(awk -v w="$wall" -v o="$obs" 'BEGIN{printf "%.0f", o/w}') | $cpu | $(growth "$empty" "$(size "$db")") |"
 
 for workers in 1 3; do
-    db=$(fresh_db w$workers)
+    fresh_db "w$workers"
     "$bin" migrate --db "$db" 2>/dev/null
     empty=$(size "$db")
     "$bin" census create --db "$db" --name bench --targets $net --ports "$port" --shards 6 "${fast[@]}" >/dev/null 2>&1
