@@ -191,6 +191,12 @@ pub(crate) struct WorkerArgs {
     /// spill file in the working directory.
     #[arg(long, value_name = "S", default_value_t = 30.0)]
     store_retry: f64,
+    /// Prefix-to-AS data, as `surveyor scan --asn-table` (each worker reads its own copy).
+    #[arg(long, value_name = "FILE")]
+    asn_table: Option<PathBuf>,
+    /// Address-to-country data, as `surveyor scan --country-table`.
+    #[arg(long, value_name = "FILE")]
+    country_table: Option<PathBuf>,
 }
 
 /// A census's scan parameters, as stored with the job: everything a worker on another
@@ -758,6 +764,16 @@ pub(crate) async fn worker(args: WorkerArgs) -> Result<()> {
         concurrency: args.concurrency,
         opt_out,
         retry_for: crate::secs("store-retry", args.store_retry)?,
+        asns: args
+            .asn_table
+            .as_deref()
+            .map(crate::asn_table)
+            .transpose()?,
+        countries: args
+            .country_table
+            .as_deref()
+            .map(crate::country_table)
+            .transpose()?,
     };
     eprintln!("surveyor worker {owner}: looking for census shards");
     loop {
@@ -802,6 +818,8 @@ struct WorkerContext {
     concurrency: usize,
     opt_out: Option<OptOut>,
     retry_for: Duration,
+    asns: Option<Arc<surveyor_attrib::AsnTable>>,
+    countries: Option<Arc<surveyor_attrib::CountryTable>>,
 }
 
 /// This worker's share of a census-wide rate: an even split over the live leases, at least
@@ -863,8 +881,8 @@ async fn run_shard(
             ))),
         },
         ptr: None,
-        asns: None,
-        countries: None,
+        asns: ctx.asns.clone(),
+        countries: ctx.countries.clone(),
         finish_scan: false,
     };
     let template = match &claimed.checkpoint {

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -817,6 +818,24 @@ fn check_ports(ports: &[PortSpec]) -> Result<Vec<PortSpec>> {
     Ok(out)
 }
 
+/// The prefix-to-AS table of `--asn-table`; every bad line is an error.
+fn asn_table(path: &Path) -> Result<Arc<surveyor_attrib::AsnTable>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    let table = surveyor_attrib::AsnTable::parse(&text)
+        .with_context(|| format!("{} is not a valid AS table", path.display()))?;
+    Ok(Arc::new(table))
+}
+
+/// The address-to-country table of `--country-table`; every bad line is an error.
+fn country_table(path: &Path) -> Result<Arc<surveyor_attrib::CountryTable>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    let table = surveyor_attrib::CountryTable::parse(&text)
+        .with_context(|| format!("{} is not a valid country table", path.display()))?;
+    Ok(Arc::new(table))
+}
+
 async fn scan(args: ScanArgs) -> Result<()> {
     let mut exclusions = Exclusions::builtin(args.allow_loopback);
     if let Some(path) = &args.blocklist_file {
@@ -891,26 +910,12 @@ async fn scan(args: ScanArgs) -> Result<()> {
                 },
             )?)
         },
-        asns: match &args.asn_table {
-            None => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("could not read {}", path.display()))?;
-                let table = surveyor_attrib::AsnTable::parse(&text)
-                    .with_context(|| format!("{} is not a valid AS table", path.display()))?;
-                Some(std::sync::Arc::new(table))
-            }
-        },
-        countries: match &args.country_table {
-            None => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("could not read {}", path.display()))?;
-                let table = surveyor_attrib::CountryTable::parse(&text)
-                    .with_context(|| format!("{} is not a valid country table", path.display()))?;
-                Some(std::sync::Arc::new(table))
-            }
-        },
+        asns: args.asn_table.as_deref().map(asn_table).transpose()?,
+        countries: args
+            .country_table
+            .as_deref()
+            .map(country_table)
+            .transpose()?,
         finish_scan: true,
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown_token()).await?;

@@ -349,7 +349,14 @@ async fn bad_input_gets_a_clear_error() {
     let Some(db) = testing::postgres().await else {
         return;
     };
-    let cases: [(&[&str], &str); 6] = [
+    let countries = dir.path().join("countries.txt");
+    std::fs::write(&countries, "127.0.0.0/8 Germany\n").unwrap();
+    let countries = countries.display().to_string();
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["worker", "--country-table", &countries],
+            "not a valid country table",
+        ),
         (&["census", "pause", "nope"], "no census named \"nope\""),
         (&["census", "status", "--name", "nope"], "no census named"),
         (&["worker", "--name", "nope"], "no census named"),
