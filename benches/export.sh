@@ -40,7 +40,7 @@ for format in csv jsonl parquet shadowserver; do
     rate=$(awk -v n="$n" -v s="$seconds" 'BEGIN {printf "%.0f", n / s}')
     echo "| $format | $seconds | $mib | $rate | $(hwm) |"
     if [ "$format" = parquet ] && python3 -c 'import duckdb' 2>/dev/null; then
-        python3 -c "import duckdb; print('   duckdb reads', duckdb.sql(\"SELECT count(*) FROM '$file'\").fetchone()[0], 'rows')" >&2
+        python3 -c "import duckdb; print('   duckdb reads', duckdb.sql(\"SELECT count(*) FROM '$file'\").fetchall()[0][0], 'rows')" >&2
     fi
     rm -f "$file"
 done

@@ -142,13 +142,24 @@ async fn generate(
     n: i64,
     salt: i64,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    // A verdict of about a kilobyte stands in for the real one: the census never reads it.
-    let verdict = format!(
-        "{{\"family\":\"x\",\"evidence\":[{}]}}",
-        ["{\"signal\":\"owa-version-header\",\"source\":\"GET /owa/\",\"value\":\"15.1.2507.6\"}";
-            12]
-            .join(",")
-    );
+    // A whole verdict of about a kilobyte, as rows written before verdict facts were split
+    // out keep it: the census never reads it, but exports and host pages read it back into
+    // the model, so its family, build, name and support are the row's own.
+    let verdict = whole_verdict()
+        .replace("'", "''")
+        .replace("\"family\":\"2016\"", "\"family\":\"' || family || '\"")
+        .replace(
+            "\"build\":\"15.1.2507.39\"",
+            "\"build\":\"15.1.2507.' || (h % 40) || '\"",
+        )
+        .replace(
+            "\"version_name\":\"@name@\"",
+            "\"version_name\":\"' || cu || ' SU' || (h % 40) || '\"",
+        )
+        .replace(
+            "\"support\":\"unsupported\"",
+            "\"support\":\"' || CASE WHEN family = 'SE' THEN 'supported' ELSE 'unsupported' END || '\"",
+        );
     // Pick a MIX row from i's hash: a CASE over cumulative percent bounds.
     let mut family = String::from("CASE");
     let mut cu = String::from("CASE");
@@ -165,6 +176,10 @@ async fn generate(
         .enumerate()
         .map(|(i, p)| format!(" WHEN (h / 100) % 5 = {i} THEN '{p}'"))
         .collect::<String>();
+    let json = match backend {
+        Backend::Postgres => "::jsonb",
+        Backend::Sqlite => "",
+    };
     let (series, ip, ts) = match backend {
         Backend::Postgres => (
             format!("SELECT i, (hashint8(i + {salt} * 7919)::bigint & 2147483647) AS h FROM generate_series(1, {n}) AS i"),
@@ -186,7 +201,7 @@ async fn generate(
          exchange_verdict, exchange_cu, exchange_patch) \
          SELECT {scan}, {ip}, 443, 'https', {ts}, 'success', '{{\"evidence\":[]}}', \
          family, '15.1.2507.' || (h % 40), cu || ' SU' || (h % 40), \
-         CASE WHEN family = 'SE' THEN 'supported' ELSE 'unsupported' END, '{verdict}', cu, \
+         CASE WHEN family = 'SE' THEN 'supported' ELSE 'unsupported' END, ('{verdict}'){json}, cu, \
          CASE {patch} END \
          FROM (SELECT i, h, {family} AS family, {cu} AS cu \
                FROM (SELECT i, h, h % 100 AS bucket FROM ({series}) s) b) g"
@@ -254,4 +269,34 @@ async fn summary(store: &Store, scan: ScanId) -> Result<(), Box<dyn std::error::
         .collect();
     println!("census scan={scan} {}", parts.join(" "));
     Ok(())
+}
+
+/// A verdict's JSON with the parts each row sets as markers: family 2016, build 15.1.2507.39,
+/// name `@name@`, support unsupported; twelve pieces of evidence.
+fn whole_verdict() -> String {
+    use surveyor_model::{Evidence, ExchangeVerdict, Signal};
+    let verdict = ExchangeVerdict {
+        family: Family::E2016,
+        build: "15.1.2507.39".parse().expect("a build"),
+        version_name: "@name@".into(),
+        cu: None,
+        support: Support::Unsupported,
+        evidence: vec![
+            Evidence {
+                signal: Signal::OwaVersionHeader,
+                source: "GET /owa/".into(),
+                value: "15.1.2507.6".into(),
+            };
+            12
+        ],
+        build_precision: None,
+        confidence: None,
+        support_reason: None,
+        esu_patched: false,
+        patch_level: Default::default(),
+        upgrade_path: None,
+        cves: Vec::new(),
+        inconsistencies: Vec::new(),
+    };
+    serde_json::to_string(&verdict).expect("a verdict serializes")
 }
