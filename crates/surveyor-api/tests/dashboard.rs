@@ -1239,10 +1239,14 @@ impl Cdp {
             .collect()
     }
 
-    /// Waits until `condition` holds in the page.
+    /// Waits until `condition` holds in the page. While the page is still loading the
+    /// condition may throw (no `document.body` yet): that counts as not yet.
     fn wait_for(&mut self, condition: &str) {
         let deadline = Instant::now() + STEP;
-        while self.eval(&format!("Boolean({condition})")) != true {
+        let probe = format!(
+            "(() => {{ try {{ return Boolean({condition}); }} catch (e) {{ return false; }} }})()"
+        );
+        while self.eval(&probe) != true {
             assert!(
                 Instant::now() < deadline,
                 "the page never got to: {condition}"
