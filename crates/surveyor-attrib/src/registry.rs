@@ -1196,7 +1196,9 @@ f,F,law-firm
             "[a-z][a-z0-9-]{0,6}[a-z0-9]",
             prop::sample::select(vec!["example", "de", "co.uk", "local"]),
         )
-            .prop_map(|(label, tld)| format!("{label}.{tld}"));
+            .prop_map(|(label, tld)| format!("{label}.{tld}"))
+            // `co.de` and the like are public suffixes, which the registry refuses.
+            .prop_filter("a registrable domain", |d| psl::domain(d.as_bytes()).is_some());
         (
             (
                 "[a-z0-9][a-z0-9._-]{0,10}",
