@@ -1198,7 +1198,9 @@ f,F,law-firm
         )
             .prop_map(|(label, tld)| format!("{label}.{tld}"))
             // `co.de` and the like are public suffixes, which the registry refuses.
-            .prop_filter("a registrable domain", |d| psl::domain(d.as_bytes()).is_some());
+            .prop_filter("a registrable domain", |d| {
+                psl::domain(d.as_bytes()).is_some()
+            });
         (
             (
                 "[a-z0-9][a-z0-9._-]{0,10}",
