@@ -12,9 +12,9 @@ cleanup() { [ -n "$bed_pid" ] && kill "$bed_pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 fast=(--allow-loopback --rate 0 --network-rate 0 --host-rate 0 --output /dev/null)
 
-measure() { # label, then the scan arguments
+measure() { # label, then the scan arguments (stored in a fresh SQLite file unless DB is set)
     local label=$1; shift
-    /usr/bin/time -v "$bin" scan "$@" --db "sqlite:$tmp/$RANDOM.db" 2>"$tmp/err" >/dev/null
+    /usr/bin/time -v "$bin" scan "$@" --db "${DB:-sqlite:$tmp/$RANDOM.db}" 2>"$tmp/err" >/dev/null
     local wall cpu_s rss targets answered exchange
     wall=$(grep -o "targets in [0-9.]* s" "$tmp/err" | awk '{print $3}')
     cpu_s=$(awk '/User time|System time/ {s+=$NF} END {printf "%.2f", s}' "$tmp/err")
@@ -35,11 +35,20 @@ measure "empty /16, port 9, concurrency 1024" 127.90.0.0/16 --ports 9 --concurre
 measure "empty /20 (memory)" 127.92.0.0/20 --ports 9 --concurrency 1024 "${fast[@]}"
 measure "empty /10, 20 s (memory)" 127.64.0.0/10 --ports 9 --concurrency 1024 --max-runtime 20 "${fast[@]}"
 # 3. Exchange fingerprinting: 5,000 Exchange hosts, nothing else, in another process.
-"$bin" testbed --hosts 5000 --seed 9 --net 127.91.0.0/18 --hostile-share 0 --non-exchange-share 0 >"$tmp/ready" 2>/dev/null &
+"$bin" testbed --hosts 5000 --seed 9 --net 127.91.0.0/18 --hostile-share 0 --non-exchange-share 0 --truth "$tmp/truth.jsonl" >"$tmp/ready" 2>/dev/null &
 bed_pid=$!
 for _ in $(seq 1 100); do [ -s "$tmp/ready" ] && break; sleep 0.1; done
 port=$(grep -o '"port":[0-9]*' "$tmp/ready" | cut -d: -f2)
 measure "5,000 Exchange hosts in a /18, NTLM on" 127.91.0.0/18 --ports "$port" --concurrency 512 "${fast[@]}"
+# The fingerprinting stage alone: the 5,000 live addresses as a list, as ZMap's output gives
+# them to the second stage.
+grep -o '"ip":"[^"]*"' "$tmp/truth.jsonl" | cut -d'"' -f4 >"$tmp/hosts.txt"
+measure "5,000 Exchange hosts as a list (ZMap output), NTLM on" --targets-file "$tmp/hosts.txt" --ports "$port" --concurrency 1024 "${fast[@]}"
 measure "5,000 Exchange hosts in a /18, --no-ntlm" 127.91.0.0/18 --ports "$port" --concurrency 512 --no-ntlm "${fast[@]}"
+# The same into PostgreSQL (127.0.0.1:5432), whose server process does the storing.
+pg=postgres://postgres@127.0.0.1:5432/surveyor_engine_bench
+psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS surveyor_engine_bench" -c "CREATE DATABASE surveyor_engine_bench" >/dev/null 2>&1
+DB=$pg measure "5,000 Exchange hosts in a /18, NTLM on, into PostgreSQL" 127.91.0.0/18 --ports "$port" --concurrency 512 "${fast[@]}"
+psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS surveyor_engine_bench" >/dev/null 2>&1
 # 4. The floor: the same hosts, TLS handshake and one GET / each (--plan banner).
 measure "5,000 Exchange hosts in a /18, floor (--plan banner)" 127.91.0.0/18 --ports "$port" --concurrency 512 --plan banner "${fast[@]}"

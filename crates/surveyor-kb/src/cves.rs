@@ -1,5 +1,7 @@
 //! CVEs and the first build that fixes each on each CU, from `data/cves.csv`.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use surveyor_model::{Build, Family};
 use time::Date;
@@ -82,6 +84,9 @@ impl CveFix {
 #[derive(Debug, Clone, Default)]
 pub struct CveTable {
     fixes: Vec<CveFix>,
+    /// Per family, its CVEs by number, each as (a row of it, its rows lowest CU first), as
+    /// indices into `fixes`: built once, read for every classified server.
+    families: BTreeMap<Family, Vec<(usize, Vec<usize>)>>,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +131,7 @@ impl CveTable {
             }
             table.fixes.push(fix);
         }
+        table.families = index_by_family(&table.fixes);
         Ok(table)
     }
 
@@ -156,19 +162,43 @@ impl CveTable {
     /// The CVEs with at least one row for `family`, ordered by number, each with its rows for
     /// that family (lowest CU first).
     pub fn for_family(&self, family: Family) -> Vec<(&str, Vec<&CveFix>)> {
-        let mut out: Vec<(&str, Vec<&CveFix>)> = Vec::new();
-        for fix in self.fixes.iter().filter(|f| f.family() == Some(family)) {
-            match out.iter_mut().find(|(cve, _)| *cve == fix.cve) {
-                Some((_, rows)) => rows.push(fix),
-                None => out.push((&fix.cve, vec![fix])),
-            }
-        }
-        for (_, rows) in &mut out {
-            rows.sort_by_key(|f| f.fixed);
-        }
-        out.sort_by_key(|(cve, _)| cve_key(cve).unwrap_or((0, 0)));
-        out
+        self.families.get(&family).map_or_else(Vec::new, |cves| {
+            cves.iter()
+                .map(|(cve, rows)| {
+                    let rows = rows.iter().map(|&i| &self.fixes[i]).collect();
+                    (self.fixes[*cve].cve.as_str(), rows)
+                })
+                .collect()
+        })
     }
+}
+
+/// The index behind [`CveTable::for_family`].
+fn index_by_family(fixes: &[CveFix]) -> BTreeMap<Family, Vec<(usize, Vec<usize>)>> {
+    let mut grouped: BTreeMap<Family, BTreeMap<(u32, u32, &str), Vec<usize>>> = BTreeMap::new();
+    for (i, fix) in fixes.iter().enumerate() {
+        let Some(family) = fix.family() else { continue };
+        let key = cve_key(&fix.cve).unwrap_or((0, 0));
+        grouped
+            .entry(family)
+            .or_default()
+            .entry((key.0, key.1, fix.cve.as_str()))
+            .or_default()
+            .push(i);
+    }
+    grouped
+        .into_iter()
+        .map(|(family, cves)| {
+            let cves = cves
+                .into_values()
+                .map(|mut rows| {
+                    rows.sort_by_key(|&i| fixes[i].fixed);
+                    (rows[0], rows)
+                })
+                .collect();
+            (family, cves)
+        })
+        .collect()
 }
 
 /// `CVE-2021-26855` → (2021, 26855).
@@ -243,6 +273,30 @@ mod tests {
             .map(|(c, _)| *c)
             .collect();
         assert_eq!(e2010, ["CVE-2020-0688", "CVE-2020-0692", "CVE-2021-26857"]);
+    }
+
+    #[test]
+    fn the_family_index_lists_every_row_once_in_order() {
+        let t = CveTable::builtin();
+        for family in Family::ALL {
+            let listed = t.for_family(family);
+            // Every row of the family appears once, under its own CVE.
+            let mut seen: Vec<*const CveFix> = Vec::new();
+            for (cve, rows) in &listed {
+                assert!(rows
+                    .iter()
+                    .all(|f| f.cve == *cve && f.family() == Some(family)));
+                assert!(rows.windows(2).all(|w| w[0].fixed <= w[1].fixed), "{cve}");
+                seen.extend(rows.iter().map(|f| *f as *const CveFix));
+            }
+            let all = t.iter().filter(|f| f.family() == Some(family)).count();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), all, "{family:?}");
+            // CVEs by number, each once.
+            let keys: Vec<_> = listed.iter().map(|(c, _)| cve_key(c).unwrap()).collect();
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "{family:?}");
+        }
     }
 
     #[test]

@@ -10,12 +10,24 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{CipherSuite, ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 /// A TLS client configuration for census probes: TLS 1.2 and 1.3, any certificate accepted,
-/// no session resumption.
+/// no session resumption, the cheapest AES suites offered first.
 pub fn recording_client_config() -> ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    // A probe needs the handshake, not long-term secrecy: AES-128 with a SHA-256 key schedule
+    // first (SHA-384's was measured at 4 % of the scanner's CPU). Servers that impose their
+    // own order (SChannel does) still choose; the others agree to the cheaper suite.
+    provider.cipher_suites.sort_by_key(|s| {
+        !matches!(
+            s.suite(),
+            CipherSuite::TLS13_AES_128_GCM_SHA256
+                | CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    let provider = Arc::new(provider);
     let verifier = Arc::new(AcceptAnyCertificate {
         provider: provider.clone(),
     });
