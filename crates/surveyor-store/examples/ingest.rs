@@ -77,13 +77,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
 
+    // WRITERS=K records K batches at once (each its own transaction and connection), as K
+    // census workers or K pipeline writers would.
+    let writers: usize = std::env::var("WRITERS").map_or(Ok(1), |s| s.parse())?;
+    let observations = std::sync::Arc::new(observations);
     let started = Instant::now();
-    for chunk in observations.chunks(batch) {
-        store.scans.record(scan, chunk).await?;
+    let mut tasks = Vec::new();
+    for w in 0..writers.max(1) {
+        let (store, observations) = (store.clone(), observations.clone());
+        tasks.push(tokio::spawn(async move {
+            for chunk in observations.chunks(batch).skip(w).step_by(writers.max(1)) {
+                store.scans.record(scan, chunk).await?;
+            }
+            Ok::<(), surveyor_store::StoreError>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
     }
     let took = started.elapsed();
     println!(
-        "backend={} observations={n} batch={batch} seconds={:.2} per_second={:.0}",
+        "backend={} observations={n} batch={batch} writers={writers} seconds={:.2} per_second={:.0}",
         store.backend,
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64()
