@@ -86,8 +86,11 @@ pub struct CveTable {
     fixes: Vec<CveFix>,
     /// Per family, its CVEs by number, each as (a row of it, its rows lowest CU first), as
     /// indices into `fixes`: built once, read for every classified server.
-    families: BTreeMap<Family, Vec<(usize, Vec<usize>)>>,
+    families: BTreeMap<Family, FamilyIndex>,
 }
+
+/// One family's CVEs by number: (a row of the CVE, its rows lowest CU first), as indices.
+type FamilyIndex = Vec<(usize, Vec<usize>)>;
 
 #[derive(Deserialize)]
 pub(crate) struct Row {
@@ -174,8 +177,10 @@ impl CveTable {
 }
 
 /// The index behind [`CveTable::for_family`].
-fn index_by_family(fixes: &[CveFix]) -> BTreeMap<Family, Vec<(usize, Vec<usize>)>> {
-    let mut grouped: BTreeMap<Family, BTreeMap<(u32, u32, &str), Vec<usize>>> = BTreeMap::new();
+fn index_by_family(fixes: &[CveFix]) -> BTreeMap<Family, FamilyIndex> {
+    // Per family: (year, number, id) → rows.
+    type ByNumber<'a> = BTreeMap<(u32, u32, &'a str), Vec<usize>>;
+    let mut grouped: BTreeMap<Family, ByNumber<'_>> = BTreeMap::new();
     for (i, fix) in fixes.iter().enumerate() {
         let Some(family) = fix.family() else { continue };
         let key = cve_key(&fix.cve).unwrap_or((0, 0));
