@@ -1,7 +1,7 @@
 //! The flat export as Apache Parquet: the CSV export's columns, typed (integers, booleans,
 //! UTC timestamps, strings), Snappy-compressed, written one row group at a time so that the
 //! response streams in constant memory like the text formats. DuckDB, pandas and pyarrow read
-//! it as it comes.
+//! the file as it is.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,6 +28,8 @@ enum Kind {
     Text,
 }
 
+/// The type of a column of the flat export (`export.rs`'s `COLUMNS`); any other column is
+/// text, numbers and booleans written as their JSON text.
 fn kind(column: &str) -> Kind {
     match column {
         "scan" | "port" | "days_behind_cu" | "asn" => Kind::Int64,
