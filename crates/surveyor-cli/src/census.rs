@@ -548,13 +548,33 @@ struct JobStatus {
     job: CensusJob,
     targets_total: u64,
     targets_done: u64,
-    /// Targets per second since the first shard was first leased.
+    /// Targets per second of working time: since the first shard was first leased, less the
+    /// time the census was paused.
     rate: Option<f64>,
     eta_seconds: Option<f64>,
     observations: u64,
     shards_by_state: serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     shard_list: Option<Vec<ShardRecord>>,
+}
+
+/// Targets per second of working time: since `started` (the first lease), less the pauses, so
+/// that a census resumed after a long pause shows the rate it runs at.
+fn observed_rate(
+    done: u64,
+    started: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    job: &CensusJob,
+) -> Option<f64> {
+    let started = started?;
+    let elapsed = (now - started).as_seconds_f64();
+    let mut paused = job.paused_seconds;
+    if let Some(at) = job.paused_at {
+        // A pause that began before the first lease counts from the first lease.
+        paused += (now - at.max(started)).as_seconds_f64().max(0.0);
+    }
+    let working = elapsed - paused.min(elapsed);
+    (working > 0.0 && done > 0).then(|| done as f64 / working)
 }
 
 async fn job_status(store: &Store, job: CensusJob, with_shards: bool) -> Result<JobStatus> {
@@ -569,10 +589,7 @@ async fn job_status(store: &Store, job: CensusJob, with_shards: bool) -> Result<
         })
         .sum();
     let started = shards.iter().filter_map(|s| s.started_at).min();
-    let rate = started
-        .map(|t| (now - t).as_seconds_f64())
-        .filter(|secs| *secs > 0.0 && done > 0)
-        .map(|secs| done as f64 / secs);
+    let rate = observed_rate(done, started, now, &job);
     let running = matches!(job.state, JobState::Running);
     let eta = rate
         .filter(|_| running)
@@ -1100,6 +1117,38 @@ fn default_owner() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_observed_rate_leaves_out_the_pauses() {
+        let now = time::macros::datetime!(2026-11-23 12:00 UTC);
+        let minutes = |m: i64| now - time::Duration::minutes(m);
+        let job = |paused_seconds: f64, paused_at: Option<OffsetDateTime>| CensusJob {
+            id: 1,
+            name: "x".into(),
+            scan: surveyor_store::ScanId(1),
+            state: JobState::Running,
+            params: serde_json::Value::Null,
+            shards: 1,
+            created_at: minutes(60),
+            finished_at: None,
+            paused_at,
+            paused_seconds,
+        };
+        // Started 10 minutes ago, 6,000 targets done: 10/s.
+        let rate = |j: &CensusJob| observed_rate(6_000, Some(minutes(10)), now, j);
+        assert_eq!(rate(&job(0.0, None)), Some(10.0));
+        // Paused for 5 of them, then resumed: 20/s.
+        assert_eq!(rate(&job(300.0, None)), Some(20.0));
+        // Paused now, since 5 minutes: the same.
+        assert_eq!(rate(&job(0.0, Some(minutes(5)))), Some(20.0));
+        // Paused before the first lease: only the time since the lease counts.
+        assert_eq!(rate(&job(0.0, Some(minutes(30)))), None);
+        assert_eq!(
+            observed_rate(0, Some(minutes(10)), now, &job(0.0, None)),
+            None
+        );
+        assert_eq!(observed_rate(5, None, now, &job(0.0, None)), None);
+    }
 
     #[test]
     fn the_rate_budget_is_split_evenly_and_never_to_zero() {

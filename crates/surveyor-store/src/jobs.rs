@@ -105,6 +105,11 @@ pub struct CensusJob {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
+    /// When the current pause began; `None` while not paused.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub paused_at: Option<OffsetDateTime>,
+    /// The length of the pauses that ended (resumed or cancelled), in seconds.
+    pub paused_seconds: f64,
 }
 
 /// One shard as stored.

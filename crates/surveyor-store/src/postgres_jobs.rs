@@ -18,7 +18,7 @@ use crate::{Backend, ScanId, StoreError};
 const BACKEND: Backend = Backend::Postgres;
 
 const SELECT_JOBS: &str = "SELECT id, name, scan_id, state, params::text AS params, shard_count, \
-     created_at, finished_at FROM census_jobs";
+     created_at, finished_at, paused_at, paused_seconds FROM census_jobs";
 
 const SELECT_SHARDS: &str = "SELECT shard, state, lease_owner, lease_expires, heartbeat_at, \
      checkpoint::text AS checkpoint, targets_total, targets_done, leases, started_at, \
@@ -405,12 +405,20 @@ impl CensusJobStore for PgStore {
                 }
             )))
         })?;
-        sqlx::query("UPDATE census_jobs SET state = $2 WHERE id = $1")
-            .bind(id)
-            .bind(next.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query(BACKEND, action))?;
+        // A pause starts its clock once (repeating it changes nothing); leaving the pause,
+        // by resume or cancel, adds its length to the total.
+        sqlx::query(
+            "UPDATE census_jobs SET state = $2, \
+             paused_seconds = paused_seconds + CASE WHEN paused_at IS NOT NULL AND $2 <> 'paused' \
+               THEN greatest(extract(epoch FROM now() - paused_at)::float8, 0) ELSE 0 END, \
+             paused_at = CASE WHEN $2 = 'paused' THEN coalesce(paused_at, now()) END \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(next.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query(BACKEND, action))?;
         tx.commit()
             .await
             .map_err(StoreError::query(BACKEND, action))?;
@@ -460,6 +468,8 @@ fn job_from_row(row: &PgRow) -> Result<CensusJob, StoreError> {
         shards: unsigned(get::<i32>(row, "shard_count")?, "census_jobs.shard_count")?,
         created_at: get(row, "created_at")?,
         finished_at: get(row, "finished_at")?,
+        paused_at: get(row, "paused_at")?,
+        paused_seconds: get(row, "paused_seconds")?,
     })
 }
 

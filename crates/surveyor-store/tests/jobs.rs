@@ -408,9 +408,24 @@ async fn pause_resume_and_cancel_reach_workers_at_their_heartbeat() {
         .release(a.key(), "a", &progress(20))
         .await
         .unwrap());
+    // The pause is timed by the database, once however often it is repeated.
+    let paused = store.jobs.job("p").await.unwrap().unwrap();
+    assert!(paused.paused_at.is_some() && paused.paused_seconds == 0.0);
+    store.jobs.control("p", Control::Pause).await.unwrap();
+    let again = store.jobs.job("p").await.unwrap().unwrap();
+    assert_eq!(again.paused_at, paused.paused_at);
     assert_eq!(
         store.jobs.control("p", Control::Resume).await.unwrap(),
         Some(JobState::Running)
+    );
+    let resumed = store.jobs.job("p").await.unwrap().unwrap();
+    let now = store.jobs.now().await.unwrap();
+    let pause = (now - paused.paused_at.unwrap()).as_seconds_f64();
+    assert!(resumed.paused_at.is_none());
+    assert!(
+        resumed.paused_seconds > 0.0 && resumed.paused_seconds <= pause,
+        "{} of at most {pause}",
+        resumed.paused_seconds
     );
     let b = shard(store.jobs.claim("b", LONG, Some("p")).await.unwrap());
     assert_eq!((b.shard, b.targets_done), (0, 20), "resumed where it was");
