@@ -8,9 +8,6 @@ use ipnet::IpNet;
 
 use crate::lpm::RangeTable;
 
-/// How many bad lines an error lists before it only counts the rest.
-const SHOWN_PROBLEMS: usize = 50;
-
 /// Prefix-to-AS data, longest prefix first.
 #[derive(Debug, Clone)]
 pub struct AsnTable {
@@ -27,17 +24,7 @@ pub struct AsnTableError {
 
 impl fmt::Display for AsnTableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = self.problems.iter().take(SHOWN_PROBLEMS);
-        for (i, (line, reason)) in shown.enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "line {line}: {reason}")?;
-        }
-        if self.problems.len() > SHOWN_PROBLEMS {
-            write!(f, "\nand {} more", self.problems.len() - SHOWN_PROBLEMS)?;
-        }
-        Ok(())
+        crate::lines::write_problems(f, &self.problems)
     }
 }
 
@@ -107,15 +94,7 @@ fn parse_line(line: &str) -> Result<(IpNet, u32), String> {
             ))
         }
     };
-    let net: IpNet = prefix
-        .parse()
-        .map_err(|_| format!("{prefix:?} is not a prefix"))?;
-    if net.trunc() != net {
-        return Err(format!(
-            "{net} has host bits set (the prefix is {})",
-            net.trunc()
-        ));
-    }
+    let net = crate::lines::parse_prefix(&prefix)?;
     let first = asn.split(['_', ',']).next().unwrap_or(asn);
     let number = first.strip_prefix("AS").unwrap_or(first);
     match number.parse::<u32>() {

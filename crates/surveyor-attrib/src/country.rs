@@ -9,9 +9,6 @@ use ipnet::IpNet;
 
 use crate::lpm::RangeTable;
 
-/// How many bad lines an error lists before it only counts the rest.
-const SHOWN_PROBLEMS: usize = 50;
-
 /// Address ranges with their ISO 3166-1 alpha-2 country, most specific first.
 #[derive(Debug, Clone)]
 pub struct CountryTable {
@@ -28,16 +25,7 @@ pub struct CountryTableError {
 
 impl fmt::Display for CountryTableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (line, reason)) in self.problems.iter().take(SHOWN_PROBLEMS).enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "line {line}: {reason}")?;
-        }
-        if self.problems.len() > SHOWN_PROBLEMS {
-            write!(f, "\nand {} more", self.problems.len() - SHOWN_PROBLEMS)?;
-        }
-        Ok(())
+        crate::lines::write_problems(f, &self.problems)
     }
 }
 
@@ -188,15 +176,7 @@ fn parse_prefix(line: &str) -> Result<Line, String> {
             fields.len()
         ));
     };
-    let net: IpNet = prefix
-        .parse()
-        .map_err(|_| format!("{prefix:?} is not a prefix"))?;
-    if net.trunc() != net {
-        return Err(format!(
-            "{net} has host bits set (the prefix is {})",
-            net.trunc()
-        ));
-    }
+    let net = crate::lines::parse_prefix(prefix)?;
     let cc = encode(cc)?;
     Ok(match net {
         IpNet::V4(n) => Line::V4(n.network().into(), n.broadcast().into(), cc),

@@ -9,6 +9,7 @@
 
 mod asn;
 mod country;
+mod lines;
 mod lpm;
 pub mod matcher;
 mod names;
