@@ -12,6 +12,7 @@ use surveyor_model::{ExchangeServer, Observation, Organisation};
 use time::OffsetDateTime;
 
 use crate::census::{self, Bind, Dialect, Sql};
+use crate::pg_copy::BinaryRows;
 use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::{
     Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, NewScan, PrunePolicy,
@@ -52,6 +53,48 @@ pub(crate) struct PgStore {
 }
 
 impl PgStore {
+    /// One transaction for a batch: the scan's state, the verdict facts, the rows, the kept
+    /// count and, for a finished scan, its census.
+    async fn record_columns(
+        &self,
+        scan: ScanId,
+        columns: &[Columns],
+        insert: Insert,
+    ) -> Result<(), StoreError> {
+        let action = "record observations";
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
+        // The scan is checked here once per batch, not by a foreign key per row (migration
+        // 0011); FOR KEY SHARE holds the row until commit.
+        let state = scan_state(&mut tx, scan, " FOR KEY SHARE").await?;
+        if state.pruned {
+            return Err(StoreError::ScanPruned(scan));
+        }
+        let facts = store_facts(&mut tx, columns).await?;
+        let inserted = match insert {
+            Insert::Copy => copy_observations(&mut tx, scan, columns, &facts).await?,
+            Insert::SkipStored => insert_observations(&mut tx, scan, columns, &facts).await?,
+        };
+        // Only rows that went in count: a repeated target is skipped by ON CONFLICT.
+        sqlx::query("UPDATE scans SET observation_count = observation_count + $2 WHERE id = $1")
+            .bind(scan.0)
+            .bind(inserted as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
+        // Late observations of a finished scan (a spill file ingested after the scan ended)
+        // must reach its census counts and the hosts table.
+        if state.finished {
+            refresh_census(&mut tx, scan).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query(BACKEND, action))
+    }
+
     pub(crate) async fn connect(mut options: PgConnectOptions) -> Result<PgStore, StoreError> {
         let target = crate::url::describe_pg(&options);
         if options.get_application_name().is_none() {
@@ -135,79 +178,21 @@ impl ScanStore for PgStore {
 
     async fn record(&self, scan: ScanId, batch: &[Observation]) -> Result<(), StoreError> {
         // Encode everything before the transaction, so that bad input never half-writes.
-        let columns = rows::encode_batch(batch)?;
-        let action = "record observations";
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(StoreError::query(BACKEND, action))?;
-        // FOR KEY SHARE keeps the scan from being deleted while the batch goes in.
-        let state = scan_state(&mut tx, scan, " FOR KEY SHARE").await?;
-        if state.pruned {
-            return Err(StoreError::ScanPruned(scan));
+        let mut columns = rows::encode_batch(batch)?;
+        // In key order: concurrent batches that share targets then wait for each other in one
+        // order and never deadlock, and the primary key's inserts touch neighbouring pages.
+        columns.sort_by_key(|c| (c.ip, c.port));
+        // COPY first: the fast way in, for a batch of new targets (nearly always). COPY knows
+        // no ON CONFLICT, so a batch that repeats a stored target (a resumed scan, a spill
+        // file, overlapping target lists) fails whole, is rolled back and goes in again as
+        // one INSERT that skips what is stored.
+        match self.record_columns(scan, &columns, Insert::Copy).await {
+            Err(StoreError::Query { source, .. }) if is_unique_violation(&source) => {
+                self.record_columns(scan, &columns, Insert::SkipStored)
+                    .await
+            }
+            done => done,
         }
-        let facts = store_facts(&mut tx, &columns).await?;
-        let mut inserted = 0;
-        for chunk in columns.chunks(rows::INSERT_CHUNK) {
-            let mut insert = QueryBuilder::<Postgres>::new(
-                "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
-                 tls, http_server, fingerprint, exchange_family, exchange_build, \
-                 exchange_version_name, exchange_support, exchange_verdict, exchange_cu, \
-                 exchange_patch, exchange_facts_id, organisation, sector, attribution, asn, \
-                 country) ",
-            );
-            insert.push_values(chunk, |mut row, c| {
-                row.push_bind(scan.0);
-                row.push_bind(&c.ip).push_unseparated("::inet");
-                row.push_bind(c.port);
-                row.push_bind(c.scheme);
-                row.push_bind(c.observed_at);
-                row.push_bind(c.status);
-                row.push_bind(&c.error);
-                row.push_bind(&c.tls).push_unseparated("::jsonb");
-                row.push_bind(&c.http_server);
-                row.push_bind(&c.fingerprint).push_unseparated("::jsonb");
-                row.push_bind(c.exchange_family);
-                row.push_bind(&c.exchange_build);
-                row.push_bind(&c.exchange_version_name);
-                row.push_bind(c.exchange_support);
-                row.push_bind(&c.exchange_verdict)
-                    .push_unseparated("::jsonb");
-                row.push_bind(&c.exchange_cu);
-                row.push_bind(c.exchange_patch);
-                row.push_bind(rows::facts_id(&facts, c));
-                row.push_bind(&c.organisation);
-                row.push_bind(c.sector);
-                row.push_bind(&c.attribution).push_unseparated("::jsonb");
-                row.push_bind(c.asn);
-                row.push_bind(&c.country);
-            });
-            // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists
-            // store each target once; the first observation stands.
-            insert.push(" ON CONFLICT (scan_id, ip, port) DO NOTHING");
-            inserted += insert
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| insert_error(scan, e))?
-                .rows_affected();
-        }
-        // Only rows that went in count: a repeated target is skipped by ON CONFLICT.
-        sqlx::query("UPDATE scans SET observation_count = observation_count + $2 WHERE id = $1")
-            .bind(scan.0)
-            .bind(inserted as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query(BACKEND, action))?;
-        // Late observations of a finished scan (a spill file ingested after the scan ended)
-        // must reach its census counts and the hosts table.
-        if state.finished {
-            refresh_census(&mut tx, scan).await?;
-        }
-        tx.commit()
-            .await
-            .map_err(StoreError::query(BACKEND, action))
     }
 
     async fn finish_scan(
@@ -446,7 +431,10 @@ impl CensusStore for PgStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let rows = sqlx::query(&format!(
-            "{SELECT_OBSERVATIONS} WHERE o.ip = $1::inet ORDER BY o.scan_id, o.port"
+            // One descent of the primary key per scan (migration 0011 dropped the address
+            // index): a few hundred scans cost a few hundred index probes.
+            "{SELECT_OBSERVATIONS} WHERE o.scan_id = ANY(ARRAY(SELECT id FROM scans)) \
+             AND o.ip = $1::inet ORDER BY o.scan_id, o.port"
         ))
         .bind(&text)
         .fetch_all(&self.pool)
@@ -695,20 +683,6 @@ fn token_from_row(row: &PgRow) -> Result<TokenRecord, StoreError> {
     })
 }
 
-/// Maps a failed INSERT of a batch to what it means for the caller.
-fn insert_error(scan: ScanId, error: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &error {
-        if db.is_foreign_key_violation() {
-            return StoreError::UnknownScan(scan);
-        }
-    }
-    StoreError::Query {
-        backend: BACKEND,
-        action: "record observations",
-        source: error,
-    }
-}
-
 /// Whether a scan is finished and whether it was pruned.
 struct ScanState {
     finished: bool,
@@ -774,6 +748,125 @@ async fn store_facts(
         ));
     }
     Ok(ids)
+}
+
+/// How a batch goes into `observations`.
+#[derive(Clone, Copy)]
+enum Insert {
+    /// Binary COPY: fails whole on a target the scan already stored.
+    Copy,
+    /// INSERT … ON CONFLICT DO NOTHING: keeps what is stored, adds the rest.
+    SkipStored,
+}
+
+/// The observation columns in the order both inserts write them.
+const OBSERVATION_COLUMNS: &str = "scan_id, ip, port, scheme, observed_at, status, error, tls, \
+     http_server, fingerprint, exchange_family, exchange_build, exchange_version_name, \
+     exchange_support, exchange_verdict, exchange_cu, exchange_patch, exchange_facts_id, \
+     organisation, sector, attribution, asn, country";
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// COPYs a batch in PostgreSQL's binary format. Returns how many rows went in.
+async fn copy_observations(
+    conn: &mut PgConnection,
+    scan: ScanId,
+    columns: &[Columns],
+    facts: &HashMap<String, i64>,
+) -> Result<u64, StoreError> {
+    let mut rows = BinaryRows::new(23);
+    for c in columns {
+        rows.row();
+        rows.field(&scan.0)?;
+        rows.field(&c.ip)?;
+        rows.field(&c.port)?;
+        rows.field(&c.scheme)?;
+        rows.field(&c.observed_at)?;
+        rows.field(&c.status)?;
+        rows.field(&c.error)?;
+        // json's binary form is its text.
+        rows.field(&c.tls)?;
+        rows.field(&c.http_server)?;
+        rows.field(&c.fingerprint)?;
+        rows.field(&c.exchange_family)?;
+        rows.field(&c.exchange_build)?;
+        rows.field(&c.exchange_version_name)?;
+        rows.field(&c.exchange_support)?;
+        rows.field(&c.exchange_verdict)?;
+        rows.field(&c.exchange_cu)?;
+        rows.field(&c.exchange_patch)?;
+        rows.field(&rows::facts_id(facts, c))?;
+        rows.field(&c.organisation)?;
+        rows.field(&c.sector)?;
+        rows.field(&c.attribution)?;
+        rows.field(&c.asn)?;
+        rows.field(&c.country)?;
+    }
+    let action = "record observations";
+    let mut copy = conn
+        .copy_in_raw(&format!(
+            "COPY observations ({OBSERVATION_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await
+        .map_err(StoreError::query(BACKEND, action))?;
+    copy.send(rows.finish())
+        .await
+        .map_err(StoreError::query(BACKEND, action))?;
+    copy.finish()
+        .await
+        .map_err(StoreError::query(BACKEND, action))
+}
+
+/// Inserts a batch as one statement of column arrays (UNNEST): one plan whatever the batch
+/// size, and each value travels in binary, none as a bind parameter of its own. Returns how
+/// many rows went in.
+async fn insert_observations(
+    conn: &mut PgConnection,
+    scan: ScanId,
+    columns: &[Columns],
+    facts: &HashMap<String, i64>,
+) -> Result<u64, StoreError> {
+    fn column<'a, T>(columns: &'a [Columns], f: impl Fn(&'a Columns) -> T) -> Vec<T> {
+        columns.iter().map(f).collect()
+    }
+    let sql = format!(
+        "INSERT INTO observations ({OBSERVATION_COLUMNS}) \
+         SELECT $1, * FROM UNNEST($2::inet[], $3::int4[], $4::text[], $5::timestamptz[], \
+         $6::text[], $7::text[], $8::json[], $9::text[], $10::json[], $11::text[], $12::text[], \
+         $13::text[], $14::text[], $15::json[], $16::text[], $17::text[], $18::int8[], \
+         $19::text[], $20::text[], $21::json[], $22::int8[], $23::text[]) \
+         ON CONFLICT (scan_id, ip, port) DO NOTHING"
+    );
+    let done = sqlx::query(&sql)
+        .bind(scan.0)
+        .bind(column(columns, |c| c.ip))
+        .bind(column(columns, |c| c.port))
+        .bind(column(columns, |c| c.scheme))
+        .bind(column(columns, |c| c.observed_at))
+        .bind(column(columns, |c| c.status))
+        .bind(column(columns, |c| c.error.as_deref()))
+        .bind(column(columns, |c| c.tls.as_deref()))
+        .bind(column(columns, |c| c.http_server.as_deref()))
+        .bind(column(columns, |c| c.fingerprint.as_str()))
+        .bind(column(columns, |c| c.exchange_family))
+        .bind(column(columns, |c| c.exchange_build.as_deref()))
+        .bind(column(columns, |c| c.exchange_version_name.as_deref()))
+        .bind(column(columns, |c| c.exchange_support))
+        .bind(column(columns, |c| c.exchange_verdict.as_deref()))
+        .bind(column(columns, |c| c.exchange_cu.as_deref()))
+        .bind(column(columns, |c| c.exchange_patch))
+        .bind(column(columns, |c| rows::facts_id(facts, c)))
+        .bind(column(columns, |c| c.organisation.as_deref()))
+        .bind(column(columns, |c| c.sector))
+        .bind(column(columns, |c| c.attribution.as_deref()))
+        .bind(column(columns, |c| c.asn))
+        .bind(column(columns, |c| c.country.as_deref()))
+        .execute(conn)
+        .await
+        .map_err(StoreError::query(BACKEND, "record observations"))?;
+    Ok(done.rows_affected())
 }
 
 /// Recomputes a scan's census aggregates and folds its observations into `hosts`.

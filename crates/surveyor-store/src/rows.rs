@@ -21,7 +21,7 @@ pub(crate) const INSERT_CHUNK: usize = 1000;
 
 /// The columns of one `observations` row, ready to bind.
 pub(crate) struct Columns {
-    pub ip: String,
+    pub ip: IpAddr,
     pub port: i32,
     pub scheme: &'static str,
     pub observed_at: OffsetDateTime,
@@ -211,7 +211,7 @@ impl Columns {
         }
         let exchange = o.exchange.as_ref();
         Ok(Columns {
-            ip: o.ip.to_string(),
+            ip: o.ip,
             port: i32::from(o.port),
             scheme: o.scheme.as_str(),
             observed_at: truncate_to_micros(o.observed_at),

@@ -351,6 +351,96 @@ async fn recording_is_idempotent_per_scan_ip_and_port() {
     }
 }
 
+#[tokio::test]
+async fn concurrent_batches_that_share_targets_store_each_once() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let scan = store
+            .scans
+            .begin_scan(&new_scan(datetime!(2025-10-14 09:00 UTC)))
+            .await
+            .unwrap();
+        // Four writers at once (as census workers after a takeover), each a different window
+        // of 300 targets out of 600 and each in its own shuffled order, so that every target
+        // is in two batches and the batches meet in flight.
+        let targets: Vec<Observation> = (0..600)
+            .map(|i| exchange_2016(&format!("198.51.{}.{}", i / 250, i % 250 + 1), 443))
+            .collect();
+        // On PostgreSQL another transaction first holds every target, so that all four
+        // writers wait at their first row and then go in the same instant.
+        let mut blocker = match backend {
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+                sqlx::query(
+                    "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, \
+                     fingerprint) SELECT $1, ('198.51.' || i / 250 || '.' || i % 250 + 1)::inet, \
+                     443, 'https', now(), 'success', '{}' FROM generate_series(0, 599) i",
+                )
+                .bind(scan.0)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+                Some(conn)
+            }
+            Backend::Sqlite => None,
+        };
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let mut batch: Vec<Observation> = (0..300)
+                    .map(|k| targets[(w * 150 + k) % 600].clone())
+                    .collect();
+                // A fixed permutation per writer, different for each.
+                let len = batch.len();
+                for i in 0..len {
+                    batch.swap(i, (i * (7 + 4 * w) + w) % len);
+                }
+                let store = store.clone();
+                tokio::spawn(async move { store.scans.record(scan, &batch).await })
+            })
+            .collect();
+        if let Some(mut conn) = blocker.take() {
+            // Watched from a connection of its own: inside the blocker's transaction
+            // pg_stat_activity would stay the snapshot of its first read.
+            let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let waiting = "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'";
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while sqlx::query_scalar::<_, i64>(waiting)
+                .fetch_one(&mut watch)
+                .await
+                .unwrap()
+                < 4
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the writers never waited"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+        }
+        for writer in writers {
+            writer
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        }
+        let mut expected = targets.clone();
+        expected.sort_by_key(|o| (o.ip, o.port));
+        assert_eq!(
+            store.scans.observations(scan).await.unwrap(),
+            expected,
+            "{backend}: every target once"
+        );
+        assert_eq!(
+            store.scans.scan(scan).await.unwrap().unwrap().observations,
+            600,
+            "{backend}: the kept count counts rows that went in"
+        );
+    }
+}
+
 /// Makes the database itself refuse one address, to fail a batch in its last chunk.
 async fn refuse_address_in_database(backend: Backend, url: &str, ip: &str) {
     match backend {
