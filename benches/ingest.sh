@@ -1,25 +1,45 @@
 #!/usr/bin/env bash
-# Store ingest benchmark: 200,000 census-shaped observations recorded in batches of 500 into
-# a fresh PostgreSQL database (127.0.0.1:5432) and a fresh SQLite file, with and without
-# verdicts. Prints Markdown rows for docs/benchmarks.md.
+# Store ingest benchmark: census-shaped observations recorded through `ScanStore::record` into
+# a fresh PostgreSQL database (127.0.0.1:5432) and a fresh SQLite file. Prints Markdown tables
+# for docs/benchmarks.md:
+#   1. 200,000 observations in batches of 500, with and without verdicts, both backends;
+#   2. PostgreSQL with 1 and 2 concurrent writers, N_LARGE observations (default 1,000,000)
+#      with verdicts, batches of 500 and 2,000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -j2 -p surveyor-store --example ingest >&2
 bin=target/release/examples/ingest
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS surveyor_ingest_bench" >/dev/null 2>&1' EXIT
+db=surveyor_ingest_bench
+pg=postgres://postgres@127.0.0.1:5432/$db
+fresh_pg() {
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null 2>&1
+}
+trap 'rm -rf "$tmp"; psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1' EXIT
+field() { echo "$1" | grep -o "$2=[0-9.A-Za-z]*" | cut -d= -f2; }
+
 n=${N:-200000}
 echo "| backend | observations | verdicts | seconds | observations/s |"
 echo "|---|---|---|---|---|"
 for verdicts in yes no; do
     env=()
     [ "$verdicts" = no ] && env=(NO_VERDICT=1)
-    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS surveyor_ingest_bench" -c "CREATE DATABASE surveyor_ingest_bench" >/dev/null 2>&1
-    for url in postgres://postgres@127.0.0.1:5432/surveyor_ingest_bench "sqlite:$tmp/$verdicts.db"; do
+    fresh_pg
+    for url in "$pg" "sqlite:$tmp/$verdicts.db"; do
         line=$(env "${env[@]}" "$bin" "$url" "$n" 500)
-        backend=$(echo "$line" | grep -o 'backend=[A-Za-z]*' | cut -d= -f2)
-        secs=$(echo "$line" | grep -o 'seconds=[0-9.]*' | cut -d= -f2)
-        rate=$(echo "$line" | grep -o 'per_second=[0-9]*' | cut -d= -f2)
-        echo "| $backend | $n | $verdicts (3 in 4) | $secs | $rate |" | sed "s/no (3 in 4)/none/"
+        label=$([ "$verdicts" = yes ] && echo "yes (3 in 4)" || echo none)
+        echo "| $(field "$line" backend) | $n | $label | $(field "$line" seconds) | $(field "$line" per_second) |"
+    done
+done
+
+large=${N_LARGE:-1000000}
+echo
+echo "| PostgreSQL writers | batch | observations | seconds | observations/s |"
+echo "|---|---|---|---|---|"
+for batch in 500 2000; do
+    for writers in 1 2; do
+        fresh_pg
+        line=$(WRITERS=$writers "$bin" "$pg" "$large" "$batch")
+        echo "| $writers | $batch | $large | $(field "$line" seconds) | $(field "$line" per_second) |"
     done
 done

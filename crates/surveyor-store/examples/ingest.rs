@@ -22,6 +22,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = args.next().ok_or("usage: ingest URL [N] [BATCH]")?;
     let n: usize = args.next().map_or(Ok(200_000), |s| s.parse())?;
     let batch: usize = args.next().map_or(Ok(500), |s| s.parse())?;
+    if n > 1 << 24 {
+        return Err("N is at most 16,777,216 (distinct addresses in 10.0.0.0/8)".into());
+    }
     let as_of = time::macros::date!(2026 - 11 - 23);
 
     let store = surveyor_store::open(&url).await?;
@@ -48,7 +51,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let exchange = surveyor_kb::classify(&fingerprint, table, as_of);
             Observation {
-                ip: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i as u32)),
+                // Scattered over 10.0.0.0/8 as a scan's permuted target order stores them
+                // (an odd multiplier is a bijection mod 2^24): no index gets sorted input.
+                ip: IpAddr::V4(Ipv4Addr::from(
+                    0x0a00_0000 | ((i as u32).wrapping_mul(2_654_435_761) & 0x00ff_ffff),
+                )),
                 port: 443,
                 scheme: Scheme::Https,
                 observed_at: OffsetDateTime::now_utc(),
