@@ -84,7 +84,8 @@ impl SqliteStore {
                     // 64 MiB of WAL instead of 4 writes each page back once for many batches:
                     // together 9,700 -> 13,800 observations/s at 200,000 (docs/benchmarks.md).
                     .pragma("cache_size", "-65536")
-                    .pragma("wal_autocheckpoint", "16384");
+                    .pragma("wal_autocheckpoint", "16384")
+                    .pragma("temp_store", "memory");
                 (
                     options,
                     SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS),
