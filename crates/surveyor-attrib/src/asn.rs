@@ -6,13 +6,13 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::lpm::RangeTable;
+use crate::lines;
+use crate::lpm::{AddressTable, Ranges};
 
 /// Prefix-to-AS data, longest prefix first.
 #[derive(Debug, Clone)]
 pub struct AsnTable {
-    v4: RangeTable<u32>,
-    v6: RangeTable<u128>,
+    table: AddressTable,
     prefixes: usize,
 }
 
@@ -37,44 +37,22 @@ impl AsnTable {
     /// blank lines are skipped; any other line that does not parse is an error, all of them
     /// reported.
     pub fn parse(text: &str) -> Result<AsnTable, AsnTableError> {
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        let mut problems = Vec::new();
-        for (index, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            match parse_line(line) {
-                Ok((IpNet::V4(net), asn)) => {
-                    v4.push((u32::from(net.network()), u32::from(net.broadcast()), asn))
-                }
-                Ok((IpNet::V6(net), asn)) => {
-                    v6.push((u128::from(net.network()), u128::from(net.broadcast()), asn))
-                }
-                Err(reason) => problems.push((index + 1, reason)),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(AsnTableError { problems });
-        }
-        let prefixes = v4.len() + v6.len();
+        let mut ranges = Ranges::default();
+        lines::each_line(text, |line| {
+            let (net, asn) = parse_line(line)?;
+            ranges.push_net(net, asn);
+            Ok(())
+        })
+        .map_err(|problems| AsnTableError { problems })?;
         Ok(AsnTable {
-            v4: RangeTable::build(v4),
-            v6: RangeTable::build(v6),
-            prefixes,
+            prefixes: ranges.len(),
+            table: ranges.build(),
         })
     }
 
     /// The AS of the longest prefix holding `ip`; IPv4-mapped IPv6 addresses count as IPv4.
     pub fn lookup(&self, ip: IpAddr) -> Option<u32> {
-        match ip {
-            IpAddr::V4(v4) => self.v4.get(u32::from(v4)),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => self.v4.get(u32::from(v4)),
-                None => self.v6.get(u128::from(v6)),
-            },
-        }
+        self.table.get(ip)
     }
 
     pub fn prefixes(&self) -> usize {

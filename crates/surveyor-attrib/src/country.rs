@@ -7,13 +7,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use crate::lpm::RangeTable;
+use crate::lines;
+use crate::lpm::{AddressTable, Ranges};
 
 /// Address ranges with their ISO 3166-1 alpha-2 country, most specific first.
 #[derive(Debug, Clone)]
 pub struct CountryTable {
-    v4: RangeTable<u32>,
-    v6: RangeTable<u128>,
+    table: AddressTable,
     ranges: usize,
 }
 
@@ -34,8 +34,9 @@ impl std::error::Error for CountryTableError {}
 /// One line's meaning: a range with its country, or nothing to keep (a header, a summary, an
 /// AS number record, space not delegated to anyone).
 enum Line {
+    /// An IPv4 range by first and last address (delegations count addresses, not prefixes).
     V4(u32, u32, u32),
-    V6(u128, u128, u32),
+    Net(IpNet, u32),
     Skip,
 }
 
@@ -46,43 +47,26 @@ impl CountryTable {
     /// comments and blank lines are skipped; every other line that does not parse is an error,
     /// all of them reported. Where ranges nest, the more specific one wins.
     pub fn parse(text: &str) -> Result<CountryTable, CountryTableError> {
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        let mut problems = Vec::new();
-        for (index, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
+        let mut ranges = Ranges::default();
+        lines::each_line(text, |line| {
+            match parse_line(line)? {
+                Line::V4(first, last, cc) => ranges.push_v4(first, last, cc),
+                Line::Net(net, cc) => ranges.push_net(net, cc),
+                Line::Skip => {}
             }
-            match parse_line(line) {
-                Ok(Line::V4(first, last, cc)) => v4.push((first, last, cc)),
-                Ok(Line::V6(first, last, cc)) => v6.push((first, last, cc)),
-                Ok(Line::Skip) => {}
-                Err(reason) => problems.push((index + 1, reason)),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(CountryTableError { problems });
-        }
-        let ranges = v4.len() + v6.len();
+            Ok(())
+        })
+        .map_err(|problems| CountryTableError { problems })?;
         Ok(CountryTable {
-            v4: RangeTable::build(v4),
-            v6: RangeTable::build(v6),
-            ranges,
+            ranges: ranges.len(),
+            table: ranges.build(),
         })
     }
 
     /// The country of the most specific range holding `ip`; IPv4-mapped IPv6 addresses count
     /// as IPv4.
     pub fn lookup(&self, ip: IpAddr) -> Option<String> {
-        let code = match ip {
-            IpAddr::V4(v4) => self.v4.get(u32::from(v4)),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => self.v4.get(u32::from(v4)),
-                None => self.v6.get(u128::from(v6)),
-            },
-        }?;
-        Some(decode(code))
+        self.table.get(ip).map(decode)
     }
 
     /// Number of ranges read.
@@ -158,9 +142,7 @@ fn parse_delegation(line: &str) -> Result<Line, String> {
                 .parse::<IpNet>()
                 .map_err(|_| format!("{value:?} is not an IPv6 prefix length"))?;
             match net {
-                IpNet::V6(n) if n.trunc() == n => {
-                    Ok(Line::V6(n.network().into(), n.broadcast().into(), cc))
-                }
+                IpNet::V6(n) if n.trunc() == n => Ok(Line::Net(net, cc)),
                 _ => Err(format!("{net} has host bits set")),
             }
         }
@@ -176,12 +158,8 @@ fn parse_prefix(line: &str) -> Result<Line, String> {
             fields.len()
         ));
     };
-    let net = crate::lines::parse_prefix(prefix)?;
-    let cc = encode(cc)?;
-    Ok(match net {
-        IpNet::V4(n) => Line::V4(n.network().into(), n.broadcast().into(), cc),
-        IpNet::V6(n) => Line::V6(n.network().into(), n.broadcast().into(), cc),
-    })
+    let net = lines::parse_prefix(prefix)?;
+    Ok(Line::Net(net, encode(cc)?))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! What the line-based tables (AS, country) share: the listing of their bad lines and the
-//! reading of a CIDR prefix.
+//! What the line-based tables (AS, country) share: the walk over their lines, the listing of
+//! their bad lines and the reading of a CIDR prefix.
 
 use std::fmt;
 
@@ -7,6 +7,29 @@ use ipnet::IpNet;
 
 /// How many bad lines an error lists before it only counts the rest.
 const SHOWN_PROBLEMS: usize = 50;
+
+/// Calls `parse` on every line but blank ones and `#` comments (trimmed); every line it
+/// refuses, by number, or nothing.
+pub(crate) fn each_line(
+    text: &str,
+    mut parse: impl FnMut(&str) -> Result<(), String>,
+) -> Result<(), Vec<(usize, String)>> {
+    let mut problems = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Err(reason) = parse(line) {
+            problems.push((index + 1, reason));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
 
 /// `line N: reason`, one per line, the first [`SHOWN_PROBLEMS`] of them, then how many more.
 pub(crate) fn write_problems(

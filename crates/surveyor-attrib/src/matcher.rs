@@ -24,7 +24,7 @@ use ipnet::IpNet;
 use surveyor_model::observation::Confidence;
 use surveyor_model::{Attribution, AttributionRule, Sector};
 
-use crate::lpm::RangeTable;
+use crate::lpm::{AddressTable, Ranges};
 use crate::names;
 use crate::registry::Registry;
 
@@ -72,10 +72,9 @@ pub struct PrefixMatch<'r> {
 #[derive(Debug, Clone)]
 pub struct Attributor {
     orgs: Vec<Org>,
-    /// Every registry prefix with its organisation; the range tables hold indices into it.
+    /// Every registry prefix with its organisation; `prefix_index` holds indices into it.
     nets: Vec<(IpNet, usize)>,
-    v4: RangeTable<u32>,
-    v6: RangeTable<u128>,
+    prefix_index: AddressTable,
     /// Registered domain → organisation.
     domains: HashMap<String, usize>,
     /// First label of a registered domain → organisation, `None` when several share it.
@@ -102,8 +101,7 @@ impl Attributor {
     pub fn new(registry: &Registry) -> Attributor {
         let mut orgs = Vec::with_capacity(registry.len());
         let mut nets = Vec::new();
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
+        let mut ranges = Ranges::default();
         let mut domains = HashMap::new();
         let mut first_labels: HashMap<String, Option<usize>> = HashMap::new();
         let mut asns = HashMap::new();
@@ -121,10 +119,7 @@ impl Attributor {
                 let Some(index) = u32::try_from(nets.len()).ok().filter(|&n| n != u32::MAX) else {
                     break;
                 };
-                match net {
-                    IpNet::V4(n) => v4.push((n.network().into(), n.broadcast().into(), index)),
-                    IpNet::V6(n) => v6.push((n.network().into(), n.broadcast().into(), index)),
-                }
+                ranges.push_net(*net, index);
                 nets.push((*net, i));
             }
             for domain in &org.domains {
@@ -146,8 +141,7 @@ impl Attributor {
         Attributor {
             orgs,
             nets,
-            v4: RangeTable::build(v4),
-            v6: RangeTable::build(v6),
+            prefix_index: ranges.build(),
             domains,
             first_labels,
             asns,
@@ -266,10 +260,7 @@ impl Attributor {
     }
 
     fn lpm(&self, ip: IpAddr) -> Option<(usize, IpNet)> {
-        let index = match ip.to_canonical() {
-            IpAddr::V4(ip) => self.v4.get(ip.into()),
-            IpAddr::V6(ip) => self.v6.get(ip.into()),
-        }?;
+        let index = self.prefix_index.get(ip)?;
         let &(net, org) = self.nets.get(usize::try_from(index).ok()?)?;
         Some((org, net))
     }
