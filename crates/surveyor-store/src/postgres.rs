@@ -62,11 +62,7 @@ impl PgStore {
         insert: Insert,
     ) -> Result<(), StoreError> {
         let action = "record observations";
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(StoreError::query(BACKEND, action))?;
+        let mut tx = begin(&self.pool, action).await?;
         // The scan is checked here once per batch, not by a foreign key per row (migration
         // 0011); FOR KEY SHARE holds the row until commit.
         let state = scan_state(&mut tx, scan, " FOR KEY SHARE").await?;
@@ -201,11 +197,7 @@ impl ScanStore for PgStore {
         finished_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let action = "finish a scan";
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(StoreError::query(BACKEND, action))?;
+        let mut tx = begin(&self.pool, action).await?;
         let done = sqlx::query("UPDATE scans SET finished_at = $2 WHERE id = $1")
             .bind(scan.0)
             .bind(rows::truncate_to_micros(finished_at))
@@ -263,11 +255,7 @@ impl ScanStore for PgStore {
                 continue;
             }
             let action = "prune a scan";
-            let mut tx = self
-                .pool
-                .begin()
-                .await
-                .map_err(StoreError::query(BACKEND, action))?;
+            let mut tx = begin(&self.pool, action).await?;
             let deleted = sqlx::query("DELETE FROM observations WHERE scan_id = $1")
                 .bind(scan.id.0)
                 .execute(&mut *tx)
@@ -463,11 +451,7 @@ impl RegistryStore for PgStore {
     ) -> Result<(), StoreError> {
         let rows = rows::organisation_rows(organisations)?;
         let action = "replace the registry";
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(StoreError::query(BACKEND, action))?;
+        let mut tx = begin(&self.pool, action).await?;
         sqlx::query("DELETE FROM organisations")
             .execute(&mut *tx)
             .await
@@ -681,6 +665,16 @@ fn token_from_row(row: &PgRow) -> Result<TokenRecord, StoreError> {
         created_at: get(row, "created_at")?,
         revoked_at: get(row, "revoked_at")?,
     })
+}
+
+/// A transaction on the pool; failing to start one is a query error of `action`.
+pub(crate) async fn begin(
+    pool: &PgPool,
+    action: &'static str,
+) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
+    pool.begin()
+        .await
+        .map_err(StoreError::query(BACKEND, action))
 }
 
 /// Whether a scan is finished and whether it was pruned.

@@ -11,7 +11,7 @@ use crate::notifications::{
     FindingKey, NewNotification, Notification, NotificationStatus, NotificationStore,
     NotifiedFinding, Suppression,
 };
-use crate::postgres::PgStore;
+use crate::postgres::{begin, PgStore};
 use crate::rows::truncate_to_micros;
 use crate::{Backend, ScanId, StoreError};
 
@@ -27,11 +27,7 @@ impl NotificationStore for PgStore {
         for n in batch {
             check_new(n)?;
         }
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(StoreError::query(BACKEND, "begin enqueueing notifications"))?;
+        let mut tx = begin(&self.pool, "begin enqueueing notifications").await?;
         let mut ids = Vec::with_capacity(batch.len());
         for n in batch {
             let known: Option<i64> = sqlx::query_scalar("SELECT id FROM scans WHERE id = $1")
@@ -105,10 +101,7 @@ impl NotificationStore for PgStore {
     ) -> Result<bool, StoreError> {
         check_outcome(outcome)?;
         let at = truncate_to_micros(attempted_at);
-        let mut tx = self.pool.begin().await.map_err(StoreError::query(
-            BACKEND,
-            "begin recording a delivery attempt",
-        ))?;
+        let mut tx = begin(&self.pool, "begin recording a delivery attempt").await?;
         // FOR UPDATE: two senders cannot both log attempt n of one notification.
         let attempts: Option<i32> = sqlx::query_scalar(
             "SELECT attempts FROM notifications WHERE id = $1 AND status = 'pending' FOR UPDATE",
