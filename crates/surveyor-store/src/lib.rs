@@ -21,6 +21,7 @@ mod census;
 mod error;
 mod jobs;
 mod notifications;
+mod overlap;
 mod pg_copy;
 mod postgres;
 mod postgres_jobs;

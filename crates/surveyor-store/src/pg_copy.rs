@@ -11,9 +11,14 @@ use sqlx::Postgres;
 
 use crate::StoreError;
 
-const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
+/// What a binary COPY stream starts with: the signature, a flags word (no OIDs) and an empty
+/// header extension.
+pub(crate) const HEADER: &[u8; 19] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// What it ends with: a field count of -1.
+pub(crate) const TRAILER: &[u8; 2] = &(-1_i16).to_be_bytes();
 
-/// Rows in COPY's binary format, ready to send as one `COPY … FROM STDIN (FORMAT binary)`.
+/// Rows in COPY's binary format: one piece of a `COPY … FROM STDIN (FORMAT binary)` stream,
+/// which is [`HEADER`], any number of pieces, then [`TRAILER`].
 pub(crate) struct BinaryRows {
     buf: PgArgumentBuffer,
     /// Fields per row: every row must have exactly this many.
@@ -24,12 +29,8 @@ pub(crate) struct BinaryRows {
 
 impl BinaryRows {
     pub(crate) fn new(fields: i16) -> BinaryRows {
-        let mut buf = PgArgumentBuffer::default();
-        buf.extend_from_slice(SIGNATURE);
-        buf.extend_from_slice(&0_i32.to_be_bytes()); // flags: no OIDs
-        buf.extend_from_slice(&0_i32.to_be_bytes()); // header extension length
         BinaryRows {
-            buf,
+            buf: PgArgumentBuffer::default(),
             fields,
             written: fields,
         }
@@ -71,10 +72,9 @@ impl BinaryRows {
         Ok(())
     }
 
-    /// The whole stream, end marker included.
+    /// The rows written, without header or trailer.
     pub(crate) fn finish(mut self) -> Vec<u8> {
         debug_assert_eq!(self.written, self.fields, "a row of the wrong width");
-        self.buf.extend_from_slice(&(-1_i16).to_be_bytes());
         std::mem::take(&mut *self.buf)
     }
 }
@@ -90,7 +90,9 @@ mod tests {
         rows.field(&7_i64).unwrap();
         rows.field(&None::<&str>).unwrap();
         rows.field(&"ab").unwrap();
-        let bytes = rows.finish();
+        let mut bytes = HEADER.to_vec();
+        bytes.extend(rows.finish());
+        bytes.extend(TRAILER);
         let mut want = b"PGCOPY\n\xff\r\n\0".to_vec();
         want.extend([0, 0, 0, 0, 0, 0, 0, 0]); // flags, extension length
         want.extend([0, 3]); // three fields
@@ -109,9 +111,6 @@ mod tests {
             .unwrap();
         let bytes = rows.finish();
         // inet_recv: family (2 = IPv4), prefix bits, is_cidr, address length, address.
-        assert_eq!(
-            &bytes[21..bytes.len() - 2],
-            &[0, 0, 0, 8, 2, 32, 0, 4, 192, 0, 2, 1]
-        );
+        assert_eq!(&bytes[2..], &[0, 0, 0, 8, 2, 32, 0, 4, 192, 0, 2, 1]);
     }
 }

@@ -12,7 +12,8 @@ use surveyor_model::{ExchangeServer, Observation, Organisation};
 use time::OffsetDateTime;
 
 use crate::census::{self, Bind, Dialect, Sql};
-use crate::pg_copy::BinaryRows;
+use crate::overlap;
+use crate::pg_copy::{self, BinaryRows};
 use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::{
     Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, NewScan, PrunePolicy,
@@ -55,10 +56,10 @@ pub(crate) struct PgStore {
 impl PgStore {
     /// One transaction for a batch: the scan's state, the verdict facts, the rows, the kept
     /// count and, for a finished scan, its census.
-    async fn record_columns(
+    async fn record_prepared(
         &self,
         scan: ScanId,
-        columns: &[Columns],
+        batch: &rows::Prepared<'_>,
         insert: Insert,
     ) -> Result<(), StoreError> {
         let action = "record observations";
@@ -69,10 +70,13 @@ impl PgStore {
         if state.pruned {
             return Err(StoreError::ScanPruned(scan));
         }
-        let facts = store_facts(&mut tx, columns).await?;
+        let facts = batch.fact_ids(&store_facts(&mut tx, batch).await?)?;
         let inserted = match insert {
-            Insert::Copy => copy_observations(&mut tx, scan, columns, &facts).await?,
-            Insert::SkipStored => insert_observations(&mut tx, scan, columns, &facts).await?,
+            Insert::Copy => copy_observations(&mut tx, scan, batch, &facts).await?,
+            Insert::SkipStored => {
+                let columns = batch.encode()?;
+                insert_observations(&mut tx, scan, &columns, &facts).await?
+            }
         };
         // Only rows that went in count: a repeated target is skipped by ON CONFLICT.
         sqlx::query("UPDATE scans SET observation_count = observation_count + $2 WHERE id = $1")
@@ -173,19 +177,16 @@ impl ScanStore for PgStore {
     }
 
     async fn record(&self, scan: ScanId, batch: &[Observation]) -> Result<(), StoreError> {
-        // Encode everything before the transaction, so that bad input never half-writes.
-        let mut columns = rows::encode_batch(batch)?;
         // In key order: concurrent batches that share targets then wait for each other in one
         // order and never deadlock, and the primary key's inserts touch neighbouring pages.
-        columns.sort_by_key(|c| (c.ip, c.port));
+        let batch = rows::Prepared::new(batch)?;
         // COPY first: the fast way in, for a batch of new targets (nearly always). COPY knows
         // no ON CONFLICT, so a batch that repeats a stored target (a resumed scan, a spill
         // file, overlapping target lists) fails whole, is rolled back and goes in again as
         // one INSERT that skips what is stored.
-        match self.record_columns(scan, &columns, Insert::Copy).await {
+        match self.record_prepared(scan, &batch, Insert::Copy).await {
             Err(StoreError::Query { source, .. }) if is_unique_violation(&source) => {
-                self.record_columns(scan, &columns, Insert::SkipStored)
-                    .await
+                self.record_prepared(scan, &batch, Insert::SkipStored).await
             }
             done => done,
         }
@@ -709,9 +710,9 @@ async fn scan_state(
 /// the id of each digest.
 async fn store_facts(
     conn: &mut PgConnection,
-    columns: &[Columns],
+    batch: &rows::Prepared<'_>,
 ) -> Result<HashMap<String, i64>, StoreError> {
-    let (digests, bodies) = rows::distinct_facts(columns);
+    let (digests, bodies) = batch.distinct_facts();
     if digests.is_empty() {
         return Ok(HashMap::new());
     }
@@ -764,63 +765,77 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 }
 
 /// COPYs a batch in PostgreSQL's binary format. Returns how many rows went in.
+/// Rows per piece of the COPY stream: the server stores one piece while the next is encoded.
+const COPY_CHUNK: usize = 100;
+
 async fn copy_observations(
     conn: &mut PgConnection,
     scan: ScanId,
-    columns: &[Columns],
-    facts: &HashMap<String, i64>,
+    batch: &rows::Prepared<'_>,
+    facts: &[i64],
 ) -> Result<u64, StoreError> {
-    let mut rows = BinaryRows::new(23);
-    for c in columns {
-        rows.row();
-        rows.field(&scan.0)?;
-        rows.field(&c.ip)?;
-        rows.field(&c.port)?;
-        rows.field(&c.scheme)?;
-        rows.field(&c.observed_at)?;
-        rows.field(&c.status)?;
-        rows.field(&c.error)?;
-        // json's binary form is its text.
-        rows.field(&c.tls)?;
-        rows.field(&c.http_server)?;
-        rows.field(&c.fingerprint)?;
-        rows.field(&c.exchange_family)?;
-        rows.field(&c.exchange_build)?;
-        rows.field(&c.exchange_version_name)?;
-        rows.field(&c.exchange_support)?;
-        rows.field(&c.exchange_verdict)?;
-        rows.field(&c.exchange_cu)?;
-        rows.field(&c.exchange_patch)?;
-        rows.field(&rows::facts_id(facts, c))?;
-        rows.field(&c.organisation)?;
-        rows.field(&c.sector)?;
-        rows.field(&c.attribution)?;
-        rows.field(&c.asn)?;
-        rows.field(&c.country)?;
-    }
+    let pieces = batch.encoded_chunks(COPY_CHUNK).map(|columns| {
+        let mut rows = BinaryRows::new(23);
+        for c in &columns? {
+            rows.row();
+            rows.field(&scan.0)?;
+            rows.field(&c.ip)?;
+            rows.field(&c.port)?;
+            rows.field(&c.scheme)?;
+            rows.field(&c.observed_at)?;
+            rows.field(&c.status)?;
+            rows.field(&c.error)?;
+            // json's binary form is its text.
+            rows.field(&c.tls)?;
+            rows.field(&c.http_server)?;
+            rows.field(&c.fingerprint)?;
+            rows.field(&c.exchange_family)?;
+            rows.field(&c.exchange_build)?;
+            rows.field(&c.exchange_version_name)?;
+            rows.field(&c.exchange_support)?;
+            rows.field(&c.exchange_verdict)?;
+            rows.field(&c.exchange_cu)?;
+            rows.field(&c.exchange_patch)?;
+            rows.field(&rows::facts_id(facts, c))?;
+            rows.field(&c.organisation)?;
+            rows.field(&c.sector)?;
+            rows.field(&c.attribution)?;
+            rows.field(&c.asn)?;
+            rows.field(&c.country)?;
+        }
+        Ok(rows.finish())
+    });
     let action = "record observations";
-    let mut copy = conn
-        .copy_in_raw(&format!(
-            "COPY observations ({OBSERVATION_COLUMNS}) FROM STDIN (FORMAT binary)"
-        ))
-        .await
-        .map_err(StoreError::query(BACKEND, action))?;
-    copy.send(rows.finish())
-        .await
-        .map_err(StoreError::query(BACKEND, action))?;
-    copy.finish()
-        .await
-        .map_err(StoreError::query(BACKEND, action))
+    overlap::encode_while_writing(pieces, |mut pieces| async move {
+        let mut copy = conn
+            .copy_in_raw(&format!(
+                "COPY observations ({OBSERVATION_COLUMNS}) FROM STDIN (FORMAT binary)"
+            ))
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
+        copy.send(pg_copy::HEADER.as_slice())
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
+        while let Some(piece) = pieces.recv().await {
+            copy.send(piece)
+                .await
+                .map_err(StoreError::query(BACKEND, action))?;
+        }
+        copy.send(pg_copy::TRAILER.as_slice())
+            .await
+            .map_err(StoreError::query(BACKEND, action))?;
+        copy.finish()
+            .await
+            .map_err(StoreError::query(BACKEND, action))
+    })
+    .await
 }
 
-/// Inserts a batch as one statement of column arrays (UNNEST): one plan whatever the batch
-/// size, and each value travels in binary, none as a bind parameter of its own. Returns how
-/// many rows went in.
 async fn insert_observations(
     conn: &mut PgConnection,
     scan: ScanId,
     columns: &[Columns],
-    facts: &HashMap<String, i64>,
+    facts: &[i64],
 ) -> Result<u64, StoreError> {
     fn column<'a, T>(columns: &'a [Columns], f: impl Fn(&'a Columns) -> T) -> Vec<T> {
         columns.iter().map(f).collect()

@@ -36,7 +36,8 @@ pub(crate) struct Columns {
     pub exchange_support: Option<&'static str>,
     /// The verdict without its [`Facts`]: what is particular to the host.
     pub exchange_verdict: Option<String>,
-    pub exchange_facts: Option<Facts>,
+    /// Which of its batch's distinct facts the verdict has ([`Prepared`]).
+    pub exchange_facts: Option<usize>,
     pub exchange_cu: Option<String>,
     pub exchange_patch: Option<&'static str>,
     pub organisation: Option<String>,
@@ -119,25 +120,95 @@ pub(crate) struct Facts {
     pub body: String,
 }
 
-/// Encodes a batch; the facts shared by several of its verdicts are serialized and hashed once.
-pub(crate) fn encode_batch(batch: &[Observation]) -> Result<Vec<Columns>, StoreError> {
-    let mut seen: Vec<(FactsView<'_>, Facts)> = Vec::new();
-    batch
-        .iter()
-        .map(|o| {
+/// A batch ready to store: its observations in key order (address, port), which is the order
+/// concurrent writers lock rows in and the order index pages fill, and the distinct verdict
+/// facts of its verdicts, each serialized and hashed once. Rows are encoded chunk by chunk
+/// ([`Prepared::encode`]), so that a backend can write one chunk while the next is encoded.
+pub(crate) struct Prepared<'a> {
+    /// Each observation with the index of its verdict's facts in `facts`.
+    rows: Vec<(&'a Observation, Option<usize>)>,
+    facts: Vec<Facts>,
+}
+
+impl<'a> Prepared<'a> {
+    pub(crate) fn new(batch: &'a [Observation]) -> Result<Prepared<'a>, StoreError> {
+        let mut seen: Vec<FactsView<'a>> = Vec::new();
+        let mut facts = Vec::new();
+        let mut rows = Vec::with_capacity(batch.len());
+        for o in batch {
+            check(o)?;
+            let index = match &o.exchange {
+                None => None,
+                Some(verdict) => {
+                    let view = views(verdict).1;
+                    Some(match seen.iter().position(|known| *known == view) {
+                        Some(i) => i,
+                        None => {
+                            facts.push(facts_row(o, &view)?);
+                            seen.push(view);
+                            seen.len() - 1
+                        }
+                    })
+                }
+            };
+            rows.push((o, index));
+        }
+        // Stable: of two observations of one target in a batch, the first still goes first.
+        rows.sort_by_key(|(o, _)| (o.ip, o.port));
+        Ok(Prepared { rows, facts })
+    }
+
+    /// The distinct facts as (digests, bodies), sorted by digest: concurrent batches then
+    /// take the facts' unique-index locks in one order.
+    pub(crate) fn distinct_facts(&self) -> (Vec<&str>, Vec<&str>) {
+        let mut distinct: Vec<(&str, &str)> = self
+            .facts
+            .iter()
+            .map(|f| (f.digest.as_str(), f.body.as_str()))
+            .collect();
+        distinct.sort_unstable();
+        distinct.into_iter().unzip()
+    }
+
+    /// The stored id of each distinct fact, in this batch's own order, from the ids by digest
+    /// that the backend read back.
+    pub(crate) fn fact_ids(
+        &self,
+        by_digest: &std::collections::HashMap<String, i64>,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.facts
+            .iter()
+            .map(|f| {
+                by_digest.get(&f.digest).copied().ok_or_else(|| {
+                    StoreError::corrupt("verdict_facts (a digest just stored is missing)")
+                })
+            })
+            .collect()
+    }
+
+    /// The rows in chunks of at most `rows`, each encoded when the iterator reaches it.
+    pub(crate) fn encoded_chunks(
+        &self,
+        rows: usize,
+    ) -> impl Iterator<Item = Result<Vec<Columns>, StoreError>> + Send + '_ {
+        self.rows
+            .chunks(rows.max(1))
+            .map(encode_rows)
+    }
+
+    /// Every row, encoded.
+    pub(crate) fn encode(&self) -> Result<Vec<Columns>, StoreError> {
+        encode_rows(&self.rows)
+    }
+}
+
+fn encode_rows(rows: &[(&Observation, Option<usize>)]) -> Result<Vec<Columns>, StoreError> {
+    rows.iter()
+        .map(|&(o, facts)| {
             let mut columns = Columns::encode(o)?;
             if let Some(verdict) = &o.exchange {
-                let (host, facts) = views(verdict);
-                columns.exchange_verdict = Some(to_json(o, &host, "exchange verdict")?);
-                let known = seen.iter().find(|(view, _)| *view == facts);
-                columns.exchange_facts = Some(match known {
-                    Some((_, stored)) => stored.clone(),
-                    None => {
-                        let stored = facts_row(o, &facts)?;
-                        seen.push((facts, stored.clone()));
-                        stored
-                    }
-                });
+                columns.exchange_verdict = Some(to_json(o, &views(verdict).0, "exchange verdict")?);
+                columns.exchange_facts = facts;
             }
             Ok(columns)
         })
@@ -166,49 +237,41 @@ fn merge_verdict(host: &str, facts: Option<&str>) -> Option<ExchangeVerdict> {
     serde_json::from_value(serde_json::Value::Object(host)).ok()
 }
 
-/// The distinct facts of a batch as (digests, bodies), sorted by digest.
-pub(crate) fn distinct_facts<'a>(
-    columns: impl IntoIterator<Item = &'a Columns>,
-) -> (Vec<&'a str>, Vec<&'a str>) {
-    let distinct: std::collections::BTreeMap<&str, &str> = columns
-        .into_iter()
-        .filter_map(|c| c.exchange_facts.as_ref())
-        .map(|f| (f.digest.as_str(), f.body.as_str()))
-        .collect();
-    distinct.into_iter().unzip()
-}
-
-/// The `verdict_facts` id of a row's facts, from the ids its batch stored.
-pub(crate) fn facts_id(ids: &std::collections::HashMap<String, i64>, c: &Columns) -> Option<i64> {
-    c.exchange_facts
-        .as_ref()
-        .and_then(|f| ids.get(&f.digest).copied())
-}
-
-impl Columns {
-    fn encode(o: &Observation) -> Result<Columns, StoreError> {
-        if let Some(field) = nul_field(o) {
+/// What neither backend can store the same way (a NUL character, a malformed country),
+/// named with the observation: checked for the whole batch before anything is written.
+fn check(o: &Observation) -> Result<(), StoreError> {
+    if let Some(field) = nul_field(o) {
+        return Err(StoreError::Unencodable {
+            what: format!(
+                "the observation of {}:{}: its {field} contains a NUL character",
+                o.ip, o.port
+            )
+            .into(),
+        });
+    }
+    if let Some(country) = &o.country {
+        // Both schemas check this too; caught here it names the observation.
+        if !(country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase())) {
             return Err(StoreError::Unencodable {
                 what: format!(
-                    "the observation of {}:{}: its {field} contains a NUL character",
+                    "the observation of {}:{}: its country {country:?} is not two upper-case \
+                         letters (ISO 3166-1 alpha-2)",
                     o.ip, o.port
                 )
                 .into(),
             });
         }
-        if let Some(country) = &o.country {
-            // Both schemas check this too; caught here it names the observation.
-            if !(country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase())) {
-                return Err(StoreError::Unencodable {
-                    what: format!(
-                        "the observation of {}:{}: its country {country:?} is not two upper-case \
-                         letters (ISO 3166-1 alpha-2)",
-                        o.ip, o.port
-                    )
-                    .into(),
-                });
-            }
-        }
+    }
+    Ok(())
+}
+
+/// The `verdict_facts` id of a row's facts, from [`Prepared::fact_ids`].
+pub(crate) fn facts_id(ids: &[i64], c: &Columns) -> Option<i64> {
+    c.exchange_facts.map(|i| ids[i])
+}
+
+impl Columns {
+    fn encode(o: &Observation) -> Result<Columns, StoreError> {
         let exchange = o.exchange.as_ref();
         Ok(Columns {
             ip: o.ip,
@@ -228,7 +291,7 @@ impl Columns {
             exchange_build: exchange.map(|x| x.build.to_string()),
             exchange_version_name: exchange.map(|x| x.version_name.clone()),
             exchange_support: exchange.map(|x| x.support.as_str()),
-            // Filled in by `encode_batch`, which shares the facts across the batch.
+            // Filled in by `Prepared`, which shares the facts across the batch.
             exchange_verdict: None,
             exchange_facts: None,
             exchange_cu: exchange.and_then(|x| x.cu.clone()),
@@ -643,16 +706,18 @@ mod tests {
             o("192.0.2.2", "15.2.1748.39"),
             o("192.0.2.3", "15.2.1748.43"),
         ];
-        let columns = encode_batch(&batch).unwrap();
-        let (digests, _) = distinct_facts(&columns);
+        let prepared = Prepared::new(&batch).unwrap();
+        let (digests, bodies) = prepared.distinct_facts();
         assert_eq!(digests.len(), 2, "two builds, two facts");
+        let columns = prepared.encode().unwrap();
         for (c, o) in columns.iter().zip(&batch) {
             let host = c.exchange_verdict.as_deref().unwrap();
             assert!(
                 !host.contains("CVE-2025-53786"),
                 "facts stay out of the host part"
             );
-            let facts = c.exchange_facts.as_ref().map(|f| f.body.as_str());
+            let facts = c.exchange_facts.map(|i| prepared.facts[i].body.as_str());
+            assert!(facts.is_some_and(|f| bodies.contains(&f)));
             assert_eq!(merge_verdict(host, facts).as_ref(), o.exchange.as_ref());
         }
         // A verdict stored whole, before the split existed, still reads back.

@@ -20,6 +20,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::census::{self, Bind, Dialect, Sql};
+use crate::overlap;
 use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::url::SqliteLocation;
 use crate::{
@@ -43,6 +44,9 @@ const DIALECT: Dialect = Dialect {
 /// write lock.
 const MAX_CONNECTIONS: u32 = 4;
 /// How long a statement waits for another connection's write lock before failing as busy.
+/// Rows per INSERT of observations: small enough that the batch's next chunk is encoded while
+/// SQLite stores this one, large enough that the statement is not the cost.
+const OBSERVATION_CHUNK: usize = 100;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -193,15 +197,7 @@ impl ScanStore for SqliteStore {
     }
 
     async fn record(&self, scan: ScanId, batch: &[Observation]) -> Result<(), StoreError> {
-        // Encode everything before the transaction, so that bad input never half-writes.
-        let columns = rows::encode_batch(batch)?
-            .into_iter()
-            .zip(batch)
-            .map(|(c, o)| {
-                let observed_at = timestamp_text(o.observed_at, "an observation's observed_at")?;
-                Ok((c, observed_at))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let batch = rows::Prepared::new(batch)?;
         let action = "record observations";
         // IMMEDIATE takes the write lock up front (waiting up to the busy timeout); a deferred
         // transaction that reads first can fail outright when it later upgrades to write.
@@ -214,51 +210,27 @@ impl ScanStore for SqliteStore {
         if state.pruned {
             return Err(StoreError::ScanPruned(scan));
         }
-        let facts = store_facts(&mut tx, &columns).await?;
-        let mut inserted = 0;
-        for chunk in columns.chunks(rows::INSERT_CHUNK) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, \
-                 tls, http_server, fingerprint, exchange_family, exchange_build, \
-                 exchange_version_name, exchange_support, exchange_verdict, exchange_cu, \
-                 exchange_patch, exchange_facts_id, organisation, sector, attribution, asn, \
-                 country) ",
-            );
-            insert.push_values(chunk, |mut row, (c, observed_at)| {
-                row.push_bind(scan.0);
-                row.push_bind(c.ip.to_string());
-                row.push_bind(c.port);
-                row.push_bind(c.scheme);
-                row.push_bind(observed_at);
-                row.push_bind(c.status);
-                row.push_bind(&c.error);
-                row.push_bind(&c.tls);
-                row.push_bind(&c.http_server);
-                row.push_bind(&c.fingerprint);
-                row.push_bind(c.exchange_family);
-                row.push_bind(&c.exchange_build);
-                row.push_bind(&c.exchange_version_name);
-                row.push_bind(c.exchange_support);
-                row.push_bind(&c.exchange_verdict);
-                row.push_bind(&c.exchange_cu);
-                row.push_bind(c.exchange_patch);
-                row.push_bind(rows::facts_id(&facts, c));
-                row.push_bind(&c.organisation);
-                row.push_bind(c.sector);
-                row.push_bind(&c.attribution);
-                row.push_bind(c.asn);
-                row.push_bind(&c.country);
-            });
-            // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists
-            // store each target once; the first observation stands.
-            insert.push(" ON CONFLICT (scan_id, ip, port) DO NOTHING");
-            inserted += insert
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| insert_error(scan, e))?
-                .rows_affected();
-        }
+        let facts = batch.fact_ids(&store_facts(&mut tx, &batch).await?)?;
+        // SQLite's worker thread inserts one chunk while this task encodes the next.
+        let chunks = batch.encoded_chunks(OBSERVATION_CHUNK).map(|columns| {
+            columns?
+                .into_iter()
+                .map(|c| {
+                    let observed_at =
+                        timestamp_text(c.observed_at, "an observation's observed_at")?;
+                    Ok((c, observed_at))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        });
+        let conn = &mut *tx;
+        let inserted = overlap::encode_while_writing(chunks, |mut chunks| async move {
+            let mut inserted = 0;
+            while let Some(chunk) = chunks.recv().await {
+                inserted += insert_observations(conn, scan, &chunk, &facts).await?;
+            }
+            Ok(inserted)
+        })
+        .await?;
         // Only rows that went in count: a repeated target is skipped by ON CONFLICT.
         sqlx::query("UPDATE scans SET observation_count = observation_count + ? WHERE id = ?")
             .bind(inserted as i64)
@@ -805,11 +777,61 @@ async fn scan_state(conn: &mut SqliteConnection, scan: ScanId) -> Result<ScanSta
 
 /// Stores the distinct verdict facts of a batch (each once, whoever wrote it first) and returns
 /// the id of each digest.
+/// One multi-row INSERT of a chunk of observations (with each one's observed_at as text);
+/// how many went in.
+async fn insert_observations(
+    conn: &mut SqliteConnection,
+    scan: ScanId,
+    chunk: &[(Columns, String)],
+    facts: &[i64],
+) -> Result<u64, StoreError> {
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO observations (scan_id, ip, port, scheme, observed_at, status, error, tls, \
+         http_server, fingerprint, exchange_family, exchange_build, exchange_version_name, \
+         exchange_support, exchange_verdict, exchange_cu, exchange_patch, exchange_facts_id, \
+         organisation, sector, attribution, asn, country) ",
+    );
+    insert.push_values(chunk, |mut row, (c, observed_at)| {
+        row.push_bind(scan.0);
+        row.push_bind(c.ip.to_string());
+        row.push_bind(c.port);
+        row.push_bind(c.scheme);
+        row.push_bind(observed_at);
+        row.push_bind(c.status);
+        row.push_bind(&c.error);
+        row.push_bind(&c.tls);
+        row.push_bind(&c.http_server);
+        row.push_bind(&c.fingerprint);
+        row.push_bind(c.exchange_family);
+        row.push_bind(&c.exchange_build);
+        row.push_bind(&c.exchange_version_name);
+        row.push_bind(c.exchange_support);
+        row.push_bind(&c.exchange_verdict);
+        row.push_bind(&c.exchange_cu);
+        row.push_bind(c.exchange_patch);
+        row.push_bind(rows::facts_id(facts, c));
+        row.push_bind(&c.organisation);
+        row.push_bind(c.sector);
+        row.push_bind(&c.attribution);
+        row.push_bind(c.asn);
+        row.push_bind(&c.country);
+    });
+    // Idempotent per (scan, ip, port): a resumed scan or overlapping target lists store each
+    // target once; the first observation stands.
+    insert.push(" ON CONFLICT (scan_id, ip, port) DO NOTHING");
+    Ok(insert
+        .build()
+        .execute(conn)
+        .await
+        .map_err(|e| insert_error(scan, e))?
+        .rows_affected())
+}
+
 async fn store_facts(
     conn: &mut SqliteConnection,
-    columns: &[(Columns, String)],
+    batch: &rows::Prepared<'_>,
 ) -> Result<HashMap<String, i64>, StoreError> {
-    let (digests, bodies) = rows::distinct_facts(columns.iter().map(|(c, _)| c));
+    let (digests, bodies) = batch.distinct_facts();
     let mut ids = HashMap::new();
     let action = "store verdict facts";
     // Two binds a row: far below SQLite's limit per statement.
