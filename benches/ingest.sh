@@ -2,7 +2,8 @@
 # Store ingest benchmark: census-shaped observations recorded through `ScanStore::record` into
 # a fresh PostgreSQL database (127.0.0.1:5432) and a fresh SQLite file. Prints Markdown tables
 # for docs/benchmarks.md:
-#   1. 200,000 observations in batches of 500, with and without verdicts, both backends;
+#   1. 200,000 observations in batches of 500, with and without verdicts, and in batches of
+#      5,000 with verdicts, both backends;
 #   2. PostgreSQL with 1 and 2 concurrent writers, N_LARGE observations (default 1,000,000)
 #      with verdicts, batches of 500 and 2,000.
 set -euo pipefail
@@ -19,16 +20,18 @@ trap 'rm -rf "$tmp"; psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS 
 field() { echo "$1" | grep -o "$2=[0-9.A-Za-z]*" | cut -d= -f2; }
 
 n=${N:-200000}
-echo "| backend | observations | verdicts | seconds | observations/s |"
-echo "|---|---|---|---|---|"
-for verdicts in yes no; do
+echo "| backend | observations | verdicts | batch | seconds | observations/s |"
+echo "|---|---|---|---|---|---|"
+# 500 a batch is what a scan stores; 5,000 is what `surveyor ingest` stores.
+for run in "yes 500" "no 500" "yes 5000"; do
+    read -r verdicts batch <<<"$run"
     env=()
     [ "$verdicts" = no ] && env=(NO_VERDICT=1)
     fresh_pg
-    for url in "$pg" "sqlite:$tmp/$verdicts.db"; do
-        line=$(env "${env[@]}" "$bin" "$url" "$n" 500)
+    for url in "$pg" "sqlite:$tmp/$verdicts-$batch.db"; do
+        line=$(env "${env[@]}" "$bin" "$url" "$n" "$batch")
         label=$([ "$verdicts" = yes ] && echo "yes (3 in 4)" || echo none)
-        echo "| $(field "$line" backend) | $n | $label | $(field "$line" seconds) | $(field "$line" per_second) |"
+        echo "| $(field "$line" backend) | $n | $label | $batch | $(field "$line" seconds) | $(field "$line" per_second) |"
     done
 done
 
