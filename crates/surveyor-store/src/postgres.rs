@@ -764,10 +764,11 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-/// COPYs a batch in PostgreSQL's binary format. Returns how many rows went in.
 /// Rows per piece of the COPY stream: the server stores one piece while the next is encoded.
 const COPY_CHUNK: usize = 100;
 
+/// COPYs a batch in PostgreSQL's binary format, piece by piece as it is encoded. Returns how
+/// many rows went in.
 async fn copy_observations(
     conn: &mut PgConnection,
     scan: ScanId,
@@ -831,6 +832,9 @@ async fn copy_observations(
     .await
 }
 
+/// Inserts a batch as one statement of column arrays (UNNEST): one plan whatever the batch
+/// size, and each value travels in binary, none as a bind parameter of its own. Returns how
+/// many rows went in.
 async fn insert_observations(
     conn: &mut PgConnection,
     scan: ScanId,

@@ -123,7 +123,8 @@ pub(crate) struct Facts {
 /// A batch ready to store: its observations in key order (address, port), which is the order
 /// concurrent writers lock rows in and the order index pages fill, and the distinct verdict
 /// facts of its verdicts, each serialized and hashed once. Rows are encoded chunk by chunk
-/// ([`Prepared::encode`]), so that a backend can write one chunk while the next is encoded.
+/// ([`Prepared::encoded_chunks`]), so that a backend can write one chunk while the next is
+/// encoded.
 pub(crate) struct Prepared<'a> {
     /// Each observation with the index of its verdict's facts in `facts`.
     rows: Vec<(&'a Observation, Option<usize>)>,
@@ -191,9 +192,7 @@ impl<'a> Prepared<'a> {
         &self,
         rows: usize,
     ) -> impl Iterator<Item = Result<Vec<Columns>, StoreError>> + Send + '_ {
-        self.rows
-            .chunks(rows.max(1))
-            .map(encode_rows)
+        self.rows.chunks(rows.max(1)).map(encode_rows)
     }
 
     /// Every row, encoded.

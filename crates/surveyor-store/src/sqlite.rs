@@ -43,10 +43,10 @@ const DIALECT: Dialect = Dialect {
 /// WAL lets readers run beside the one writer; more connections than this only queue on the
 /// write lock.
 const MAX_CONNECTIONS: u32 = 4;
-/// How long a statement waits for another connection's write lock before failing as busy.
 /// Rows per INSERT of observations: small enough that the batch's next chunk is encoded while
 /// SQLite stores this one, large enough that the statement is not the cost.
 const OBSERVATION_CHUNK: usize = 100;
+/// How long a statement waits for another connection's write lock before failing as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
