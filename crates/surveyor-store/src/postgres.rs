@@ -70,7 +70,7 @@ impl PgStore {
         if state.pruned {
             return Err(StoreError::ScanPruned(scan));
         }
-        let facts = batch.fact_ids(&store_facts(&mut tx, batch).await?)?;
+        let facts = store_facts(&mut tx, batch).await?;
         let inserted = match insert {
             Insert::Copy => copy_observations(&mut tx, scan, batch, &facts).await?,
             Insert::SkipStored => {
@@ -707,14 +707,14 @@ async fn scan_state(
 }
 
 /// Stores the distinct verdict facts of a batch (each once, whoever wrote it first) and returns
-/// the id of each digest.
+/// their ids, in the batch's order of facts ([`rows::Prepared::fact_ids`]).
 async fn store_facts(
     conn: &mut PgConnection,
     batch: &rows::Prepared<'_>,
-) -> Result<HashMap<String, i64>, StoreError> {
+) -> Result<Vec<i64>, StoreError> {
     let (digests, bodies) = batch.distinct_facts();
     if digests.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Vec::new());
     }
     let action = "store verdict facts";
     // Sorted digests: concurrent batches take the unique-index locks in one order.
@@ -737,12 +737,7 @@ async fn store_facts(
         .iter()
         .map(|row| Ok((get(row, "digest")?, get(row, "id")?)))
         .collect::<Result<_, StoreError>>()?;
-    if ids.len() != digests.len() {
-        return Err(StoreError::corrupt(
-            "verdict_facts (a digest just stored is missing)",
-        ));
-    }
-    Ok(ids)
+    batch.fact_ids(&ids)
 }
 
 /// How a batch goes into `observations`.

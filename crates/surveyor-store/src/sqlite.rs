@@ -210,7 +210,7 @@ impl ScanStore for SqliteStore {
         if state.pruned {
             return Err(StoreError::ScanPruned(scan));
         }
-        let facts = batch.fact_ids(&store_facts(&mut tx, &batch).await?)?;
+        let facts = store_facts(&mut tx, &batch).await?;
         // SQLite's worker thread inserts one chunk while this task encodes the next.
         let chunks = batch.encoded_chunks(OBSERVATION_CHUNK).map(|columns| {
             columns?
@@ -775,8 +775,6 @@ async fn scan_state(conn: &mut SqliteConnection, scan: ScanId) -> Result<ScanSta
     })
 }
 
-/// Stores the distinct verdict facts of a batch (each once, whoever wrote it first) and returns
-/// the id of each digest.
 /// One multi-row INSERT of a chunk of observations (with each one's observed_at as text);
 /// how many went in.
 async fn insert_observations(
@@ -827,10 +825,12 @@ async fn insert_observations(
         .rows_affected())
 }
 
+/// Stores the distinct verdict facts of a batch (each once, whoever wrote it first) and returns
+/// their ids, in the batch's order of facts ([`rows::Prepared::fact_ids`]).
 async fn store_facts(
     conn: &mut SqliteConnection,
     batch: &rows::Prepared<'_>,
-) -> Result<HashMap<String, i64>, StoreError> {
+) -> Result<Vec<i64>, StoreError> {
     let (digests, bodies) = batch.distinct_facts();
     let mut ids = HashMap::new();
     let action = "store verdict facts";
@@ -866,12 +866,7 @@ async fn store_facts(
             ids.insert(get(&row, "digest")?, get(&row, "id")?);
         }
     }
-    if ids.len() != digests.len() {
-        return Err(StoreError::corrupt(
-            "verdict_facts (a digest just stored is missing)",
-        ));
-    }
-    Ok(ids)
+    batch.fact_ids(&ids)
 }
 
 /// Recomputes a scan's census aggregates and folds its observations into `hosts`.
