@@ -255,9 +255,10 @@ mod tests {
         assert_eq!(se_rtm.full_name(), "Exchange Server SE RTM");
         assert_eq!(se_rtm.released, Some(time::macros::date!(2025 - 07 - 01)));
         assert_eq!(se_rtm.flag, Flag::None);
-        let v2 = table.exact("15.2.2562.53".parse().unwrap()).unwrap();
-        assert_eq!((v2.released, v2.flag), (None, Flag::Uncertain));
-        assert_eq!(v2.available_by(), time::macros::date!(2026 - 09 - 30));
+        // A month-only row: available by the month's last day.
+        let month = table.exact("15.0.620.34".parse().unwrap()).unwrap();
+        assert_eq!((month.released, month.flag), (None, Flag::Uncertain));
+        assert_eq!(month.available_by(), time::macros::date!(2013 - 08 - 31));
         let conflict = table.exact("15.1.1415.10".parse().unwrap()).unwrap();
         assert_eq!(conflict.flag, Flag::Conflict);
     }
