@@ -131,8 +131,9 @@ mod tests {
         assert!(t.is_eligible("15.2.1748".parse().unwrap()));
         assert!(!t.is_eligible("15.2.1258.39".parse().unwrap()));
         assert_eq!(t.period_on(date!(2026 - 04 - 14)).unwrap().period, 1);
-        assert_eq!(t.period_on(date!(2026 - 10 - 13)).unwrap().period, 2);
-        assert_eq!(t.period_on(date!(2026 - 10 - 14)), None);
+        // Period 2 runs to the end of October 2026.
+        assert_eq!(t.period_on(date!(2026 - 10 - 31)).unwrap().period, 2);
+        assert_eq!(t.period_on(date!(2026 - 11 - 01)), None);
     }
 
     #[test]
