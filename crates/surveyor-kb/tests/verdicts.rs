@@ -581,9 +581,15 @@ fn cve_exposure() {
     check(
         D,
         &[(Header, "15.2.2562.37")],
-        "cve:CVE-2026-42897=vulnerable; fixed-in:CVE-2026-42897=15.2.2562.41",
+        "cve:CVE-2026-42897=vulnerable; fixed-in:CVE-2026-42897=15.2.2562.43",
     );
-    check(D, &[(Header, "15.2.1748.49")], "!cve:CVE-2026-42897");
+    // CVE-2026-42897 is fixed by Jun26SU on 2016 and 2019 too (ESU builds).
+    check(
+        D,
+        &[(Header, "15.2.1748.43")],
+        "cve:CVE-2026-42897=vulnerable; fixed-in:CVE-2026-42897=15.2.1748.46",
+    );
+    check(D, &[(Header, "15.2.1748.49")], "cve:CVE-2026-42897=fixed");
     // 2010: RU32 fixed only CVE-2021-26857; RU31 lacks it.
     check(
         D,
