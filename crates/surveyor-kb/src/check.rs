@@ -13,6 +13,7 @@ use time::Date;
 use crate::builds::{self, BuildInfo, BuildTable, Flag};
 use crate::cves::{self, CveFix};
 use crate::esu::{self, EsuPeriod};
+use crate::exchange_online;
 use crate::knowledge::Sources;
 use crate::lifecycle::{self, Lifecycle};
 use crate::table::read_rows;
@@ -47,10 +48,11 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Checks the four data files: every row parses (dates, builds, products, flags), a row's flag
+/// Checks the data files: every row parses (dates, builds, products, flags), a row's flag
 /// agrees with the markers in its source, builds of a CU increase with their release dates,
 /// every lifecycle product is known and every family has one, ESU periods and eligible CUs
-/// match the build table, and every CVE's fixed build is a row of the build table.
+/// match the build table, and every CVE's fixed build and every Exchange Online minimum is a
+/// row of the build table with the update it names.
 pub fn check(sources: &Sources<'_>) -> Vec<Problem> {
     let mut problems = Vec::new();
     let builds = check_builds(sources.builds, &mut problems);
@@ -58,6 +60,7 @@ pub fn check(sources: &Sources<'_>) -> Vec<Problem> {
     let periods = check_esu(sources.esu, &builds, &lifecycle, &mut problems);
     check_esu_updates(&builds, &lifecycle, &periods, &mut problems);
     check_cves(sources.cves, &builds, &mut problems);
+    check_exchange_online(sources.exchange_online, &builds, &mut problems);
     problems
 }
 
@@ -352,6 +355,44 @@ fn check_cves(text: &str, builds: &BuildTable, problems: &mut Vec<Problem>) {
     }
 }
 
+fn check_exchange_online(text: &str, builds: &BuildTable, problems: &mut Vec<Problem>) {
+    let file = exchange_online::FILE;
+    let (rows, issues) = read_rows(text, exchange_online::parse_row);
+    for issue in issues {
+        problems.push(error(file, Some(issue.line), issue.reason));
+    }
+    let mut seen: BTreeMap<(Date, Build), u64> = BTreeMap::new();
+    for (line, rule) in &rows {
+        if let Some(first) = seen.insert((rule.effective, rule.minimum.cu()), *line) {
+            problems.push(error(
+                file,
+                Some(*line),
+                format!(
+                    "CU {} has two minimums from {} (first on line {first})",
+                    rule.minimum.cu(),
+                    rule.effective
+                ),
+            ));
+        }
+        match builds.exact(rule.minimum) {
+            None => problems.push(error(
+                file,
+                Some(*line),
+                format!("minimum build {} is not in the build table", rule.minimum),
+            )),
+            Some(row) if !row.name.contains(&rule.update) => problems.push(error(
+                file,
+                Some(*line),
+                format!(
+                    "update {:?} does not match the build table's name {:?} for {}",
+                    rule.update, row.name, rule.minimum
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +429,9 @@ Exchange Server SE,,,true,x
     const CVES: &str = "cve,fixed_build,update,published,severity,exploited_in_the_wild,config_dependent,note,source
 CVE-2025-59249,15.1.2507.61,Oct25SU,2025-10-14,unknown,unknown,false,,x
 ";
+    const EXO: &str = "effective,minimum_build,update,source
+2026-09-08,15.1.2507.61,Oct25SU,x
+";
 
     /// Sources with one file replaced; the problems found, as text.
     fn problems_with(file: &str, text: &str) -> Vec<String> {
@@ -396,12 +440,14 @@ CVE-2025-59249,15.1.2507.61,Oct25SU,2025-10-14,unknown,unknown,false,,x
             lifecycle: LIFECYCLE,
             esu: ESU,
             cves: CVES,
+            exchange_online: EXO,
         };
         match file {
             "builds" => s.builds = text,
             "lifecycle" => s.lifecycle = text,
             "esu" => s.esu = text,
             "cves" => s.cves = text,
+            "exo" => s.exchange_online = text,
             _ => {}
         }
         check(&s).iter().map(ToString::to_string).collect()
@@ -467,5 +513,20 @@ CVE-2025-59249,15.1.2507.61,Oct25SU,2025-10-14,unknown,unknown,false,,x
         let bad =
             format!("{CVES}CVE-2025-1,15.1.2507.63,Dec25SU,2025-10-14,unknown,unknown,false,,x\n");
         check_one("cves", &bad, &["line 3: bad CVE id"]);
+        // Exchange Online: a minimum the build table lacks, a wrong name, a CU twice.
+        let exo_build = EXO.replace("15.1.2507.61", "15.1.2507.62");
+        check_one(
+            "exo",
+            &exo_build,
+            &["line 2: minimum build 15.1.2507.62 is not"],
+        );
+        let exo_name = EXO.replace("Oct25SU", "Dec25SU");
+        check_one("exo", &exo_name, &["does not match"]);
+        let exo_twice = format!("{EXO}2026-09-08,15.1.2507.63,Dec25SU,x\n");
+        check_one(
+            "exo",
+            &exo_twice,
+            &["line 3: CU 15.1.2507 has two minimums"],
+        );
     }
 }

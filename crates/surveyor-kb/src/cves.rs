@@ -11,39 +11,14 @@ use crate::table::{parse_bool, parse_day, read_rows, TableError};
 /// The file name, as problems and errors name it.
 pub const FILE: &str = "cves.csv";
 
-/// Microsoft's severity rating, where our sources give it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Severity {
-    Critical,
-    Important,
-    Moderate,
-    Low,
-    Unknown,
-}
+pub use surveyor_model::observation::Severity;
 
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Critical => "critical",
-            Severity::Important => "important",
-            Severity::Moderate => "moderate",
-            Severity::Low => "low",
-            Severity::Unknown => "unknown",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Severity, String> {
-        [
-            Severity::Critical,
-            Severity::Important,
-            Severity::Moderate,
-            Severity::Low,
-            Severity::Unknown,
-        ]
+/// `critical`, `important`, `moderate`, `low` or `unknown`.
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    Severity::ALL
         .into_iter()
         .find(|v| v.as_str() == s.trim())
         .ok_or_else(|| format!("bad severity {s:?}"))
-    }
 }
 
 /// One (CVE, CU) row: the first build of that CU that contains the fix.
@@ -246,7 +221,7 @@ pub(crate) fn parse_row(row: Row) -> Result<CveFix, String> {
         fixed,
         update,
         published: parse_day(&row.published)?,
-        severity: Severity::parse(&row.severity)?,
+        severity: parse_severity(&row.severity)?,
         exploited_in_the_wild,
         config_dependent: parse_bool("config_dependent", &row.config_dependent)?,
         note: row.note,

@@ -4,8 +4,8 @@
 //! `docs/methodology.md` explains every rule here for the analysts who cite the results.
 
 use surveyor_model::observation::{
-    BuildPrecision, Confidence, CveExposure, CveStatus, PatchLevel, SupportReason, UpdateRef,
-    UpgradePath,
+    BuildPrecision, Confidence, CveExposure, CveStatus, ExchangeOnlineBar, PatchLevel,
+    SupportReason, UpdateRef, UpgradePath,
 };
 use surveyor_model::{Build, ExchangeVerdict, Family, Fingerprint, Signal, Support};
 use time::Date;
@@ -58,6 +58,7 @@ pub struct Assessment {
     pub patch_level: PatchLevel,
     pub upgrade_path: UpgradePath,
     pub cves: Vec<CveExposure>,
+    pub exchange_online: Option<ExchangeOnlineBar>,
 }
 
 impl KnowledgeBase {
@@ -151,6 +152,7 @@ pub(crate) fn classify_with(
         patch_level: assessment.patch_level,
         upgrade_path: Some(assessment.upgrade_path),
         cves: assessment.cves,
+        exchange_online: assessment.exchange_online,
         inconsistencies,
     })
 }
@@ -199,6 +201,7 @@ fn assess_with(
         patch_level: patch_level(builds, family, build, precision, row.as_ref(), as_of),
         upgrade_path: upgrade_path(family, build),
         cves: cve_exposure(kb, family, build, as_of),
+        exchange_online: kb.exchange_online.bar(build, as_of),
         row,
     })
 }
@@ -352,6 +355,9 @@ fn cve_exposure(kb: &KnowledgeBase, family: Family, build: Build, as_of: Date) -
                 cve: cve.to_string(),
                 status,
                 fixed_in,
+                // Rows of one CVE come from one advisory; the gravest reading stands.
+                severity: rows.iter().map(|f| f.severity).min().unwrap_or_default(),
+                exploited: rows.iter().any(|f| f.exploited_in_the_wild == Some(true)),
             }
         })
         .collect()

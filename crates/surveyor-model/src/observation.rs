@@ -231,6 +231,10 @@ pub struct ExchangeVerdict {
     /// Exposure to the CVEs the knowledge base records for this family, as of the date.
     #[serde(default)]
     pub cves: Vec<CveExposure>,
+    /// Exchange Online's minimum-update rule for OnPremises connectors, when one names the
+    /// family by the date.
+    #[serde(default)]
+    pub exchange_online: Option<ExchangeOnlineBar>,
     /// Signals that contradict each other or the build, e.g.
     /// `iis-version-too-old-for-build (likely honeypot)`.
     #[serde(default)]
@@ -452,6 +456,61 @@ pub struct CveExposure {
     /// contains it from its release.
     #[serde(default)]
     pub fixed_in: Option<Build>,
+    /// Microsoft's rating, where the knowledge base's sources give it.
+    #[serde(default)]
+    pub severity: Severity,
+    /// Exploited in the wild (CISA KEV, or Microsoft's "Exploitation Detected"), as the
+    /// knowledge base's sources say; `false` also when they do not say.
+    #[serde(default)]
+    pub exploited: bool,
+}
+
+/// Microsoft's severity rating of a CVE.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    Critical,
+    Important,
+    Moderate,
+    Low,
+    /// Our sources do not give it.
+    #[default]
+    Unknown,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Critical,
+        Severity::Important,
+        Severity::Moderate,
+        Severity::Low,
+        Severity::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Important => "important",
+            Severity::Moderate => "moderate",
+            Severity::Low => "low",
+            Severity::Unknown => "unknown",
+        }
+    }
+}
+
+/// Exchange Online's bar for servers that send through an OnPremises connector, as of the
+/// verdict's date: the lowest update of the server's CU it accepts mail from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeOnlineBar {
+    /// The day the rule in force took effect.
+    #[serde(with = "iso_date")]
+    pub since: Date,
+    /// The update the rule requires, e.g. `Oct25SU`.
+    pub minimum_update: String,
+    /// Whether the build meets it; `None` when only the CU is known.
+    pub meets: Option<bool>,
 }
 
 // Dates in verdicts are `YYYY-MM-DD`, as everywhere in Surveyor's output.
@@ -603,7 +662,14 @@ mod tests {
                 cve: "CVE-2026-21527".into(),
                 status: CveStatus::FixedConfigDependent,
                 fixed_in: Some("15.2.1748.43".parse().unwrap()),
+                severity: Severity::Important,
+                exploited: true,
             }],
+            exchange_online: Some(ExchangeOnlineBar {
+                since: time::macros::date!(2026 - 09 - 08),
+                minimum_update: "Oct25SU".into(),
+                meets: Some(true),
+            }),
             inconsistencies: vec!["owa-version-header-shows-several-cus".into()],
         };
         let json = serde_json::to_value(&v).unwrap();
@@ -626,6 +692,8 @@ mod tests {
         );
         assert_eq!(json["cves"][0]["status"], "fixed-config-dependent");
         assert_eq!(json["cves"][0]["fixed_in"], "15.2.1748.43");
+        assert_eq!(json["cves"][0]["severity"], "important");
+        assert_eq!(json["exchange_online"]["since"], "2026-09-08");
         let back: ExchangeVerdict = serde_json::from_value(json).unwrap();
         assert_eq!(back, v);
     }
