@@ -32,6 +32,7 @@ fn observation(ip: &str, verdict: Option<(Family, &str, Support)>) -> Observatio
         patch_level: Default::default(),
         upgrade_path: None,
         cves: Vec::new(),
+        exchange_online: None,
         inconsistencies: Vec::new(),
     });
     Observation {
@@ -60,6 +61,7 @@ async fn seed_scan(store: &Store, observations: &[Observation], finished: bool) 
             targets: "192.0.2.0/24".into(),
             ports: vec![443],
             tool_version: "test".into(),
+            kb: None,
         })
         .await
         .unwrap();

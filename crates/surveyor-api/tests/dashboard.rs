@@ -410,6 +410,7 @@ async fn scan(store: &Store, at: OffsetDateTime, as_of: Date, servers: &[Seen]) 
             targets: "192.0.2.0/24".into(),
             ports: vec![443],
             tool_version: "test".into(),
+            kb: None,
         })
         .await
         .unwrap();
@@ -450,6 +451,7 @@ fn observation(
         patch_level: Default::default(),
         upgrade_path: None,
         cves: Vec::new(),
+        exchange_online: None,
         inconsistencies: Vec::new(),
     });
     Observation {
@@ -906,6 +908,7 @@ async fn dashboard_filters_and_paging_by_clicking() {
             targets: "198.18.0.0/23".into(),
             ports: vec![443],
             tool_version: "test".into(),
+            kb: None,
         })
         .await
         .unwrap();

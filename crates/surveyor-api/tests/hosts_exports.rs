@@ -60,6 +60,7 @@ fn server(i: usize) -> Observation {
             patch_level: Default::default(),
             upgrade_path: None,
             cves: Vec::new(),
+            exchange_online: None,
             inconsistencies: Vec::new(),
         }),
         attribution: Some(Attribution {
@@ -116,6 +117,7 @@ async fn seed(store: &Store) -> ScanId {
             targets: "10.0.0.0/16".into(),
             ports: vec![443],
             tool_version: "test".into(),
+            kb: None,
         })
         .await
         .unwrap();

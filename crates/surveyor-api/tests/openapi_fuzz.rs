@@ -107,6 +107,7 @@ fn observation(
             patch_level: Default::default(),
             upgrade_path: None,
             cves: Vec::new(),
+            exchange_online: None,
             inconsistencies: Vec::new(),
         }),
         attribution: None,
@@ -124,6 +125,7 @@ async fn seed(store: &Store) {
             targets: "192.0.2.0/24".into(),
             ports: vec![443],
             tool_version: "test".into(),
+            kb: None,
         })
         .await
         .unwrap();

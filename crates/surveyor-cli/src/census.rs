@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use surveyor_kb::KnowledgeBase;
 use surveyor_scan::targets::{self, Entry, InputFormat, OptOut};
 use surveyor_scan::{
     Exclusions, Frontier, Order, PortSpec, ProbePlan, RateLimits, Target, TargetSpace,
@@ -334,10 +335,10 @@ impl JobParams {
 }
 
 /// Runs a `surveyor census` command.
-pub(crate) async fn run(command: CensusCommand) -> Result<()> {
+pub(crate) async fn run(command: CensusCommand, kb_dir: Option<&Path>) -> Result<()> {
     let store = open_postgres(command.db()).await?;
     match command {
-        CensusCommand::Create(args) => create(&store, *args).await,
+        CensusCommand::Create(args) => create(&store, *args, &*crate::kb::load(kb_dir)?).await,
         CensusCommand::Status { name, format, db } => {
             status(&store, name.as_deref(), &format, &db.db).await
         }
@@ -359,7 +360,7 @@ async fn open_postgres(url: &str) -> Result<Store> {
     Ok(store)
 }
 
-async fn create(store: &Store, args: CreateArgs) -> Result<()> {
+async fn create(store: &Store, args: CreateArgs, kb: &KnowledgeBase) -> Result<()> {
     if store.jobs.job(&args.name).await?.is_some() {
         bail!(
             "a census named {:?} exists already; choose another name",
@@ -451,6 +452,7 @@ async fn create(store: &Store, args: CreateArgs) -> Result<()> {
             targets: description,
             ports: plan.ports.clone(),
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            kb: Some(crate::pipeline::kb_ref(kb)),
         })
         .await
         .context("could not record the census's scan")?;
@@ -727,7 +729,7 @@ enum Stop {
 
 /// Runs `surveyor worker`: claims, scans and completes shards until no work is left (or,
 /// with `--wait`, until stopped).
-pub(crate) async fn worker(args: WorkerArgs) -> Result<()> {
+pub(crate) async fn worker(args: WorkerArgs, kb: Arc<KnowledgeBase>) -> Result<()> {
     let store = open_postgres(&args.db.db).await?;
     let owner = args.id.clone().unwrap_or_else(default_owner);
     if owner.is_empty() || owner.len() > 200 {
@@ -774,6 +776,7 @@ pub(crate) async fn worker(args: WorkerArgs) -> Result<()> {
     };
     let shutdown = crate::shutdown_token();
     let ctx = WorkerContext {
+        kb,
         store: store.clone(),
         owner: owner.clone(),
         lease,
@@ -828,6 +831,8 @@ pub(crate) async fn worker(args: WorkerArgs) -> Result<()> {
 }
 
 struct WorkerContext {
+    /// Must be the knowledge base the census was created with.
+    kb: Arc<KnowledgeBase>,
     store: Store,
     owner: String,
     lease: Duration,
@@ -869,6 +874,22 @@ async fn run_shard(
     let params: JobParams = serde_json::from_value(claimed.job.params.clone()).with_context(|| {
         format!("census {name:?} has parameters this Surveyor cannot read: run the same version on every machine")
     })?;
+    let census_kb = ctx
+        .store
+        .scans
+        .scan(claimed.job.scan)
+        .await?
+        .and_then(|s| s.kb);
+    if let Some(census_kb) = census_kb.filter(|k| k.digest != ctx.kb.stamp.digest) {
+        // The lease lapses and a worker with the right knowledge base takes the shard over.
+        bail!(
+            "census {name:?} is judged with knowledge base {} (newest release {}), this worker \
+             has {}: start it with the census's --kb",
+            &census_kb.digest[..12],
+            census_kb.newest_release,
+            ctx.kb.stamp
+        );
+    }
     let plan = params.plan(claimed.job.shards, claimed.shard, ctx.concurrency)?;
     let mut config = crate::scan_config(&plan.engine)?;
     let (limits_tx, limits_rx) = watch::channel(limits(&params, claimed.live_leases));
@@ -900,6 +921,7 @@ async fn run_shard(
         ptr: None,
         asns: ctx.asns.clone(),
         countries: ctx.countries.clone(),
+        kb: ctx.kb.clone(),
         finish_scan: false,
     };
     let template = match &claimed.checkpoint {

@@ -2,6 +2,8 @@
 //! and Exchange Online's enforcement stage for a server.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -30,8 +32,17 @@ pub enum KbCommand {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
-    /// Check the data files; fails on any problem the data does not already document.
+    /// Check the data files (the built-in ones, or those of --kb); fails on any problem the
+    /// data does not already document.
     Check,
+    /// Write the knowledge base's data files into DIR, to edit and use with --kb DIR.
+    Export {
+        /// The directory to write into (created if missing).
+        dir: PathBuf,
+        /// Overwrite files of the same names that are already there.
+        #[arg(long)]
+        force: bool,
+    },
     /// The Exchange Online enforcement stage of a server first flagged on a date.
     Enforcement {
         /// The day Exchange Online first reported the server as persistently vulnerable.
@@ -46,14 +57,20 @@ pub enum KbCommand {
     },
 }
 
-pub fn run(args: KbArgs) -> Result<()> {
+pub fn run(args: KbArgs, kb_dir: Option<&Path>) -> Result<()> {
     match args.command {
         KbCommand::Show {
             build,
             as_of,
             format,
-        } => show(&build, as_of.unwrap_or_else(today), &format),
-        KbCommand::Check => check(),
+        } => show(
+            &*load(kb_dir)?,
+            &build,
+            as_of.unwrap_or_else(today),
+            &format,
+        ),
+        KbCommand::Check => check(kb_dir),
+        KbCommand::Export { dir, force } => export(kb_dir, &dir, force),
         KbCommand::Enforcement {
             first_seen,
             as_of,
@@ -71,9 +88,96 @@ fn today() -> Date {
     OffsetDateTime::now_utc().date()
 }
 
-fn show(build: &str, as_of: Date, format: &str) -> Result<()> {
+/// The knowledge base every judging command uses: the files in `dir` (`--kb`,
+/// `SURVEYOR_KB`), checked in full before anything is judged, or the built-in one.
+pub fn load(dir: Option<&Path>) -> Result<Arc<KnowledgeBase>> {
+    let Some(dir) = dir else {
+        return Ok(Arc::new(KnowledgeBase::builtin().clone()));
+    };
+    let texts = read_dir_files(dir)?;
+    let sources = sources_of(&texts)?;
+    let kb = KnowledgeBase::load_checked(&sources)
+        .with_context(|| format!("the knowledge base in {} is not usable", dir.display()))?;
+    tracing::info!(dir = %dir.display(), kb = %kb.stamp, "knowledge base loaded");
+    Ok(Arc::new(kb))
+}
+
+/// Every data file of a knowledge-base directory, by name.
+fn read_dir_files(dir: &Path) -> Result<Vec<(&'static str, String)>> {
+    surveyor_kb::FILES
+        .iter()
+        .map(|&name| {
+            let path = dir.join(name);
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "cannot read {} (a knowledge-base directory holds {}, as `surveyor kb \
+                     export DIR` writes them)",
+                    path.display(),
+                    surveyor_kb::FILES.join(", ")
+                )
+            })?;
+            Ok((name, text))
+        })
+        .collect()
+}
+
+fn sources_of<'a>(texts: &'a [(&'static str, String)]) -> Result<Sources<'a>> {
+    Sources::from_files(|name| {
+        texts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.as_str())
+    })
+    .map_err(|missing| anyhow::anyhow!("{missing} is missing"))
+}
+
+/// Writes the data files of the knowledge base in use into `dir`. Files already there are
+/// kept unless `force`: an analyst's edits are not overwritten by accident.
+fn export(kb_dir: Option<&Path>, dir: &Path, force: bool) -> Result<()> {
+    let texts = match kb_dir {
+        Some(from) => {
+            load(Some(from))?;
+            read_dir_files(from)?
+        }
+        None => Sources::BUILTIN
+            .files()
+            .iter()
+            .map(|(name, text)| (*name, text.to_string()))
+            .collect(),
+    };
+    if !force {
+        let present: Vec<String> = texts
+            .iter()
+            .map(|(name, _)| dir.join(name))
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !present.is_empty() {
+            bail!(
+                "{} already exist(s); use --force to overwrite",
+                present.join(", ")
+            );
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, text) in &texts {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let kb = KnowledgeBase::from_sources(&sources_of(&texts)?)?;
+    eprintln!(
+        "surveyor kb: wrote {} files to {} (knowledge base {}); edit them, check with \
+         `surveyor kb check --kb {}`",
+        texts.len(),
+        dir.display(),
+        kb.stamp,
+        dir.display()
+    );
+    Ok(())
+}
+
+fn show(kb: &KnowledgeBase, build: &str, as_of: Date, format: &str) -> Result<()> {
     let build: Build = build.parse().context("not a build number")?;
-    let kb = KnowledgeBase::builtin();
     let Some(a) = kb.assess(build, as_of) else {
         if build.major == 15 && build.minor >= 20 {
             bail!("{build} is an Exchange Online build, never on-premises");
@@ -120,7 +224,8 @@ fn document(kb: &KnowledgeBase, a: &Assessment, as_of: Date) -> Result<Value> {
                 "fixed_in": c.fixed_in.map(|b| b.to_string()),
                 "update": c.fixed_in.and(fact.map(|f| f.update.clone())),
                 "published": fact.map(|f| f.published.to_string()),
-                "severity": fact.map(|f| f.severity.as_str()),
+                "severity": c.severity.as_str(),
+                "exploited": c.exploited,
                 "exploited_in_the_wild": fact.and_then(|f| f.exploited_in_the_wild),
                 "config_dependent": fact.map(|f| f.config_dependent),
                 "note": fact.map(|f| f.note.clone()),
@@ -143,7 +248,12 @@ fn document(kb: &KnowledgeBase, a: &Assessment, as_of: Date) -> Result<Value> {
         "esu_period_on_as_of": esu_period,
         "patch_level": serde_json::to_value(&a.patch_level)?,
         "upgrade_path": a.upgrade_path,
+        "exchange_online": a.exchange_online,
         "cves": cves,
+        "knowledge_base": {
+            "digest": kb.stamp.digest,
+            "newest_release": kb.stamp.newest_release.to_string(),
+        },
     }))
 }
 
@@ -217,26 +327,35 @@ fn render(kb: &KnowledgeBase, a: &Assessment, as_of: Date) -> String {
         );
     }
     line("upgrade path", a.upgrade_path.as_str().to_string());
+    if let Some(bar) = &a.exchange_online {
+        let meets = match bar.meets {
+            Some(true) => "meets it",
+            Some(false) => "below it: Exchange Online refuses its mail",
+            None => "cannot tell from the CU alone",
+        };
+        line(
+            "Exchange Online",
+            format!(
+                "OnPremises connectors need {} or later since {} ({meets})",
+                bar.minimum_update, bar.since
+            ),
+        );
+    }
     line("CVEs", format!("{} published by {as_of}", a.cves.len()));
     for c in &a.cves {
-        let fact = cve_fact(kb, a, c);
         let fixed = match c.fixed_in {
             Some(b) => format!(" (fix {b})"),
             None => String::new(),
         };
-        let facts = fact.map_or(String::new(), |f| {
-            let exploited = match f.exploited_in_the_wild {
-                Some(true) => ", exploited",
-                _ => "",
-            };
-            format!(" [{}{exploited}]", f.severity.as_str())
-        });
+        let exploited = if c.exploited { ", exploited" } else { "" };
+        let facts = format!(" [{}{exploited}]", c.severity.as_str());
         out.push_str(&format!(
             "  {:<16} {}{fixed}{facts}\n",
             c.cve,
             c.status.as_str()
         ));
     }
+    out.push_str(&format!("{:<15} {}\n", "knowledge base", kb.stamp));
     out
 }
 
@@ -258,8 +377,13 @@ fn cve_fact<'a>(
         .or_else(|| kb.cves.rows_of(&c.cve).next())
 }
 
-fn check() -> Result<()> {
-    let problems = surveyor_kb::check(&Sources::BUILTIN);
+fn check(kb_dir: Option<&Path>) -> Result<()> {
+    let texts = kb_dir.map(read_dir_files).transpose()?;
+    let sources = match &texts {
+        Some(texts) => sources_of(texts)?,
+        None => Sources::BUILTIN,
+    };
+    let problems = surveyor_kb::check(&sources);
     let mut out = String::new();
     for p in &problems {
         out.push_str(&format!("{p}\n"));

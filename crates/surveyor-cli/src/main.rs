@@ -6,6 +6,7 @@ mod kb;
 mod notify;
 mod pipeline;
 mod registry;
+mod rejudge;
 mod report;
 
 use std::io::Write;
@@ -41,6 +42,11 @@ const DEFAULT_DB: &str = "sqlite:surveyor.db";
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Judge with the knowledge-base files in DIR (as `surveyor kb export` writes them)
+    /// instead of the ones built in. They are checked as `surveyor kb check` does before
+    /// anything is judged; a problem stops the command.
+    #[arg(long, global = true, env = "SURVEYOR_KB", value_name = "DIR")]
+    kb: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -49,6 +55,9 @@ enum Command {
     Scan(Box<ScanArgs>),
     /// Print the census table of the latest finished scan.
     Report(ReportArgs),
+    /// Judge a stored scan's observations again with the knowledge base in use (and for
+    /// another day with --as-of), probing nothing; the earlier judgement stays readable.
+    Rejudge(rejudge::RejudgeArgs),
     /// Serve the HTTP API over the store.
     Serve(ServeArgs),
     /// Start a test-bed on loopback, scan it, print the census, then serve the API.
@@ -509,7 +518,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(dispatch(cli.command, cli.kb.as_deref())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -534,10 +543,11 @@ fn raise_open_files() {
     }
 }
 
-async fn dispatch(command: Command) -> Result<()> {
+async fn dispatch(command: Command, kb_dir: Option<&Path>) -> Result<()> {
     match command {
-        Command::Scan(args) => scan(*args).await,
-        Command::Report(args) => report(args).await,
+        Command::Scan(args) => scan(*args, kb::load(kb_dir)?).await,
+        Command::Report(args) => report(args, kb_dir).await,
+        Command::Rejudge(args) => rejudge::run(args, kb::load(kb_dir)?).await,
         Command::Prune(args) => prune(args).await,
         Command::Discover(args) => discover(args).await,
         Command::Token(command) => token(command).await,
@@ -549,18 +559,18 @@ async fn dispatch(command: Command) -> Result<()> {
             let store = open_store(command.db()).await?;
             notify::run(command, &store).await
         }
-        Command::Census(command) => census::run(command).await,
-        Command::Worker(args) => census::worker(*args).await,
+        Command::Census(command) => census::run(command, kb_dir).await,
+        Command::Worker(args) => census::worker(*args, kb::load(kb_dir)?).await,
         Command::Serve(args) => serve(args).await,
         Command::Demo(args) => {
             raise_open_files();
-            demo(args).await
+            demo(args, kb::load(kb_dir)?).await
         }
         Command::Testbed(args) => {
             raise_open_files();
             testbed(args).await
         }
-        Command::Kb(args) => kb::run(args),
+        Command::Kb(args) => kb::run(args, kb_dir),
         Command::Ingest(args) => ingest(args).await,
         Command::Migrate(db) => {
             let store = open_store(&db.db).await?;
@@ -836,7 +846,7 @@ fn country_table(path: &Path) -> Result<Arc<surveyor_attrib::CountryTable>> {
     Ok(Arc::new(table))
 }
 
-async fn scan(args: ScanArgs) -> Result<()> {
+async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()> {
     let mut exclusions = Exclusions::builtin(args.allow_loopback);
     if let Some(path) = &args.blocklist_file {
         exclusions = exclusions.with_blocklist(read_cidr_file(path)?);
@@ -916,6 +926,7 @@ async fn scan(args: ScanArgs) -> Result<()> {
             .as_deref()
             .map(country_table)
             .transpose()?,
+        kb,
         finish_scan: true,
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown_token()).await?;
@@ -975,8 +986,11 @@ fn print_summary(o: &pipeline::ScanOutcome) {
     );
 }
 
-async fn report(args: ReportArgs) -> Result<()> {
+async fn report(args: ReportArgs, kb_dir: Option<&Path>) -> Result<()> {
     let store = open_store(&args.db.db).await?;
+    // The census is what the stored judgement says; a knowledge base given here is only
+    // compared with it, so that a stale judgement is pointed out.
+    let kb = kb_dir.map(|dir| kb::load(Some(dir))).transpose()?;
     if let Some(before) = args.diff {
         return report_diff(&store, &args, ScanId(before)).await;
     }
@@ -1016,6 +1030,7 @@ async fn report(args: ReportArgs) -> Result<()> {
                 redact(&args.db.db)
             );
         };
+        stale_judgement_note(kb.as_deref(), &record);
         let groups = store
             .census
             .statistics(record.id, &args.group_by, &filter)
@@ -1041,12 +1056,29 @@ async fn report(args: ReportArgs) -> Result<()> {
             ),
         }
     };
+    stale_judgement_note(kb.as_deref(), &report.scan);
     if args.format == "json" {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report::render(&report));
     }
     Ok(())
+}
+
+/// Says on stderr when the knowledge base in use is not the one that judged the scan.
+fn stale_judgement_note(
+    kb: Option<&surveyor_kb::KnowledgeBase>,
+    scan: &surveyor_store::ScanRecord,
+) {
+    let Some(kb) = kb else { return };
+    if scan.kb.as_ref().map(|k| k.digest.as_str()) != Some(kb.stamp.digest.as_str()) {
+        eprintln!(
+            "surveyor report: scan {} was judged with another knowledge base than {};              `surveyor rejudge --scan {}` judges it again with this one",
+            scan.id,
+            kb.stamp,
+            scan.source()
+        );
+    }
 }
 
 async fn token(command: TokenCommand) -> Result<()> {
@@ -1293,7 +1325,7 @@ fn read_pseudonym_key(path: &Path) -> Result<surveyor_api::PseudonymKey> {
     ))
 }
 
-async fn demo(args: DemoArgs) -> Result<()> {
+async fn demo(args: DemoArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()> {
     let shutdown = shutdown_token();
     let started = std::time::Instant::now();
     let bed = surveyor_testbed::Testbed::start(surveyor_testbed::TestbedConfig {
@@ -1378,6 +1410,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
         ptr: None,
         asns: None,
         countries: None,
+        kb,
         finish_scan: true,
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown.clone()).await?;

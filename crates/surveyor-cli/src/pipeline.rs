@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use surveyor_kb::BuildTable;
+use surveyor_kb::KnowledgeBase;
 use surveyor_model::Observation;
 use surveyor_scan::{Exclusions, Frontier, Order, ScanConfig, ScanStats, TargetSpace};
 use surveyor_store::{NewScan, ScanId, Store};
@@ -75,6 +75,8 @@ pub struct ScanJob {
     /// Which country each address is registered in; without it (or outside its ranges) the
     /// attributed organisation's registry country.
     pub countries: Option<Arc<surveyor_attrib::CountryTable>>,
+    /// Judges every observation; its stamp is stored with the scan.
+    pub kb: Arc<KnowledgeBase>,
     /// Mark the scan finished once every target was walked. A census shard leaves that to
     /// the worker that completes the census's last shard.
     pub finish_scan: bool,
@@ -348,6 +350,22 @@ pub async fn run_scan(
                 Some(record) if record.finished_at.is_some() => {
                     bail!("scan {} is already finished", scan.0)
                 }
+                // One scan, one knowledge base: a census judged half by one and half by
+                // another would count neither.
+                Some(record)
+                    if record
+                        .kb
+                        .as_ref()
+                        .is_some_and(|k| k.digest != job.kb.stamp.digest) =>
+                {
+                    bail!(
+                        "scan {} is being judged with knowledge base {}, not {}: resume it \
+                         with the same --kb, or re-judge it once finished",
+                        scan.0,
+                        record.kb.as_ref().map_or("?", |k| &k.digest[..12]),
+                        job.kb.stamp
+                    )
+                }
                 Some(_) => (scan, frontier),
             }
         }
@@ -360,6 +378,7 @@ pub async fn run_scan(
                     targets: job.description.clone(),
                     ports: job.ports.clone(),
                     tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                    kb: Some(kb_ref(&job.kb)),
                 })
                 .await
                 .context("could not record the scan in the store")?;
@@ -405,7 +424,6 @@ pub async fn run_scan(
         ),
     ));
 
-    let table = BuildTable::builtin();
     let mut writer = Writer::new(out, job.format);
     let mut batch = Vec::with_capacity(BATCH);
     let mut positions = Vec::with_capacity(BATCH);
@@ -429,7 +447,7 @@ pub async fn run_scan(
                 continue;
             }
         };
-        obs.exchange = surveyor_kb::classify(&obs.fingerprint, table, job.as_of);
+        obs.exchange = job.kb.classify(&obs.fingerprint, job.as_of);
         obs.asn = job.asns.as_ref().and_then(|t| t.lookup(obs.ip));
         let asn = obs.asn;
         if let Some(attributor) = &attributor {
@@ -755,6 +773,14 @@ fn csv_row(o: &Observation) -> [String; 15] {
         })
         .unwrap_or_default(),
     ]
+}
+
+/// How the store names a knowledge base.
+pub fn kb_ref(kb: &KnowledgeBase) -> surveyor_store::KbRef {
+    surveyor_store::KbRef {
+        digest: kb.stamp.digest.clone(),
+        newest_release: kb.stamp.newest_release,
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ pub fn render(report: &CensusReport) -> String {
         "Exchange census: scan {} ({}), finished {}",
         s.id.0, s.targets, finished
     );
-    let _ = writeln!(out, "Support status as of {}\n", s.as_of);
+    let _ = writeln!(out, "Support status as of {}", s.as_of);
+    let _ = writeln!(out, "{}\n", judgement(s));
     let _ = writeln!(
         out,
         "{:<8} {:>8} {:>7} {:>10} {:>8} {:>12} {:>8}",
@@ -188,11 +189,42 @@ pub fn render_groups(scan: &ScanRecord, group_by: &[Dimension], groups: &[Census
         })
         .collect();
     format!(
-        "Exchange servers of scan {} (as of {}), {total} counted\n\n{}",
+        "Exchange servers of scan {} (as of {}), {total} counted\n{}\n\n{}",
         scan.id,
         scan.as_of,
+        judgement(scan),
         table(header, rows, 2)
     )
+}
+
+/// Which knowledge base judged a scan, and how the judgement relates to others of the same
+/// observations: the line every census print-out carries.
+pub fn judgement(s: &ScanRecord) -> String {
+    let kb = match &s.kb {
+        Some(kb) => format!(
+            "knowledge base {} (newest release {})",
+            &kb.digest[..12.min(kb.digest.len())],
+            kb.newest_release
+        ),
+        None => "a knowledge base not recorded (scan stored before Surveyor recorded it)".into(),
+    };
+    let mut line = format!("Judged with {kb}");
+    if let Some(source) = s.judged_from {
+        let _ = write!(
+            line,
+            "; a {} of scan {source}'s observations, made {}",
+            if s.projection {
+                "projection"
+            } else {
+                "re-judgement"
+            },
+            s.judged_at.date()
+        );
+    }
+    if let Some(newer) = s.superseded_by {
+        let _ = write!(line, "; superseded by scan {newer}");
+    }
+    line
 }
 
 /// One line per finished scan (and group), oldest first.

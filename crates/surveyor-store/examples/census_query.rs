@@ -55,6 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 targets: format!("benchmark scan {i}"),
                 ports: vec![443],
                 tool_version: "bench".into(),
+                kb: None,
             })
             .await?;
         let started = Instant::now();
@@ -296,6 +297,7 @@ fn whole_verdict() -> String {
         patch_level: Default::default(),
         upgrade_path: None,
         cves: Vec::new(),
+        exchange_online: None,
         inconsistencies: Vec::new(),
     };
     serde_json::to_string(&verdict).expect("a verdict serializes")

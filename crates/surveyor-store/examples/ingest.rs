@@ -28,6 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let as_of = time::macros::date!(2026 - 11 - 23);
 
     let store = surveyor_store::open(&url).await?;
+    let kb = surveyor_kb::KnowledgeBase::builtin();
     let scan = store
         .scans
         .begin_scan(&NewScan {
@@ -36,10 +37,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             targets: "benchmark".into(),
             ports: vec![443],
             tool_version: "bench".into(),
+            kb: Some(surveyor_store::KbRef {
+                digest: kb.stamp.digest.clone(),
+                newest_release: kb.stamp.newest_release,
+            }),
         })
         .await?;
 
-    let table = surveyor_kb::BuildTable::builtin();
     let observations: Vec<Observation> = (0..n)
         .map(|i| {
             let mut fingerprint = Fingerprint::default();
@@ -49,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 fingerprint.push(Signal::OwaVersionHeader, "GET /owa/", build);
                 fingerprint.push(Signal::FeServerHeader, "GET /owa/", "EXCH01");
             }
-            let exchange = surveyor_kb::classify(&fingerprint, table, as_of);
+            let exchange = kb.classify(&fingerprint, as_of);
             Observation {
                 // Scattered over 10.0.0.0/8 as a scan's permuted target order stores them
                 // (an odd multiplier is a bijection mod 2^24): no index gets sorted input.

@@ -502,7 +502,8 @@ pub(crate) fn statistics(
     b.finish()
 }
 
-/// Counts every finished scan's servers by `group_by`, oldest scan first. A scan with no
+/// Counts every finished scan's servers by `group_by` (each scan in its default judgement),
+/// oldest scan first. A scan with no
 /// matching server gives one row with NULL dimensions and 0 servers. Columns: `scan_id`,
 /// the dimensions, `servers`.
 pub(crate) fn trend(dialect: &Dialect, group_by: &[Dimension], filter: &CensusFilter) -> Sql {
@@ -519,8 +520,8 @@ pub(crate) fn trend(dialect: &Dialect, group_by: &[Dimension], filter: &CensusFi
     ));
     push_filter(&mut b, "r.", filter);
     b.push(&format!(
-        " WHERE s.finished_at IS NOT NULL GROUP BY s.id, s.finished_at{with_dims} \
-         ORDER BY s.finished_at, s.id{with_dims}"
+        " WHERE s.finished_at IS NOT NULL AND {DEFAULT_JUDGEMENT} \
+         GROUP BY s.id, s.finished_at{with_dims} ORDER BY s.finished_at, s.id{with_dims}"
     ));
     b.finish()
 }
@@ -582,7 +583,9 @@ pub(crate) fn trend_point(
 }
 
 /// The scans a policy prunes, from all scans newest first: finished, not yet pruned, not the
-/// newest finished scan, and outside what the policy keeps. No policy prunes nothing.
+/// newest finished scan, and outside what the policy keeps. No policy prunes nothing. A
+/// re-judgement goes with the scan whose observations it holds: policies count scans, not
+/// judgements of them.
 pub(crate) fn scans_to_prune(
     scans: &[crate::ScanRecord],
     policy: &PrunePolicy,
@@ -590,9 +593,12 @@ pub(crate) fn scans_to_prune(
     if policy.keep_scans.is_none() && policy.keep_since.is_none() {
         return Vec::new();
     }
-    let mut finished: Vec<_> = scans.iter().filter(|s| s.finished_at.is_some()).collect();
-    finished.sort_by_key(|s| std::cmp::Reverse((s.finished_at, s.id.0)));
-    finished
+    let mut sources: Vec<_> = scans
+        .iter()
+        .filter(|s| s.finished_at.is_some() && s.judged_from.is_none())
+        .collect();
+    sources.sort_by_key(|s| std::cmp::Reverse((s.finished_at, s.id.0)));
+    let doomed: Vec<ScanId> = sources
         .into_iter()
         .enumerate()
         .filter(|(rank, s)| {
@@ -600,10 +606,65 @@ pub(crate) fn scans_to_prune(
             let keep_by_age = policy
                 .keep_since
                 .is_some_and(|since| s.finished_at.is_some_and(|f| f >= since));
-            *rank > 0 && !keep_by_count && !keep_by_age && s.pruned_at.is_none()
+            *rank > 0 && !keep_by_count && !keep_by_age
         })
-        .map(|(_, s)| s.clone())
+        .map(|(_, s)| s.id)
+        .collect();
+    scans
+        .iter()
+        .filter(|s| {
+            s.finished_at.is_some() && s.pruned_at.is_none() && doomed.contains(&s.source())
+        })
+        .cloned()
         .collect()
+}
+
+/// The SQL condition (on `scans s`) of a scan a census that names no scan may read: not
+/// replaced by a newer judgement of its observations, and not a projection.
+pub(crate) const DEFAULT_JUDGEMENT: &str = "s.superseded_by IS NULL AND s.projection = false";
+
+/// What finishing a scan must know of its judgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JudgementState {
+    /// The source of a re-judgement.
+    pub judged_from: Option<ScanId>,
+    pub projection: bool,
+}
+
+/// The statements that store a scan's census: its aggregates, then (unless it is a
+/// projection, which says what would be, not what was seen) the hosts table.
+pub(crate) fn census_statements(
+    dialect: &Dialect,
+    scan: ScanId,
+    judgement: &JudgementState,
+) -> Vec<Sql> {
+    let [delete, insert] = rollup_statements(dialect, scan);
+    let mut statements = vec![delete, insert];
+    if !judgement.projection {
+        statements.push(hosts_statement(dialect, scan));
+    }
+    statements
+}
+
+/// For a finished re-judgement that is not a projection: marks its source and every other
+/// judgement of the source (projections aside) superseded by it.
+pub(crate) fn supersede_statement(
+    dialect: &Dialect,
+    scan: ScanId,
+    judgement: &JudgementState,
+) -> Option<Sql> {
+    let source = judgement.judged_from.filter(|_| !judgement.projection)?;
+    let mut b = Builder::new(dialect);
+    b.push("UPDATE scans SET superseded_by = ")
+        .bind(Bind::Int(scan.0))
+        .push(" WHERE (id = ")
+        .bind(Bind::Int(source.0))
+        .push(" OR judged_from = ")
+        .bind(Bind::Int(source.0))
+        .push(") AND id <> ")
+        .bind(Bind::Int(scan.0))
+        .push(" AND projection = false");
+    Some(b.finish())
 }
 
 #[cfg(test)]

@@ -68,6 +68,41 @@ pub struct NewScan {
     pub targets: String,
     pub ports: Vec<u16>,
     pub tool_version: String,
+    /// The knowledge base that judges the scan's observations; `None` only where no verdict
+    /// is made (tests of the store itself).
+    pub kb: Option<KbRef>,
+}
+
+/// Which knowledge base judged a scan: the digest of its data files and the newest release
+/// date in them (`surveyor_kb::KbStamp`, as the store keeps it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KbRef {
+    /// SHA-256 of the data files, 64 lower-case hex digits.
+    pub digest: String,
+    #[serde(with = "iso_date")]
+    pub newest_release: Date,
+}
+
+/// A judgement of a stored scan's observations made again, with another knowledge base or
+/// for another day (`surveyor rejudge`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJudgement {
+    /// The scan whose observations are judged again: a scan, never a judgement.
+    pub source: ScanId,
+    /// The day the verdicts are made for. Another day than the source's makes a projection,
+    /// which never becomes the default census.
+    pub as_of: Date,
+    pub kb: KbRef,
+    /// When the judging started (stored to the microsecond).
+    pub judged_at: OffsetDateTime,
+    pub tool_version: String,
+}
+
+/// Where [`ScanStore::observations_page`] goes on: after this (address, port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObservationCursor {
+    pub ip: IpAddr,
+    pub port: u16,
 }
 
 /// A scan as stored, with the number of observations recorded for it.
@@ -88,6 +123,33 @@ pub struct ScanRecord {
     /// When `surveyor prune` deleted its observations; its census aggregates remain.
     #[serde(with = "time::serde::rfc3339::option")]
     pub pruned_at: Option<OffsetDateTime>,
+    /// The knowledge base that made its verdicts; `None` for scans stored before Surveyor
+    /// recorded it.
+    pub kb: Option<KbRef>,
+    /// When its verdicts were made: the start of a scan, the re-judging of a judgement.
+    #[serde(with = "time::serde::rfc3339")]
+    pub judged_at: OffsetDateTime,
+    /// For a re-judgement: the scan whose observations it judged again. A re-judgement
+    /// carries its source's `started_at`, `finished_at`, targets and ports.
+    pub judged_from: Option<ScanId>,
+    /// A re-judgement for another day than its source's `as_of`: asked for by id, never the
+    /// default census.
+    pub projection: bool,
+    /// The newer judgement of the same observations that is now the default instead.
+    pub superseded_by: Option<ScanId>,
+}
+
+impl ScanRecord {
+    /// The scan whose observations these are: itself, or the source of a re-judgement.
+    pub fn source(&self) -> ScanId {
+        self.judged_from.unwrap_or(self.id)
+    }
+
+    /// Whether a census that names no scan may read it: finished, not replaced by a newer
+    /// judgement, and not a projection.
+    pub fn is_default(&self) -> bool {
+        self.finished_at.is_some() && self.superseded_by.is_none() && !self.projection
+    }
 }
 
 /// Scans and the observations they recorded.
@@ -95,6 +157,13 @@ pub struct ScanRecord {
 pub trait ScanStore: Send + Sync {
     /// Stores a new, unfinished scan and returns its id.
     async fn begin_scan(&self, scan: &NewScan) -> Result<ScanId, StoreError>;
+
+    /// Stores a new, unfinished re-judgement of a finished scan (its targets, ports and times
+    /// copied) and returns its id; the caller records the re-judged observations and finishes
+    /// it, which makes it the default unless it is a projection. [`StoreError::UnknownScan`],
+    /// [`StoreError::ScanPruned`], or `InvalidQuery` for an unfinished source or one that is
+    /// itself a judgement.
+    async fn begin_judgement(&self, judgement: &NewJudgement) -> Result<ScanId, StoreError>;
 
     /// Appends a batch of observations in ONE transaction: all or nothing.
     ///
@@ -107,7 +176,9 @@ pub trait ScanStore: Send + Sync {
 
     /// Marks a scan finished and, in the same transaction, stores its census aggregates and
     /// folds its observations into the hosts table. Finishing again recomputes both.
-    /// [`StoreError::UnknownScan`] for an id no scan has.
+    /// A re-judgement that is not a projection also becomes the default judgement of its
+    /// source's observations (every earlier one is marked superseded); a projection is never
+    /// folded into the hosts table. [`StoreError::UnknownScan`] for an id no scan has.
     async fn finish_scan(
         &self,
         scan: ScanId,
@@ -124,6 +195,17 @@ pub trait ScanStore: Send + Sync {
     /// microsecond). [`StoreError::UnknownScan`] for an id no scan has.
     async fn observations(&self, scan: ScanId) -> Result<Vec<Observation>, StoreError>;
 
+    /// At most `limit` observations of a scan after `after`, in the backend's key order, and
+    /// the cursor of the next page (`None` after the last): a walk over a scan of any size in
+    /// bounded memory, each page one descent of the primary key.
+    /// [`StoreError::UnknownScan`], [`StoreError::ScanPruned`].
+    async fn observations_page(
+        &self,
+        scan: ScanId,
+        after: Option<ObservationCursor>,
+        limit: u32,
+    ) -> Result<(Vec<Observation>, Option<ObservationCursor>), StoreError>;
+
     /// Deletes the observations of the finished scans `policy` does not keep, never the
     /// newest finished scan nor an unfinished one, each scan in its own transaction. Census
     /// aggregates, hosts and the scan rows stay, so trends and first/last sightings survive.
@@ -134,7 +216,8 @@ pub trait ScanStore: Send + Sync {
 /// The read side a census is computed from.
 #[async_trait::async_trait]
 pub trait CensusStore: Send + Sync {
-    /// The latest finished scan (by `finished_at`, then id); unfinished scans are ignored.
+    /// The latest finished scan (by `finished_at`, then id) in its default judgement:
+    /// unfinished scans, superseded judgements and projections are ignored.
     async fn latest_finished_scan(&self) -> Result<Option<ScanRecord>, StoreError>;
 
     /// The recognised Exchange servers of a scan (observations with an exchange verdict), one
@@ -143,7 +226,8 @@ pub trait CensusStore: Send + Sync {
     async fn exchange_servers(&self, scan: ScanId) -> Result<Vec<ExchangeServer>, StoreError>;
 
     /// One address: its latest state per port (from finished scans) and every observation of
-    /// it still stored, oldest scan first. Empty when no scan saw it.
+    /// it still stored, oldest scan first, each scan in its default judgement (projections and
+    /// superseded judgements left out). Empty when no scan saw it.
     async fn host(&self, ip: IpAddr) -> Result<HostDetail, StoreError>;
 
     /// A scan's servers (one per address) counted by `group_by` among those `filter` admits,
@@ -156,8 +240,9 @@ pub trait CensusStore: Send + Sync {
         filter: &CensusFilter,
     ) -> Result<Vec<CensusGroup>, StoreError>;
 
-    /// [`CensusStore::statistics`] for every finished scan, oldest first; a scan without a
-    /// matching server gives one point of 0 servers and no dimension values.
+    /// [`CensusStore::statistics`] for every finished scan in its default judgement, oldest
+    /// first; a scan without a matching server gives one point of 0 servers and no dimension
+    /// values.
     async fn trend(
         &self,
         group_by: &[Dimension],
@@ -424,7 +509,7 @@ pub trait TokenStore: Send + Sync {
 }
 
 /// The scan a census "as of" `date` reads: the newest scan finished on or before that day
-/// (UTC). `None` when no scan had finished by then.
+/// (UTC), in its default judgement. `None` when no scan had finished by then.
 pub async fn scan_as_of(
     scans: &dyn ScanStore,
     date: Date,
@@ -434,8 +519,9 @@ pub async fn scan_as_of(
         .await?
         .into_iter()
         .filter(|s| {
-            s.finished_at
-                .is_some_and(|f| f.to_offset(time::UtcOffset::UTC).date() <= date)
+            s.is_default()
+                && s.finished_at
+                    .is_some_and(|f| f.to_offset(time::UtcOffset::UTC).date() <= date)
         })
         .max_by_key(|s| (s.finished_at, s.id)))
 }

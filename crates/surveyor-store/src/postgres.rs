@@ -16,9 +16,9 @@ use crate::overlap;
 use crate::pg_copy::{self, BinaryRows};
 use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::{
-    Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, NewScan, PrunePolicy,
-    PruneReport, RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, ServerCursor,
-    ServersPage, StoreError, TrendPoint,
+    Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, NewJudgement, NewScan,
+    ObservationCursor, PrunePolicy, PruneReport, RegistryImport, RegistryStore, ScanId, ScanRecord,
+    ScanStore, ServerCursor, ServersPage, StoreError, TrendPoint,
 };
 use crate::{ExportOutcome, ExportRecord, NewExport, Role, StoredExport, TokenRecord, TokenStore};
 
@@ -38,7 +38,8 @@ const MAX_CONNECTIONS: u32 = 8;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 const SELECT_SCANS: &str = "SELECT s.id, s.started_at, s.finished_at, s.as_of, s.targets, \
-     s.ports, s.tool_version, s.pruned_at, s.observation_count AS observations \
+     s.ports, s.tool_version, s.pruned_at, s.observation_count AS observations, s.kb_digest, \
+     s.kb_newest_release, s.judged_at, s.judged_from, s.projection, s.superseded_by \
      FROM scans s";
 
 /// The columns `observation_from_row` reads, from `observations o` joined to its facts `f`.
@@ -88,7 +89,7 @@ impl PgStore {
         // Late observations of a finished scan (a spill file ingested after the scan ended)
         // must reach its census counts and the hosts table.
         if state.finished {
-            refresh_census(&mut tx, scan).await?;
+            refresh_census(&mut tx, scan, &state).await?;
         }
         tx.commit()
             .await
@@ -161,18 +162,41 @@ impl ScanStore for PgStore {
     async fn begin_scan(&self, scan: &NewScan) -> Result<ScanId, StoreError> {
         rows::check_new_scan(scan)?;
         let ports: Vec<i32> = scan.ports.iter().map(|&p| i32::from(p)).collect();
+        let started_at = rows::truncate_to_micros(scan.started_at);
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO scans (started_at, as_of, targets, ports, tool_version) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO scans (started_at, as_of, targets, ports, tool_version, kb_digest, \
+             kb_newest_release, judged_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $1) RETURNING id",
         )
-        .bind(rows::truncate_to_micros(scan.started_at))
+        .bind(started_at)
         .bind(scan.as_of)
         .bind(&scan.targets)
         .bind(ports)
         .bind(&scan.tool_version)
+        .bind(scan.kb.as_ref().map(|k| k.digest.as_str()))
+        .bind(scan.kb.as_ref().map(|k| k.newest_release))
         .fetch_one(&self.pool)
         .await
         .map_err(StoreError::query(BACKEND, "begin a scan"))?;
+        Ok(ScanId(id))
+    }
+
+    async fn begin_judgement(&self, judgement: &NewJudgement) -> Result<ScanId, StoreError> {
+        let source = rows::judgement_source(judgement, self.scan(judgement.source).await?)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO scans (started_at, as_of, targets, ports, tool_version, kb_digest, \
+             kb_newest_release, judged_at, judged_from, projection) \
+             SELECT started_at, $2, targets, ports, $3, $4, $5, $6, id, $2 <> as_of \
+             FROM scans WHERE id = $1 RETURNING id",
+        )
+        .bind(source.id.0)
+        .bind(judgement.as_of)
+        .bind(&judgement.tool_version)
+        .bind(&judgement.kb.digest)
+        .bind(judgement.kb.newest_release)
+        .bind(rows::truncate_to_micros(judgement.judged_at))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "begin a judgement"))?;
         Ok(ScanId(id))
     }
 
@@ -208,9 +232,13 @@ impl ScanStore for PgStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::UnknownScan(scan));
         }
+        let state = scan_state(&mut tx, scan, "").await?;
         // A pruned scan's aggregates were computed before its observations went.
-        if !scan_state(&mut tx, scan, "").await?.pruned {
-            refresh_census(&mut tx, scan).await?;
+        if !state.pruned {
+            refresh_census(&mut tx, scan, &state).await?;
+        }
+        if let Some(sql) = census::supersede_statement(&DIALECT, scan, &state.judgement) {
+            execute(&mut tx, &sql, action).await?;
         }
         tx.commit()
             .await
@@ -244,6 +272,38 @@ impl ScanStore for PgStore {
             .collect::<Result<Vec<_>, _>>()?;
         rows::sort_observations(&mut observations);
         Ok(observations)
+    }
+
+    async fn observations_page(
+        &self,
+        scan: ScanId,
+        after: Option<ObservationCursor>,
+        limit: u32,
+    ) -> Result<(Vec<Observation>, Option<ObservationCursor>), StoreError> {
+        self.readable(scan).await?;
+        // A row-value comparison on the primary key (scan_id, ip, port): one index descent
+        // per page.
+        let cursor = if after.is_some() {
+            "AND (o.ip, o.port) > ($3::inet, $4) "
+        } else {
+            ""
+        };
+        let sql = format!(
+            "{SELECT_OBSERVATIONS} WHERE o.scan_id = $1 {cursor}ORDER BY o.ip, o.port LIMIT $2"
+        );
+        let mut query = sqlx::query(&sql).bind(scan.0).bind(i64::from(limit));
+        if let Some(c) = after {
+            query = query.bind(c.ip.to_string()).bind(i32::from(c.port));
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "read a page of observations"))?;
+        let observations = rows
+            .iter()
+            .map(|row| observation_from_row(row)?.into_model())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows::page_of_observations(observations, limit))
     }
 
     async fn prune(&self, policy: &PrunePolicy, dry_run: bool) -> Result<PruneReport, StoreError> {
@@ -281,8 +341,9 @@ impl ScanStore for PgStore {
 impl CensusStore for PgStore {
     async fn latest_finished_scan(&self) -> Result<Option<ScanRecord>, StoreError> {
         let sql = format!(
-            "{SELECT_SCANS} WHERE s.finished_at IS NOT NULL \
-             ORDER BY s.finished_at DESC, s.id DESC LIMIT 1"
+            "{SELECT_SCANS} WHERE s.finished_at IS NOT NULL AND {} \
+             ORDER BY s.finished_at DESC, s.id DESC LIMIT 1",
+            census::DEFAULT_JUDGEMENT
         );
         Ok(self.fetch_scans(&sql, None).await?.into_iter().next())
     }
@@ -422,8 +483,10 @@ impl CensusStore for PgStore {
         let rows = sqlx::query(&format!(
             // One descent of the primary key per scan (migration 0011 dropped the address
             // index): a few hundred scans cost a few hundred index probes.
-            "{SELECT_OBSERVATIONS} WHERE o.scan_id = ANY(ARRAY(SELECT id FROM scans)) \
-             AND o.ip = $1::inet ORDER BY o.scan_id, o.port"
+            "{SELECT_OBSERVATIONS} WHERE o.scan_id = ANY(ARRAY(SELECT id FROM scans s \
+             WHERE {})) AND o.ip = $1::inet \
+             ORDER BY (SELECT started_at FROM scans WHERE id = o.scan_id), o.scan_id, o.port",
+            census::DEFAULT_JUDGEMENT
         ))
         .bind(&text)
         .fetch_all(&self.pool)
@@ -682,6 +745,7 @@ pub(crate) async fn begin(
 struct ScanState {
     finished: bool,
     pruned: bool,
+    judgement: census::JudgementState,
 }
 
 /// Reads a scan's state, with `lock` (e.g. " FOR KEY SHARE") appended to the SELECT.
@@ -691,8 +755,8 @@ async fn scan_state(
     lock: &str,
 ) -> Result<ScanState, StoreError> {
     let sql = format!(
-        "SELECT finished_at IS NOT NULL AS finished, pruned_at IS NOT NULL AS pruned \
-         FROM scans WHERE id = $1{lock}"
+        "SELECT finished_at IS NOT NULL AS finished, pruned_at IS NOT NULL AS pruned, \
+         judged_from, projection FROM scans WHERE id = $1{lock}"
     );
     let row = sqlx::query(&sql)
         .bind(scan.0)
@@ -703,6 +767,10 @@ async fn scan_state(
     Ok(ScanState {
         finished: get(&row, "finished")?,
         pruned: get(&row, "pruned")?,
+        judgement: census::JudgementState {
+            judged_from: get::<Option<i64>>(&row, "judged_from")?.map(ScanId),
+            projection: get(&row, "projection")?,
+        },
     })
 }
 
@@ -878,9 +946,12 @@ async fn insert_observations(
 }
 
 /// Recomputes a scan's census aggregates and folds its observations into `hosts`.
-async fn refresh_census(conn: &mut PgConnection, scan: ScanId) -> Result<(), StoreError> {
-    let [delete, insert] = census::rollup_statements(&DIALECT, scan);
-    for sql in [delete, insert, census::hosts_statement(&DIALECT, scan)] {
+async fn refresh_census(
+    conn: &mut PgConnection,
+    scan: ScanId,
+    state: &ScanState,
+) -> Result<(), StoreError> {
+    for sql in census::census_statements(&DIALECT, scan, &state.judgement) {
         execute(conn, &sql, "store the census of a scan").await?;
     }
     Ok(())
@@ -938,6 +1009,12 @@ fn scan_from_row(row: &PgRow) -> Result<ScanRecord, StoreError> {
         tool_version: get(row, "tool_version")?,
         observations: get(row, "observations")?,
         pruned_at: get(row, "pruned_at")?,
+        kb_digest: get(row, "kb_digest")?,
+        kb_newest_release: get(row, "kb_newest_release")?,
+        judged_at: get(row, "judged_at")?,
+        judged_from: get(row, "judged_from")?,
+        projection: get(row, "projection")?,
+        superseded_by: get(row, "superseded_by")?,
     }
     .into_model()
 }

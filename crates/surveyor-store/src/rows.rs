@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use surveyor_model::observation::{
-    BuildPrecision, Confidence, CveExposure, PatchLevel, SupportReason, UpgradePath,
+    BuildPrecision, Confidence, CveExposure, ExchangeOnlineBar, PatchLevel, SupportReason,
+    UpgradePath,
 };
 use surveyor_model::{
     Build, Evidence, ExchangeServer, ExchangeVerdict, Family, Fingerprint, Observation, Scheme,
@@ -60,6 +61,7 @@ struct FactsView<'a> {
     patch_level: &'a PatchLevel,
     upgrade_path: &'a Option<UpgradePath>,
     cves: &'a Vec<CveExposure>,
+    exchange_online: &'a Option<ExchangeOnlineBar>,
 }
 
 /// The rest of a verdict: what is particular to the host.
@@ -89,6 +91,7 @@ fn views(v: &ExchangeVerdict) -> (HostView<'_>, FactsView<'_>) {
         patch_level,
         upgrade_path,
         cves,
+        exchange_online,
         inconsistencies,
     } = v;
     (
@@ -109,6 +112,7 @@ fn views(v: &ExchangeVerdict) -> (HostView<'_>, FactsView<'_>) {
             patch_level,
             upgrade_path,
             cves,
+            exchange_online,
         },
     )
 }
@@ -309,7 +313,67 @@ impl Columns {
 }
 
 /// Checks the text of a new scan for what no backend can store the same way.
+/// The source scan of a new judgement, checked: it exists, is finished, still has its
+/// observations and is not itself a judgement.
+pub(crate) fn judgement_source(
+    judgement: &crate::NewJudgement,
+    source: Option<ScanRecord>,
+) -> Result<ScanRecord, StoreError> {
+    check_kb(&judgement.kb)?;
+    if judgement.tool_version.contains('\0') {
+        return Err(StoreError::Unencodable {
+            what: "the judgement's tool_version contains a NUL character".into(),
+        });
+    }
+    let id = judgement.source;
+    let source = source.ok_or(StoreError::UnknownScan(id))?;
+    if let Some(origin) = source.judged_from {
+        return Err(StoreError::InvalidQuery(
+            format!("scan {id} is a judgement of scan {origin}; judge scan {origin} again").into(),
+        ));
+    }
+    if source.finished_at.is_none() {
+        return Err(StoreError::InvalidQuery(
+            format!("scan {id} is not finished; only a finished scan can be judged again").into(),
+        ));
+    }
+    if source.pruned_at.is_some() {
+        return Err(StoreError::ScanPruned(id));
+    }
+    Ok(source)
+}
+
+/// A page of observations in key order and the cursor after its last, when it was full.
+pub(crate) fn page_of_observations(
+    observations: Vec<Observation>,
+    limit: u32,
+) -> (Vec<Observation>, Option<crate::ObservationCursor>) {
+    let next = (observations.len() >= limit as usize)
+        .then(|| observations.last())
+        .flatten()
+        .map(|o| crate::ObservationCursor {
+            ip: o.ip,
+            port: o.port,
+        });
+    (observations, next)
+}
+
+/// A knowledge-base digest the store accepts: 64 lower-case hex digits.
+pub(crate) fn check_kb(kb: &crate::KbRef) -> Result<(), StoreError> {
+    let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if kb.digest.len() == 64 && kb.digest.bytes().all(hex) {
+        Ok(())
+    } else {
+        Err(StoreError::Unencodable {
+            what: "the scan's knowledge-base digest (want 64 lower-case hex digits)".into(),
+        })
+    }
+}
+
 pub(crate) fn check_new_scan(scan: &NewScan) -> Result<(), StoreError> {
+    if let Some(kb) = &scan.kb {
+        check_kb(kb)?;
+    }
     for (field, value) in [
         ("targets", &scan.targets),
         ("tool_version", &scan.tool_version),
@@ -438,6 +502,12 @@ pub(crate) struct StoredScan {
     pub tool_version: String,
     pub observations: i64,
     pub pruned_at: Option<OffsetDateTime>,
+    pub kb_digest: Option<String>,
+    pub kb_newest_release: Option<Date>,
+    pub judged_at: Option<OffsetDateTime>,
+    pub judged_from: Option<i64>,
+    pub projection: bool,
+    pub superseded_by: Option<i64>,
 }
 
 impl StoredScan {
@@ -459,6 +529,19 @@ impl StoredScan {
             tool_version: self.tool_version,
             observations: u64::try_from(self.observations).map_err(|_| corrupt("count"))?,
             pruned_at: self.pruned_at,
+            kb: match (self.kb_digest, self.kb_newest_release) {
+                (Some(digest), Some(newest_release)) => Some(crate::KbRef {
+                    digest,
+                    newest_release,
+                }),
+                (None, None) => None,
+                _ => return Err(corrupt("kb_digest")),
+            },
+            // Scans stored before migration 0012 were judged as they ran.
+            judged_at: self.judged_at.unwrap_or(self.started_at),
+            judged_from: self.judged_from.map(ScanId),
+            projection: self.projection,
+            superseded_by: self.superseded_by.map(ScanId),
         })
     }
 }
@@ -641,7 +724,7 @@ pub(crate) fn check_token(name: &str, token_hash: &str) -> Result<(), StoreError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use surveyor_model::observation::{CveStatus, UpdateRef};
+    use surveyor_model::observation::{CveStatus, Severity, UpdateRef};
     use surveyor_model::Signal;
     use time::macros::{date, datetime};
 
@@ -678,7 +761,14 @@ mod tests {
                 cve: "CVE-2025-53786".into(),
                 status: CveStatus::FixedConfigDependent,
                 fixed_in: Some("15.2.1748.36".parse().unwrap()),
+                severity: Severity::Critical,
+                exploited: true,
             }],
+            exchange_online: Some(ExchangeOnlineBar {
+                since: date!(2026 - 09 - 08),
+                minimum_update: "Oct25SU".into(),
+                meets: Some(false),
+            }),
             inconsistencies: vec!["iis-version-too-old-for-build (likely honeypot)".into()],
         }
     }

@@ -24,9 +24,9 @@ use crate::overlap;
 use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::url::SqliteLocation;
 use crate::{
-    Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, NewScan, PrunePolicy,
-    PruneReport, RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, ServerCursor,
-    ServersPage, StoreError, TrendPoint,
+    Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, NewJudgement, NewScan,
+    ObservationCursor, PrunePolicy, PruneReport, RegistryImport, RegistryStore, ScanId, ScanRecord,
+    ScanStore, ServerCursor, ServersPage, StoreError, TrendPoint,
 };
 use crate::{ExportOutcome, ExportRecord, NewExport, Role, StoredExport, TokenRecord, TokenStore};
 
@@ -57,7 +57,8 @@ const TIMESTAMP: &[BorrowedFormatItem<'static>] =
 const DATE: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
 const SELECT_SCANS: &str = "SELECT s.id, s.started_at, s.finished_at, s.as_of, s.targets, \
-     s.ports, s.tool_version, s.pruned_at, s.observation_count AS observations \
+     s.ports, s.tool_version, s.pruned_at, s.observation_count AS observations, s.kb_digest, \
+     s.kb_newest_release, s.judged_at, s.judged_from, s.projection, s.superseded_by \
      FROM scans s";
 
 /// The columns `observation_from_row` reads, from `observations o` joined to its facts `f`.
@@ -178,9 +179,14 @@ impl ScanStore for SqliteStore {
         let ports = serde_json::to_string(&scan.ports).map_err(|_| StoreError::Unencodable {
             what: "the new scan's ports".into(),
         })?;
+        let newest = scan
+            .kb
+            .as_ref()
+            .map(|k| date_text(k.newest_release))
+            .transpose()?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO scans (started_at, as_of, targets, ports, tool_version) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO scans (started_at, as_of, targets, ports, tool_version, kb_digest, \
+             kb_newest_release, judged_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?1) RETURNING id",
         )
         .bind(timestamp_text(
             scan.started_at,
@@ -190,9 +196,34 @@ impl ScanStore for SqliteStore {
         .bind(&scan.targets)
         .bind(ports)
         .bind(&scan.tool_version)
+        .bind(scan.kb.as_ref().map(|k| k.digest.as_str()))
+        .bind(newest)
         .fetch_one(&self.pool)
         .await
         .map_err(StoreError::query(BACKEND, "begin a scan"))?;
+        Ok(ScanId(id))
+    }
+
+    async fn begin_judgement(&self, judgement: &NewJudgement) -> Result<ScanId, StoreError> {
+        let source = rows::judgement_source(judgement, self.scan(judgement.source).await?)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO scans (started_at, as_of, targets, ports, tool_version, kb_digest, \
+             kb_newest_release, judged_at, judged_from, projection) \
+             SELECT started_at, ?2, targets, ports, ?3, ?4, ?5, ?6, id, ?2 <> as_of \
+             FROM scans WHERE id = ?1 RETURNING id",
+        )
+        .bind(source.id.0)
+        .bind(date_text(judgement.as_of)?)
+        .bind(&judgement.tool_version)
+        .bind(&judgement.kb.digest)
+        .bind(date_text(judgement.kb.newest_release)?)
+        .bind(timestamp_text(
+            judgement.judged_at,
+            "the judgement's judged_at",
+        )?)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "begin a judgement"))?;
         Ok(ScanId(id))
     }
 
@@ -241,7 +272,7 @@ impl ScanStore for SqliteStore {
         // Late observations of a finished scan (a spill file ingested after the scan ended)
         // must reach its census counts and the hosts table.
         if state.finished {
-            refresh_census(&mut tx, scan).await?;
+            refresh_census(&mut tx, scan, &state).await?;
         }
         tx.commit()
             .await
@@ -269,9 +300,13 @@ impl ScanStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::UnknownScan(scan));
         }
+        let state = scan_state(&mut tx, scan).await?;
         // A pruned scan's aggregates were computed before its observations went.
-        if !scan_state(&mut tx, scan).await?.pruned {
-            refresh_census(&mut tx, scan).await?;
+        if !state.pruned {
+            refresh_census(&mut tx, scan, &state).await?;
+        }
+        if let Some(sql) = census::supersede_statement(&DIALECT, scan, &state.judgement) {
+            execute(&mut tx, &sql, action).await?;
         }
         tx.commit()
             .await
@@ -304,6 +339,38 @@ impl ScanStore for SqliteStore {
         // Text addresses do not sort numerically in SQL ("10.0.0.10" < "10.0.0.2").
         rows::sort_observations(&mut observations);
         Ok(observations)
+    }
+
+    async fn observations_page(
+        &self,
+        scan: ScanId,
+        after: Option<ObservationCursor>,
+        limit: u32,
+    ) -> Result<(Vec<Observation>, Option<ObservationCursor>), StoreError> {
+        self.readable(scan).await?;
+        // A row-value comparison on UNIQUE (scan_id, ip, port), in the text order of the
+        // stored address: one index descent per page.
+        let cursor = if after.is_some() {
+            "AND (o.ip, o.port) > (?3, ?4) "
+        } else {
+            ""
+        };
+        let sql = format!(
+            "{SELECT_OBSERVATIONS} WHERE o.scan_id = ?1 {cursor}ORDER BY o.ip, o.port LIMIT ?2"
+        );
+        let mut query = sqlx::query(&sql).bind(scan.0).bind(i64::from(limit));
+        if let Some(c) = after {
+            query = query.bind(c.ip.to_string()).bind(i64::from(c.port));
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, "read a page of observations"))?;
+        let observations = rows
+            .iter()
+            .map(|row| observation_from_row(row)?.into_model())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows::page_of_observations(observations, limit))
     }
 
     async fn prune(&self, policy: &PrunePolicy, dry_run: bool) -> Result<PruneReport, StoreError> {
@@ -346,8 +413,9 @@ impl ScanStore for SqliteStore {
 impl CensusStore for SqliteStore {
     async fn latest_finished_scan(&self) -> Result<Option<ScanRecord>, StoreError> {
         let sql = format!(
-            "{SELECT_SCANS} WHERE s.finished_at IS NOT NULL \
-             ORDER BY s.finished_at DESC, s.id DESC LIMIT 1"
+            "{SELECT_SCANS} WHERE s.finished_at IS NOT NULL AND {} \
+             ORDER BY s.finished_at DESC, s.id DESC LIMIT 1",
+            census::DEFAULT_JUDGEMENT
         );
         Ok(self.fetch_scans(&sql, None).await?.into_iter().next())
     }
@@ -489,8 +557,10 @@ impl CensusStore for SqliteStore {
         let rows = sqlx::query(&format!(
             // One probe of UNIQUE (scan_id, ip, port) per scan (migration 0009 dropped the
             // address index).
-            "{SELECT_OBSERVATIONS} WHERE o.scan_id IN (SELECT id FROM scans) AND o.ip = ? \
-             ORDER BY o.scan_id, o.port"
+            "{SELECT_OBSERVATIONS} WHERE o.scan_id IN (SELECT id FROM scans s WHERE {}) \
+             AND o.ip = ? \
+             ORDER BY (SELECT started_at FROM scans WHERE id = o.scan_id), o.scan_id, o.port",
+            census::DEFAULT_JUDGEMENT
         ))
         .bind(&text)
         .fetch_all(&self.pool)
@@ -757,12 +827,13 @@ fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
 struct ScanState {
     finished: bool,
     pruned: bool,
+    judgement: census::JudgementState,
 }
 
 async fn scan_state(conn: &mut SqliteConnection, scan: ScanId) -> Result<ScanState, StoreError> {
     let row = sqlx::query(
-        "SELECT finished_at IS NOT NULL AS finished, pruned_at IS NOT NULL AS pruned \
-         FROM scans WHERE id = ?",
+        "SELECT finished_at IS NOT NULL AS finished, pruned_at IS NOT NULL AS pruned, \
+         judged_from, projection FROM scans WHERE id = ?",
     )
     .bind(scan.0)
     .fetch_optional(&mut *conn)
@@ -772,6 +843,10 @@ async fn scan_state(conn: &mut SqliteConnection, scan: ScanId) -> Result<ScanSta
     Ok(ScanState {
         finished: get(&row, "finished")?,
         pruned: get(&row, "pruned")?,
+        judgement: census::JudgementState {
+            judged_from: get::<Option<i64>>(&row, "judged_from")?.map(ScanId),
+            projection: get(&row, "projection")?,
+        },
     })
 }
 
@@ -870,9 +945,12 @@ async fn store_facts(
 }
 
 /// Recomputes a scan's census aggregates and folds its observations into `hosts`.
-async fn refresh_census(conn: &mut SqliteConnection, scan: ScanId) -> Result<(), StoreError> {
-    let [delete, insert] = census::rollup_statements(&DIALECT, scan);
-    for sql in [delete, insert, census::hosts_statement(&DIALECT, scan)] {
+async fn refresh_census(
+    conn: &mut SqliteConnection,
+    scan: ScanId,
+    state: &ScanState,
+) -> Result<(), StoreError> {
+    for sql in census::census_statements(&DIALECT, scan, &state.judgement) {
         execute(conn, &sql, "store the census of a scan").await?;
     }
     Ok(())
@@ -972,6 +1050,14 @@ fn scan_from_row(row: &SqliteRow) -> Result<ScanRecord, StoreError> {
         tool_version: get(row, "tool_version")?,
         observations: get(row, "observations")?,
         pruned_at: timestamp("pruned_at")?,
+        kb_digest: get(row, "kb_digest")?,
+        kb_newest_release: get::<Option<String>>(row, "kb_newest_release")?
+            .map(|d| Date::parse(&d, DATE).map_err(|_| corrupt("kb_newest_release")))
+            .transpose()?,
+        judged_at: timestamp("judged_at")?,
+        judged_from: get(row, "judged_from")?,
+        projection: get(row, "projection")?,
+        superseded_by: get(row, "superseded_by")?,
     }
     .into_model()
 }

@@ -16,7 +16,8 @@ use surveyor_model::{
 use surveyor_store::testing::{each_backend, sqlite};
 use surveyor_store::{
     open, scan_as_of, Backend, CensusFilter, CensusGroup, Dimension, ExportOutcome, ExportRecord,
-    NewExport, NewScan, PrunePolicy, Role, ScanId, ScanRecord, ServerCursor, StoreError,
+    KbRef, NewExport, NewJudgement, NewScan, ObservationCursor, PrunePolicy, Role, ScanId,
+    ScanRecord, ServerCursor, StoreError,
 };
 use time::macros::{date, datetime};
 use time::OffsetDateTime;
@@ -25,7 +26,13 @@ use time::OffsetDateTime;
 async fn scans_round_trip_newest_first() {
     for (backend, db) in each_backend().await {
         let store = open(&db.url).await.unwrap();
-        let first = new_scan(datetime!(2025-10-01 08:00:00.250_001 UTC));
+        let first = NewScan {
+            kb: Some(KbRef {
+                digest: "0123456789abcdef".repeat(4),
+                newest_release: date!(2025 - 10 - 14),
+            }),
+            ..new_scan(datetime!(2025-10-01 08:00:00.250_001 UTC))
+        };
         let second = NewScan {
             ports: vec![443],
             ..new_scan(datetime!(2025-10-02 08:00 UTC))
@@ -54,6 +61,11 @@ async fn scans_round_trip_newest_first() {
             tool_version: first.tool_version.clone(),
             observations: 3,
             pruned_at: None,
+            kb: first.kb.clone(),
+            judged_at: first.started_at,
+            judged_from: None,
+            projection: false,
+            superseded_by: None,
         };
         let expected_b = ScanRecord {
             id: b,
@@ -65,6 +77,11 @@ async fn scans_round_trip_newest_first() {
             tool_version: second.tool_version.clone(),
             observations: 0,
             pruned_at: None,
+            kb: None,
+            judged_at: second.started_at,
+            judged_from: None,
+            projection: false,
+            superseded_by: None,
         };
         assert_eq!(
             store.scans.scan(a).await.unwrap(),
@@ -1106,6 +1123,347 @@ async fn prune_deletes_old_observations_and_keeps_the_census() {
     }
 }
 
+fn kb(digit: char, newest: time::Date) -> KbRef {
+    KbRef {
+        digest: digit.to_string().repeat(64),
+        newest_release: newest,
+    }
+}
+
+/// Every observation of a scan, read page by page.
+async fn walk(store: &surveyor_store::Store, scan: ScanId, limit: u32) -> Vec<Observation> {
+    let mut all = Vec::new();
+    let mut after: Option<ObservationCursor> = None;
+    loop {
+        let (page, next) = store
+            .scans
+            .observations_page(scan, after, limit)
+            .await
+            .unwrap();
+        assert!(page.len() <= limit as usize);
+        all.extend(page);
+        match next {
+            Some(c) => after = Some(c),
+            None => return all,
+        }
+    }
+}
+
+/// Judges `source`'s observations again as `judge` says, the way `surveyor rejudge` does.
+async fn judge_again(
+    store: &surveyor_store::Store,
+    source: ScanId,
+    as_of: time::Date,
+    kb: KbRef,
+    judge: impl Fn(&mut Observation),
+) -> ScanId {
+    let id = store
+        .scans
+        .begin_judgement(&NewJudgement {
+            source,
+            as_of,
+            kb,
+            judged_at: datetime!(2026-12-01 10:00 UTC),
+            tool_version: "surveyor next".into(),
+        })
+        .await
+        .unwrap();
+    let mut observations = walk(store, source, 2).await;
+    observations.iter_mut().for_each(judge);
+    store.scans.record(id, &observations).await.unwrap();
+    let finished = store.scans.scan(source).await.unwrap().unwrap().finished_at;
+    store
+        .scans
+        .finish_scan(id, finished.unwrap())
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn a_rejudgement_becomes_the_default_and_the_original_stays_readable() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let (first, second) = two_scans(&store).await;
+        store
+            .scans
+            .finish_scan(second, datetime!(2025-11-01 09:00 UTC))
+            .await
+            .unwrap();
+        // Pages walk every observation once, in order, whatever their size.
+        let whole = store.scans.observations(first).await.unwrap();
+        for limit in [1, 2, 3, 100] {
+            let mut paged = walk(&store, first, limit).await;
+            paged.sort_by_key(|o| (o.ip, o.port));
+            assert_eq!(paged, whole, "{backend}: pages of {limit}");
+        }
+        let census = |scan| {
+            let store = store.clone();
+            async move {
+                store
+                    .census
+                    .statistics(
+                        scan,
+                        &[Dimension::Family, Dimension::Support],
+                        &CensusFilter::default(),
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        let before = census(first).await;
+        let trend_before = store
+            .census
+            .trend(&[], &CensusFilter::default())
+            .await
+            .unwrap();
+
+        // Newer knowledge: every 2016 server is now judged supported (any change will do).
+        let newer = kb('b', date!(2026 - 10 - 02));
+        let judged = judge_again(&store, first, date!(2025 - 10 - 14), newer.clone(), |o| {
+            if let Some(v) = o.exchange.as_mut().filter(|v| v.family == Family::E2016) {
+                v.support = Support::Supported;
+            }
+        })
+        .await;
+        let record = store.scans.scan(judged).await.unwrap().unwrap();
+        let source = store.scans.scan(first).await.unwrap().unwrap();
+        assert_eq!(
+            (record.judged_from, record.projection, record.superseded_by),
+            (Some(first), false, None),
+            "{backend}"
+        );
+        assert_eq!(record.kb, Some(newer), "{backend}");
+        assert_eq!(
+            (
+                record.started_at,
+                record.finished_at,
+                &record.targets,
+                &record.ports
+            ),
+            (
+                source.started_at,
+                source.finished_at,
+                &source.targets,
+                &source.ports
+            ),
+            "{backend}"
+        );
+        assert_eq!(
+            record.judged_at,
+            datetime!(2026-12-01 10:00 UTC),
+            "{backend}"
+        );
+        assert_eq!(source.superseded_by, Some(judged), "{backend}");
+        // The original still counts as it did; the judgement counts the change.
+        assert_eq!(census(first).await, before, "{backend}");
+        let after = census(judged).await;
+        assert_ne!(after, before, "{backend}");
+        let total = |groups: &[CensusGroup]| groups.iter().map(|g| g.servers).sum::<u64>();
+        assert_eq!(total(&after), total(&before), "{backend}");
+        // Defaults: the newest scan is still the latest; the trend reads the judgement in
+        // the source's place; the scan as of its day is the judgement.
+        assert_eq!(
+            store
+                .census
+                .latest_finished_scan()
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            second,
+            "{backend}"
+        );
+        let trend = store
+            .census
+            .trend(&[], &CensusFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(trend.len(), trend_before.len(), "{backend}");
+        assert_eq!(trend[0].scan, judged, "{backend}");
+        assert_eq!(
+            trend[0].finished_at, trend_before[0].finished_at,
+            "{backend}"
+        );
+        let on_the_day = scan_as_of(store.scans.as_ref(), date!(2025 - 10 - 20))
+            .await
+            .unwrap();
+        assert_eq!(on_the_day.map(|s| s.id), Some(judged), "{backend}");
+        // A host's history holds each scan once, in its default judgement.
+        let history = store
+            .census
+            .host("192.0.2.5".parse().unwrap())
+            .await
+            .unwrap()
+            .history;
+        let scans: Vec<ScanId> = history.iter().map(|(s, _)| *s).collect();
+        assert_eq!(scans, vec![judged, second], "{backend}");
+
+        // A projection for another day is stored and readable by id, and changes no default.
+        let projected = judge_again(
+            &store,
+            first,
+            date!(2027 - 01 - 01),
+            kb('c', date!(2026 - 10 - 02)),
+            |o| {
+                if let Some(v) = o.exchange.as_mut() {
+                    v.support = Support::Unsupported;
+                }
+            },
+        )
+        .await;
+        let p = store.scans.scan(projected).await.unwrap().unwrap();
+        assert!(
+            p.projection && p.superseded_by.is_none(),
+            "{backend}: {p:?}"
+        );
+        assert_eq!(p.as_of, date!(2027 - 01 - 01), "{backend}");
+        assert_eq!(
+            store
+                .scans
+                .scan(first)
+                .await
+                .unwrap()
+                .unwrap()
+                .superseded_by,
+            Some(judged),
+            "{backend}"
+        );
+        assert!(store
+            .scans
+            .scan(judged)
+            .await
+            .unwrap()
+            .unwrap()
+            .superseded_by
+            .is_none());
+        assert_eq!(
+            store
+                .census
+                .trend(&[], &CensusFilter::default())
+                .await
+                .unwrap()[0]
+                .scan,
+            judged,
+            "{backend}"
+        );
+        let unsupported = census(projected).await;
+        assert!(
+            unsupported
+                .iter()
+                .all(|g| g.support == Some(Support::Unsupported)),
+            "{backend}"
+        );
+        let projected_hosts = db
+            .scalar(&format!(
+                "SELECT count(*) FROM hosts WHERE last_scan_id = {}",
+                projected.0
+            ))
+            .await;
+        assert_eq!(
+            projected_hosts, 0,
+            "{backend}: a projection is not a sighting"
+        );
+
+        // A newer judgement of the same day supersedes the earlier one.
+        let newest = judge_again(
+            &store,
+            first,
+            date!(2025 - 10 - 14),
+            kb('d', date!(2026 - 11 - 10)),
+            |_| {},
+        )
+        .await;
+        assert_eq!(
+            store
+                .scans
+                .scan(judged)
+                .await
+                .unwrap()
+                .unwrap()
+                .superseded_by,
+            Some(newest),
+            "{backend}"
+        );
+        assert_eq!(census(newest).await, before, "{backend}");
+
+        // Judgements go with their scan when it is pruned.
+        let keep_one = PrunePolicy {
+            keep_scans: Some(1),
+            keep_since: None,
+        };
+        let mut pruned = store.scans.prune(&keep_one, true).await.unwrap().pruned;
+        pruned.sort();
+        assert_eq!(pruned, vec![first, judged, projected, newest], "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_judgement_needs_a_finished_unpruned_scan() {
+    for (backend, db) in each_backend().await {
+        let store = open(&db.url).await.unwrap();
+        let (first, second) = two_scans(&store).await;
+        let new = |source| NewJudgement {
+            source,
+            as_of: date!(2025 - 10 - 14),
+            kb: kb('e', date!(2026 - 10 - 02)),
+            judged_at: datetime!(2026-12-01 10:00 UTC),
+            tool_version: "t".into(),
+        };
+        let err = store
+            .scans
+            .begin_judgement(&new(ScanId(9_999)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::UnknownScan(_)),
+            "{backend}: {err}"
+        );
+        let err = store.scans.begin_judgement(&new(second)).await.unwrap_err();
+        assert!(err.to_string().contains("not finished"), "{backend}: {err}");
+        let bad_digest = NewJudgement {
+            kb: KbRef {
+                digest: "XYZ".into(),
+                newest_release: date!(2026 - 10 - 02),
+            },
+            ..new(first)
+        };
+        let err = store.scans.begin_judgement(&bad_digest).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Unencodable { .. }),
+            "{backend}: {err}"
+        );
+        let judged = judge_again(
+            &store,
+            first,
+            date!(2025 - 10 - 14),
+            kb('f', date!(2026 - 10 - 02)),
+            |_| {},
+        )
+        .await;
+        let err = store.scans.begin_judgement(&new(judged)).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("judge scan {first} again")),
+            "{backend}: {err}"
+        );
+        store
+            .scans
+            .finish_scan(second, datetime!(2025-11-01 09:00 UTC))
+            .await
+            .unwrap();
+        let keep_one = PrunePolicy {
+            keep_scans: Some(1),
+            keep_since: None,
+        };
+        store.scans.prune(&keep_one, false).await.unwrap();
+        let err = store.scans.begin_judgement(&new(first)).await.unwrap_err();
+        assert!(matches!(err, StoreError::ScanPruned(_)), "{backend}: {err}");
+        // Nothing of the refused judgements was stored.
+        assert_eq!(store.scans.scans().await.unwrap().len(), 3, "{backend}");
+    }
+}
+
 #[tokio::test]
 async fn verdict_facts_are_stored_once_per_distinct_value() {
     for (backend, db) in each_backend().await {
@@ -1676,6 +2034,7 @@ fn new_scan(started_at: OffsetDateTime) -> NewScan {
         targets: "192.0.2.0/24, 2001:db8::/120".into(),
         ports: vec![443, 80, 8443],
         tool_version: "surveyor 0.0.0".into(),
+        kb: None,
     }
 }
 
@@ -1776,6 +2135,7 @@ fn exchange(ip: &str, port: u16, build: Build, support: Support, name: &str) -> 
         },
         upgrade_path: None,
         cves: Vec::new(),
+        exchange_online: None,
         inconsistencies: Vec::new(),
     });
     o

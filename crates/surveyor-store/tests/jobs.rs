@@ -33,6 +33,7 @@ async fn job(store: &Store, name: &str, shards: &[u64]) -> CensusJob {
             targets: "192.0.2.0/24".into(),
             ports: vec![443],
             tool_version: "test".into(),
+            kb: None,
         })
         .await
         .unwrap();

@@ -48,6 +48,7 @@ fn verdict(family: Family, build: &str, support: Support) -> String {
         patch_level: Default::default(),
         upgrade_path: None,
         cves: Vec::new(),
+        exchange_online: None,
         inconsistencies: Vec::new(),
     };
     serde_json::to_string(&verdict).unwrap()
@@ -288,6 +289,7 @@ async fn a_database_of_the_first_release_upgrades_with_its_census_intact() {
                 targets: "192.0.2.0/24".into(),
                 ports: vec![443],
                 tool_version: "surveyor now".into(),
+                kb: None,
             })
             .await
             .unwrap();

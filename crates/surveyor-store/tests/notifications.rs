@@ -294,6 +294,7 @@ async fn scan(store: &Store) -> ScanId {
             targets: "192.0.2.0/24".into(),
             ports: vec![443],
             tool_version: "test".into(),
+            kb: None,
         })
         .await
         .unwrap()
