@@ -187,7 +187,11 @@ pub(crate) async fn get_export(
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(PAGES_IN_FLIGHT);
     let writer = Writer {
         store: state.store.clone(),
-        scan: scan.id,
+        scan: Judged {
+            id: scan.id,
+            as_of: scan.as_of,
+            kb: scan.kb.clone(),
+        },
         as_of: scan.as_of,
         filter,
         format,
@@ -261,7 +265,7 @@ enum Mode {
 /// The task that reads pages and writes them into the response body.
 struct Writer {
     store: Store,
-    scan: ScanId,
+    scan: Judged,
     /// The date the scan's verdicts were made for (Shadowserver rows' enforcement).
     as_of: time::Date,
     filter: CensusFilter,
@@ -320,7 +324,7 @@ impl Writer {
             page = match self.next_page(next).await {
                 Ok(page) => page,
                 Err(error) => {
-                    tracing::error!(%error, scan = %self.scan, "export stopped by a store error");
+                    tracing::error!(%error, scan = %self.scan.id, "export stopped by a store error");
                     // An error item makes hyper cut the body short: the client sees a broken
                     // transfer, never a file that merely looks complete.
                     let _ = self
@@ -353,7 +357,7 @@ impl Writer {
         loop {
             for server in &page.servers {
                 file.push_row(
-                    columns(self.mode).map(|c| value(c.name, self.scan, server, self.mode)),
+                    columns(self.mode).map(|c| value(c.name, &self.scan, server, self.mode)),
                 );
             }
             rows += page.servers.len() as u64;
@@ -394,7 +398,7 @@ impl Writer {
     ) -> Result<surveyor_store::ServersPage, surveyor_store::StoreError> {
         self.store
             .census
-            .servers_page(self.scan, &self.filter, Some(after), PAGE)
+            .servers_page(self.scan.id, &self.filter, Some(after), PAGE)
             .await
     }
 
@@ -408,7 +412,7 @@ impl Writer {
             }
             (Format::Jsonl, mode) => {
                 let object: serde_json::Map<String, Value> = columns(mode)
-                    .map(|c| (c.name.to_string(), value(c.name, self.scan, server, mode)))
+                    .map(|c| (c.name.to_string(), value(c.name, &self.scan, server, mode)))
                     .collect();
                 if serde_json::to_writer(&mut *out, &object).is_ok() {
                     out.push(b'\n');
@@ -418,7 +422,7 @@ impl Writer {
             (Format::Parquet, _) => {}
             (Format::Csv, mode) => csv_line(
                 out,
-                columns(mode).map(|c| value(c.name, self.scan, server, mode)),
+                columns(mode).map(|c| value(c.name, &self.scan, server, mode)),
             ),
             (Format::Shadowserver, mode) => {
                 let Some(mut row) = shadowserver::observation_row(server, self.as_of) else {
@@ -481,6 +485,12 @@ const COLUMNS: &[Column] = &[
     col("ntlm_dns_domain", true),
     col("ntlm_dns_computer", true),
     col("http_server", false),
+    // Added after the first release, so at the end: which CVEs are exploited in the wild,
+    // and which judgement the row is (the day and the knowledge base).
+    col("exploited_cves", false),
+    col("as_of", false),
+    col("kb_digest", false),
+    col("kb_newest_release", false),
 ];
 
 fn columns(mode: Mode) -> impl Iterator<Item = Column> {
@@ -490,8 +500,17 @@ fn columns(mode: Mode) -> impl Iterator<Item = Column> {
     })
 }
 
+/// The scan an export reads, as its rows name it: which judgement, for which day, by which
+/// knowledge base.
+#[derive(Debug, Clone)]
+struct Judged {
+    id: ScanId,
+    as_of: time::Date,
+    kb: Option<surveyor_store::KbRef>,
+}
+
 /// The value of one column for one server.
-fn value(column: &str, scan: ScanId, o: &Observation, mode: Mode) -> Value {
+fn value(column: &str, scan: &Judged, o: &Observation, mode: Mode) -> Value {
     let verdict = o.exchange.as_ref();
     let tls = o.tls.as_ref();
     let evidence = |signal: Signal| -> Value {
@@ -501,7 +520,7 @@ fn value(column: &str, scan: ScanId, o: &Observation, mode: Mode) -> Value {
             .map_or(Value::Null, |e| Value::from(e.value.clone()))
     };
     match column {
-        "scan" => json!(scan.0),
+        "scan" => json!(scan.id.0),
         "ip" => json!(o.ip.to_string()),
         "ip_pseudonym" => match mode {
             Mode::Pseudonymised(key) => json!(pseudonym(o.ip, key)),
@@ -541,6 +560,17 @@ fn value(column: &str, scan: ScanId, o: &Observation, mode: Mode) -> Value {
         "ntlm_dns_domain" => evidence(Signal::NtlmDnsDomain),
         "ntlm_dns_computer" => evidence(Signal::NtlmDnsComputer),
         "http_server" => json!(o.http_server.clone()),
+        "exploited_cves" => json!(verdict.map(|v| {
+            v.cves
+                .iter()
+                .filter(|c| c.status == CveStatus::Vulnerable && c.exploited)
+                .map(|c| c.cve.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })),
+        "as_of" => json!(scan.as_of.to_string()),
+        "kb_digest" => json!(scan.kb.as_ref().map(|k| k.digest.clone())),
+        "kb_newest_release" => json!(scan.kb.as_ref().map(|k| k.newest_release.to_string())),
         other => unreachable!("column {other} has no value"),
     }
 }
@@ -616,14 +646,19 @@ mod tests {
             "exchange": null
         }))
         .unwrap();
+        let scan = Judged {
+            id: ScanId(1),
+            as_of: time::macros::date!(2026 - 11 - 23),
+            kb: None,
+        };
         for column in COLUMNS {
-            value(column.name, ScanId(1), &o, Mode::Full);
+            value(column.name, &scan, &o, Mode::Full);
         }
         let pseudo = Mode::Pseudonymised(None);
         let mut line = Vec::new();
         csv_line(
             &mut line,
-            columns(pseudo).map(|c| value(c.name, ScanId(1), &o, pseudo)),
+            columns(pseudo).map(|c| value(c.name, &scan, &o, pseudo)),
         );
         let line = String::from_utf8(line).unwrap();
         assert!(line.contains("192.0.2.0/24"), "{line}");
@@ -633,7 +668,7 @@ mod tests {
         let mut full = Vec::new();
         csv_line(
             &mut full,
-            columns(Mode::Full).map(|c| value(c.name, ScanId(1), &o, Mode::Full)),
+            columns(Mode::Full).map(|c| value(c.name, &scan, &o, Mode::Full)),
         );
         let full = String::from_utf8(full).unwrap();
         assert!(

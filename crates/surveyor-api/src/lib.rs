@@ -350,6 +350,9 @@ struct CensusParams {
     organisation: Option<String>,
     asn: Option<String>,
     country: Option<String>,
+    /// `/trends` only: `newest` (the default) or `original`, the judgement made while each
+    /// scan ran.
+    judgements: Option<String>,
 }
 
 impl CensusParams {
@@ -463,7 +466,7 @@ fn params(query: Result<Query<CensusParams>, QueryRejection>) -> Result<CensusPa
     query_params(
         query,
         "scan, as_of, group_by, family, cu, version, support, patch, sector, organisation, asn, \
-         country",
+         country, judgements (trends)",
     )
 }
 
@@ -524,6 +527,11 @@ async fn get_statistics(
     let params = params(query)?;
     let group_by = params.group_by()?;
     authorize(&state, &headers, params.access(&group_by)).await?;
+    if params.judgements.is_some() {
+        return Err(ApiError::BadRequest(
+            "`judgements` is for /trends; name a judgement here with `scan`".into(),
+        ));
+    }
     let filter = params.filter()?;
     let store = &state.store;
     let scan = resolve_scan(store, params.scan, params.as_of.as_deref()).await?;
@@ -560,7 +568,21 @@ async fn get_trends(
         ));
     }
     let filter = params.filter()?;
-    Ok(Json(state.store.census.trend(&group_by, &filter).await?))
+    let which = match params.judgements.as_deref() {
+        None => surveyor_store::Judgements::Newest,
+        Some(text) => surveyor_store::Judgements::parse(text).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "judgements: {text:?} is neither newest nor original"
+            ))
+        })?,
+    };
+    Ok(Json(
+        state
+            .store
+            .census
+            .trend_of(&group_by, &filter, which)
+            .await?,
+    ))
 }
 
 /// What the store knows of one address: latest state per port and its history.

@@ -421,7 +421,7 @@ fn enforcement(first_seen: Date, as_of: Date, paused_days: u32) -> Result<()> {
         "kind": s.kind.as_str(),
         "enforcement_day": s.enforcement_day,
         "paused_days_counted": s.paused_days_counted,
-        "smtp_reply": s.smtp_reply,
+        "smtp_replies": s.smtp_replies,
         "next_stage_on": s.next_stage_on.map(|d| d.to_string()),
         "note": "minutes throttled or blocked per stage are not published in our sources",
     });

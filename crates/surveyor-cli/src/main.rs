@@ -307,6 +307,10 @@ struct ReportArgs {
     /// One line per finished scan, oldest first (with --group-by, one per group).
     #[arg(long, conflicts_with_all = ["scan", "as_of"])]
     trend: bool,
+    /// With --trend: each scan as judged while it ran (`original`) instead of its newest
+    /// judgement (`newest`, the default; see `surveyor rejudge`).
+    #[arg(long, requires = "trend", default_value = "newest", value_parser = parse_judgements)]
+    judgements: surveyor_store::Judgements,
     /// Count only servers of this family (2007, 2010, 2013, 2016, 2019, SE).
     #[arg(long)]
     family: Option<surveyor_model::Family>,
@@ -599,6 +603,11 @@ async fn ingest(args: IngestArgs) -> Result<()> {
 fn parse_date(s: &str) -> Result<Date, String> {
     Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
         .map_err(|_| format!("{s:?} is not a date of the form YYYY-MM-DD"))
+}
+
+fn parse_judgements(s: &str) -> Result<surveyor_store::Judgements, String> {
+    surveyor_store::Judgements::parse(s)
+        .ok_or_else(|| format!("{s:?} is neither newest nor original"))
 }
 
 fn parse_support(s: &str) -> Result<surveyor_model::Support, String> {
@@ -1003,7 +1012,10 @@ async fn report(args: ReportArgs, kb_dir: Option<&Path>) -> Result<()> {
         ..Default::default()
     };
     if args.trend {
-        let points = store.census.trend(&args.group_by, &filter).await?;
+        let points = store
+            .census
+            .trend_of(&args.group_by, &filter, args.judgements)
+            .await?;
         if args.format == "json" {
             println!("{}", serde_json::to_string_pretty(&points)?);
         } else {

@@ -212,6 +212,7 @@ async fn plan(args: PlanArgs, store: &Store) -> Result<()> {
     let config = PlanConfig {
         scan: id,
         as_of: scan.as_of,
+        knowledge_base: scan.kb.clone(),
         now,
         renotify_after: window,
         exposure_alone: args.exposure_alone,

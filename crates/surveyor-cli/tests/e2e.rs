@@ -15,6 +15,7 @@ fn surveyor(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_surveyor"))
         .args(args)
         .env_remove("SURVEYOR_DB")
+        .env_remove("SURVEYOR_KB")
         .env("RUST_LOG", "error")
         .output()
         .expect("the surveyor binary runs")
@@ -1582,4 +1583,395 @@ async fn friendly_fleet(net: &str, hosts: usize, seed: u64, dns: bool) -> Testbe
     )
     .await
     .unwrap()
+}
+
+/// The built-in knowledge base as `kb export` writes it, and the same data as it was before
+/// Microsoft's newest release (every row of that day left out, with what refers to it): the
+/// knowledge base an analyst had before adding the latest update. Read from the data, so that
+/// adding an update changes nothing here.
+fn older_knowledge_base(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let new = dir.join("new");
+    let old = dir.join("old");
+    let out = surveyor(&["kb", "export", new.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kb = surveyor_kb::KnowledgeBase::builtin();
+    let newest: Vec<String> = kb
+        .builds
+        .iter()
+        .filter(|r| r.available_by() == kb.stamp.newest_release)
+        .map(|r| r.build.to_string())
+        .collect();
+    assert!(!newest.is_empty());
+    std::fs::create_dir_all(&old).unwrap();
+    // The column holding a build in each file; rows naming a dropped build go too.
+    let build_column = |file: &str| match file {
+        "exchange-builds.csv" => Some("build"),
+        "cves.csv" => Some("fixed_build"),
+        "exchange-online.csv" => Some("minimum_build"),
+        _ => None,
+    };
+    for file in surveyor_kb::FILES {
+        let text = std::fs::read_to_string(new.join(file)).unwrap();
+        let Some(column) = build_column(file) else {
+            std::fs::write(old.join(file), text).unwrap();
+            continue;
+        };
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().unwrap().clone();
+        let at = headers.iter().position(|h| h == column).unwrap();
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(&headers).unwrap();
+        for record in reader.records() {
+            let record = record.unwrap();
+            if !newest.iter().any(|b| b == &record[at]) {
+                writer.write_record(&record).unwrap();
+            }
+        }
+        std::fs::write(old.join(file), writer.into_inner().unwrap()).unwrap();
+    }
+    let out = surveyor(&["kb", "check", "--kb", old.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (old, new)
+}
+
+fn sources(dir: &std::path::Path) -> Vec<(&'static str, String)> {
+    surveyor_kb::FILES
+        .iter()
+        .map(|f| (*f, std::fs::read_to_string(dir.join(f)).unwrap()))
+        .collect()
+}
+
+fn load(texts: &[(&'static str, String)]) -> surveyor_kb::KnowledgeBase {
+    let sources = surveyor_kb::Sources::from_files(|name| {
+        texts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.as_str())
+    })
+    .unwrap();
+    surveyor_kb::KnowledgeBase::load_checked(&sources).unwrap()
+}
+
+/// A scan judged with an older knowledge base, judged again with the current one: every
+/// verdict is what the current knowledge base says of the stored evidence, nothing else of an
+/// observation changes, the census equals a fresh scan's with the current knowledge base, and
+/// the original stays readable under its own knowledge base.
+async fn rejudge_round_trip(db: &str, net: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (old_dir, new_dir) = older_knowledge_base(dir.path());
+    let (old_texts, new_texts) = (sources(&old_dir), sources(&new_dir));
+    let (old_kb, new_kb) = (load(&old_texts), load(&new_texts));
+    assert_ne!(old_kb.stamp.digest, new_kb.stamp.digest);
+    let bed = friendly_fleet(net, 80, 19, false).await;
+    let port = bed.port().to_string();
+    let scan = |kb: Option<String>| {
+        let mut args: Vec<String> = [
+            "scan",
+            net,
+            "--ports",
+            &port,
+            "--allow-loopback",
+            "--as-of",
+            AS_OF,
+            "--db",
+            db,
+            "--target-timeout",
+            "3",
+            "--network-rate",
+            "0",
+            "--host-rate",
+            "0",
+            "--output",
+            "/dev/null",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(kb.into_iter().flat_map(|k| ["--kb".to_string(), k]));
+        surveyor_async(args)
+    };
+    let out = scan(Some(old_dir.display().to_string())).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let doc = json_of(&cli(&["rejudge", "--scan", "1", "--db", db, "--format", "json"]).await);
+    let judgement = &doc["judgement"];
+    assert_eq!(judgement["id"], 2, "{doc}");
+    assert_eq!(judgement["judged_from"], 1, "{doc}");
+    assert_eq!(judgement["projection"], false, "{doc}");
+    assert_eq!(
+        judgement["kb"]["digest"],
+        new_kb.stamp.digest.as_str(),
+        "{doc}"
+    );
+    assert!(doc["changes"]["changed"].as_u64().unwrap() > 0, "{doc}");
+
+    let store = surveyor_store::open(db).await.unwrap();
+    let before = store
+        .scans
+        .observations(surveyor_store::ScanId(1))
+        .await
+        .unwrap();
+    let after = store
+        .scans
+        .observations(surveyor_store::ScanId(2))
+        .await
+        .unwrap();
+    assert_eq!(before.len(), after.len());
+    let as_of = time::Date::parse(
+        AS_OF,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .unwrap();
+    let mut changed = 0;
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(
+            b.exchange,
+            old_kb.classify(&b.fingerprint, as_of),
+            "{}",
+            b.ip
+        );
+        assert_eq!(
+            a.exchange,
+            new_kb.classify(&a.fingerprint, as_of),
+            "{}",
+            a.ip
+        );
+        let same_but_verdict = surveyor_model::Observation {
+            exchange: b.exchange.clone(),
+            ..a.clone()
+        };
+        assert_eq!(&same_but_verdict, b, "only the verdict may change");
+        changed += usize::from(a.exchange != b.exchange);
+    }
+    assert_eq!(doc["changes"]["changed"], changed, "{doc}");
+
+    // Both judgements readable, each named by its knowledge base; the newest is the default.
+    let latest = json_of(&cli(&["report", "--db", db, "--format", "json"]).await);
+    assert_eq!(latest["scan"]["id"], 2);
+    let original = json_of(&cli(&["report", "--db", db, "--scan", "1", "--format", "json"]).await);
+    assert_eq!(
+        original["scan"]["kb"]["digest"],
+        old_kb.stamp.digest.as_str()
+    );
+    assert_eq!(original["scan"]["superseded_by"], 2);
+    let table = cli(&["report", "--db", db]).await;
+    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    assert!(
+        table.contains(&new_kb.stamp.digest[..12]) && table.contains("re-judgement of scan 1"),
+        "{table}"
+    );
+    // Judging again with the same knowledge base makes nothing new.
+    let again = json_of(&cli(&["rejudge", "--scan", "1", "--db", db, "--format", "json"]).await);
+    assert_eq!(again["judgement"]["id"], 2, "{again}");
+
+    // The census of the judgement is the census a fresh scan with the new knowledge base
+    // counts, dimension by dimension.
+    let out = scan(None).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dims = "family,cu,version,support,patch,sector";
+    let census = |scan: &'static str| {
+        let db = db.to_string();
+        async move {
+            json_of(
+                &cli(&[
+                    "report",
+                    "--db",
+                    &db,
+                    "--scan",
+                    scan,
+                    "--group-by",
+                    dims,
+                    "--format",
+                    "json",
+                ])
+                .await,
+            )["groups"]
+                .clone()
+        }
+    };
+    assert_eq!(census("2").await, census("3").await);
+
+    // A projection for another day is stored and named, and the default stays the newest
+    // same-day judgement (now the fresh scan 3).
+    let projected = json_of(
+        &cli(&[
+            "rejudge",
+            "--scan",
+            "2",
+            "--as-of",
+            "2031-01-01",
+            "--db",
+            db,
+            "--format",
+            "json",
+        ])
+        .await,
+    );
+    assert_eq!(projected["judgement"]["projection"], true, "{projected}");
+    assert_eq!(projected["judgement"]["judged_from"], 1, "{projected}");
+    assert_eq!(projected["compared_with"], 2, "{projected}");
+    let latest = json_of(&cli(&["report", "--db", db, "--format", "json"]).await);
+    assert_eq!(latest["scan"]["id"], 3);
+    let trend = json_of(&cli(&["report", "--db", db, "--trend", "--format", "json"]).await);
+    let scans: Vec<&Value> = trend
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["scan"])
+        .collect();
+    assert_eq!(scans, [2, 3]);
+    let trend = json_of(
+        &cli(&[
+            "report",
+            "--db",
+            db,
+            "--trend",
+            "--judgements",
+            "original",
+            "--format",
+            "json",
+        ])
+        .await,
+    );
+    let scans: Vec<&Value> = trend
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["scan"])
+        .collect();
+    assert_eq!(scans, [1, 3]);
+    bed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejudging_with_newer_knowledge_changes_what_the_data_changed_on_sqlite() {
+    let db = testing::sqlite();
+    rejudge_round_trip(&db.url, "127.78.40.0/24").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejudging_with_newer_knowledge_changes_what_the_data_changed_on_postgres() {
+    let Some(db) = testing::postgres().await else {
+        return;
+    };
+    rejudge_round_trip(&db.url, "127.78.41.0/24").await;
+}
+
+#[test]
+fn a_broken_knowledge_base_is_refused_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = dir.path().join("kb");
+    let out = surveyor(&["kb", "export", kb.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Exporting again over the files keeps an analyst's edits unless told otherwise.
+    let again = surveyor(&["kb", "export", kb.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+
+    let cves = kb.join("cves.csv");
+    let mut text = std::fs::read_to_string(&cves).unwrap();
+    let line = text.lines().count() + 1;
+    text.push_str("CVE-2099-0001,15.1.9999.1,Jan99SU,2099-01-01,unknown,unknown,false,,x\n");
+    std::fs::write(&cves, text).unwrap();
+    let db = testing::sqlite();
+    for args in [
+        vec!["kb", "show", "15.1.2507.6"],
+        vec!["scan", "127.0.0.1", "--allow-loopback", "--db", &db.url],
+        vec!["rejudge", "--db", &db.url],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--kb", kb.to_str().unwrap()]);
+        let out = surveyor(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("cves.csv line {line}")),
+            "{args:?}: {err}"
+        );
+    }
+    // Nothing was judged, so nothing was stored.
+    let out = surveyor(&["report", "--db", &db.url]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no finished scan"));
+    // The environment variable names the directory as --kb does; a missing file is named.
+    std::fs::remove_file(kb.join("esu.csv")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_surveyor"))
+        .args(["kb", "show", "15.1.2507.6"])
+        .env("SURVEYOR_KB", &kb)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("esu.csv"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_security_update_added_as_data_is_named_without_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = dir.path().join("kb");
+    let out = surveyor(&["kb", "export", kb.to_str().unwrap()]);
+    assert!(out.status.success());
+    // The next update on the CU of the newest build, the day after the newest release.
+    let builtin = surveyor_kb::KnowledgeBase::builtin();
+    let newest = builtin
+        .builds
+        .iter()
+        .filter(|r| r.family == surveyor_model::Family::Se)
+        .max_by_key(|r| r.build)
+        .unwrap();
+    let next = surveyor_model::Build {
+        revision: newest.build.revision.map(|r| r + 2),
+        ..newest.build
+    };
+    let day = builtin.stamp.newest_release + time::Duration::days(1);
+    let cu = newest.name.split_whitespace().next().unwrap();
+    let row = format!("Exchange Server SE,{cu} Test99SU,{next},{day},test row,\n");
+    let builds = kb.join("exchange-builds.csv");
+    let text = std::fs::read_to_string(&builds).unwrap() + &row;
+    std::fs::write(&builds, text).unwrap();
+    let out = surveyor(&[
+        "kb",
+        "show",
+        &next.to_string(),
+        "--as-of",
+        &day.to_string(),
+        "--format",
+        "json",
+        "--kb",
+        kb.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["version_name"],
+        format!("Exchange Server SE {cu} Test99SU")
+    );
+    assert_eq!(v["known_build"]["released"], day.to_string());
+    assert_eq!(v["knowledge_base"]["newest_release"], day.to_string());
+    assert_eq!(v["patch_level"]["days_behind_cu"], 0);
 }

@@ -29,7 +29,8 @@ pub enum StageKind {
     ReportOnly,
     /// Connections are throttled part of each hour: `450 4.7.230`, senders queue and retry.
     Throttling,
-    /// Connections are refused part of each hour: `550 5.7.230`, a permanent failure (NDR).
+    /// Connections are refused part of each hour (`550 5.7.230`, a permanent failure, an
+    /// NDR) and throttled for another part (`450 4.7.230`): a sender sees both.
     Blocking,
     /// All mail from the server is refused with `550 5.7.230`.
     CompleteBlock,
@@ -58,8 +59,9 @@ pub struct Stage {
     /// The pause days that counted: at most 90 per calendar year touched, and never more than
     /// the days elapsed.
     pub paused_days_counted: u32,
-    /// The SMTP reply Exchange Online gives in this stage (`n` is not published).
-    pub smtp_reply: Option<&'static str>,
+    /// The SMTP replies Exchange Online gives in this stage, mildest first (`n` is not
+    /// published); empty while mail flows.
+    pub smtp_replies: &'static [&'static str],
     /// When the next stage starts if enforcement is not paused again; `None` at the last stage.
     pub next_stage_on: Option<Date>,
 }
@@ -78,7 +80,7 @@ pub fn enforcement_stage(first_seen: Date, as_of: Date, paused_days: u32) -> Sta
             number: 0,
             enforcement_day: 0,
             paused_days_counted: 0,
-            smtp_reply: None,
+            smtp_replies: &[],
             next_stage_on: Some(first_seen),
         };
     }
@@ -101,17 +103,20 @@ pub fn enforcement_stage(first_seen: Date, as_of: Date, paused_days: u32) -> Sta
     } else {
         (StageKind::CompleteBlock, 8, None)
     };
-    let smtp_reply = match kind {
-        StageKind::Throttling => Some(THROTTLE_REPLY),
-        StageKind::Blocking | StageKind::CompleteBlock => Some(BLOCK_REPLY),
-        StageKind::NotYetFlagged | StageKind::ReportOnly => None,
+    // The blocking stages still throttle the rest of each hour (stage 5: 30 minutes
+    // throttled, 5 blocked; docs/knowledge-base.md).
+    let smtp_replies: &'static [&'static str] = match kind {
+        StageKind::Throttling => &[THROTTLE_REPLY],
+        StageKind::Blocking => &[THROTTLE_REPLY, BLOCK_REPLY],
+        StageKind::CompleteBlock => &[BLOCK_REPLY],
+        StageKind::NotYetFlagged | StageKind::ReportOnly => &[],
     };
     Stage {
         kind,
         number,
         enforcement_day: day,
         paused_days_counted: paused,
-        smtp_reply,
+        smtp_replies,
         next_stage_on: next_at.map(|n| as_of + Duration::days(i64::from(n - day))),
     }
 }
@@ -206,10 +211,17 @@ mod tests {
     #[test]
     fn replies_follow_the_stage() {
         let f = date!(2026 - 01 - 01);
-        assert_eq!(enforcement_stage(f, f, 0).smtp_reply, None);
-        let throttled = enforcement_stage(f, date!(2026 - 02 - 01), 0);
-        assert!(throttled.smtp_reply.unwrap().starts_with("450 4.7.230"));
-        let blocked = enforcement_stage(f, date!(2026 - 06 - 01), 0);
-        assert!(blocked.smtp_reply.unwrap().starts_with("550 5.7.230"));
+        let codes = |on| -> Vec<&str> {
+            enforcement_stage(f, on, 0)
+                .smtp_replies
+                .iter()
+                .map(|r| &r[..11])
+                .collect()
+        };
+        assert!(codes(f).is_empty());
+        assert_eq!(codes(date!(2026 - 02 - 01)), ["450 4.7.230"]);
+        // Stage 5 (days 60-70) throttles and blocks: both replies.
+        assert_eq!(codes(date!(2026 - 03 - 05)), ["450 4.7.230", "550 5.7.230"]);
+        assert_eq!(codes(date!(2026 - 06 - 01)), ["550 5.7.230"]);
     }
 }

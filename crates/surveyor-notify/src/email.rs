@@ -101,6 +101,11 @@ impl Templates {
             as_of: String,
             sender: &'a str,
             renotify_days: i64,
+            /// Exploited CVEs any server has, and how many servers have one: the first lines.
+            exploited: Vec<&'a str>,
+            exploited_servers: usize,
+            /// "2026-10-02 (3f2a9c01d4e5)": the knowledge base that judged the scan.
+            knowledge_base: Option<String>,
         }
         let context = Context {
             recipient: &bundle.recipient,
@@ -109,6 +114,19 @@ impl Templates {
             as_of: bundle.as_of.to_string(),
             sender: &self.sender,
             renotify_days: self.renotify_days,
+            exploited: bundle.exploited_cves(),
+            exploited_servers: bundle
+                .findings
+                .iter()
+                .filter(|f| !f.exploited_cves.is_empty())
+                .count(),
+            knowledge_base: bundle.knowledge_base.as_ref().map(|kb| {
+                format!(
+                    "{} ({})",
+                    kb.newest_release,
+                    &kb.digest[..12.min(kb.digest.len())]
+                )
+            }),
         };
         let language = bundle.recipient.language;
         let render = |part: Part| {

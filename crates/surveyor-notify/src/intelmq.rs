@@ -92,6 +92,12 @@ fn event(bundle: &Bundle, f: &Finding, feed: &Feed) -> Map<String, Value> {
     put("extra.reasons", json!(f.reasons));
     put("extra.actions", json!(f.actions));
     put("extra.undetermined_cves", json!(f.undetermined_cves));
+    if !f.exploited_cves.is_empty() {
+        // Exploited in the wild: the field a pipeline sorts and escalates by.
+        put("extra.exploited_cves", json!(f.exploited_cves));
+    }
+    put("extra.exchange_online", json!(f.exchange_online));
+    put("extra.knowledge_base", json!(bundle.knowledge_base));
     put("extra.enforcement", json!(f.enforcement));
     put("extra.reminder", json!(f.reminder));
     put("extra.scan", json!(bundle.scan.0));

@@ -10,12 +10,12 @@ use ipnet::IpNet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use surveyor_kb::enforcement::{BLOCKING_FROM_DAY, COMPLETE_BLOCK_FROM_DAY, REPORT_ONLY_DAYS};
-use surveyor_model::observation::{CveStatus, SupportReason, UpgradePath};
+use surveyor_model::observation::{CveStatus, ExchangeOnlineBar, SupportReason, UpgradePath};
 use surveyor_model::{
     AttributionRule, Build, Evidence, Family, Observation, Organisation, Scheme, Sector, Signal,
     Support,
 };
-use surveyor_store::{FindingKey, NotifiedFinding, ScanId, Suppression};
+use surveyor_store::{FindingKey, KbRef, NotifiedFinding, ScanId, Suppression};
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::NotifyError;
@@ -138,10 +138,17 @@ pub struct Finding {
     pub support_reason: Option<SupportReason>,
     pub esu_patched: bool,
     pub upgrade_path: Option<UpgradePath>,
-    /// CVEs the exact build is vulnerable to, by number.
+    /// CVEs the exact build is vulnerable to: those exploited in the wild first, then by
+    /// severity (critical first), then by number.
     pub vulnerable_cves: Vec<String>,
-    /// CVEs only a CU was seen for: fixed only if the update is installed.
+    /// CVEs only a CU was seen for: fixed only if the update is installed (same order).
     pub undetermined_cves: Vec<String>,
+    /// The CVEs the build is vulnerable to that are exploited in the wild (CISA KEV, or
+    /// Microsoft's "Exploitation Detected"), gravest first: what a recipient must read first.
+    pub exploited_cves: Vec<String>,
+    /// Exchange Online's minimum-update rule for OnPremises connectors, when one names the
+    /// family by the scan's date.
+    pub exchange_online: Option<ExchangeOnlineBar>,
     /// A URL the recipient can open to see what we saw (`https://192.0.2.5:443/owa/`).
     pub url: String,
     pub sector: Option<Sector>,
@@ -213,8 +220,24 @@ pub struct Bundle {
     pub scan: ScanId,
     #[serde(with = "iso_date")]
     pub as_of: Date,
+    /// The knowledge base that judged the scan; `None` for scans stored before it was recorded.
+    pub knowledge_base: Option<KbRef>,
     /// By address, then port.
     pub findings: Vec<Finding>,
+}
+
+impl Bundle {
+    /// The CVEs exploited in the wild that any of the bundle's servers has, each once, in the
+    /// order the servers list them.
+    pub fn exploited_cves(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = Vec::new();
+        for cve in self.findings.iter().flat_map(|f| &f.exploited_cves) {
+            if !all.contains(&cve.as_str()) {
+                all.push(cve);
+            }
+        }
+        all
+    }
 }
 
 /// A network's abuse contact, for servers the registry does not attribute.
@@ -282,6 +305,8 @@ pub struct PlanConfig {
     pub scan: ScanId,
     /// The scan's as-of date: support was judged on it, enforcement dates count from it.
     pub as_of: Date,
+    /// The knowledge base that judged the scan, named in every bundle.
+    pub knowledge_base: Option<KbRef>,
     /// The time of planning: the re-notification window counts back from it.
     pub now: OffsetDateTime,
     /// An unchanged finding told less than this long ago is not told again; once it is older,
@@ -408,6 +433,7 @@ pub fn plan(
                 recipient,
                 scan: config.scan,
                 as_of: config.as_of,
+                knowledge_base: config.knowledge_base.clone(),
                 findings: Vec::new(),
             })
             .findings
@@ -516,8 +542,18 @@ pub fn describe(o: &Observation, as_of: Date) -> Option<Finding> {
         support_reason: v.support_reason,
         esu_patched: v.esu_patched,
         upgrade_path: v.upgrade_path,
+        exploited_cves: v
+            .cves
+            .iter()
+            .filter(|c| c.exploited && c.status == CveStatus::Vulnerable)
+            .map(|c| (c.severity, c.cve.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|(_, cve)| cve)
+            .collect(),
         vulnerable_cves,
         undetermined_cves: cves(v, CveStatus::Undetermined),
+        exchange_online: v.exchange_online.clone(),
         url,
         sector: o.attribution.as_ref().map(|a| a.sector),
         asn,
@@ -533,15 +569,13 @@ pub fn describe(o: &Observation, as_of: Date) -> Option<Finding> {
     Some(f)
 }
 
+/// The CVEs of one status, exploited first, then the gravest, then by name.
 fn cves(v: &surveyor_model::ExchangeVerdict, status: CveStatus) -> Vec<String> {
-    let mut cves: Vec<String> = v
-        .cves
-        .iter()
-        .filter(|c| c.status == status)
-        .map(|c| c.cve.clone())
-        .collect();
-    cves.sort();
-    cves
+    let mut cves: Vec<_> = v.cves.iter().filter(|c| c.status == status).collect();
+    cves.sort_by(|a, b| {
+        (!a.exploited, a.severity, &a.cve).cmp(&(!b.exploited, b.severity, &b.cve))
+    });
+    cves.into_iter().map(|c| c.cve.clone()).collect()
 }
 
 fn hostname(o: &Observation) -> (Option<String>, Option<&'static str>) {
@@ -561,6 +595,9 @@ fn hostname(o: &Observation) -> (Option<String>, Option<&'static str>) {
 /// What is wrong, not when it was seen: the same server in the same state in the next scan has
 /// the same fingerprint.
 fn fingerprint(f: &Finding) -> String {
+    // By name, as before the lists were ordered by exploitation: reordering is no change.
+    let mut vulnerable = f.vulnerable_cves.clone();
+    vulnerable.sort();
     let mut h = Sha256::new();
     h.update(format!(
         "v1|{}|{}|{}|{}|{:?}|{}",
@@ -569,7 +606,7 @@ fn fingerprint(f: &Finding) -> String {
         f.support.as_str(),
         f.esu_patched,
         f.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-        f.vulnerable_cves.join(",")
+        vulnerable.join(",")
     ));
     hex(&h.finalize()[..16])
 }

@@ -137,7 +137,8 @@ pub fn to_csv(bundle: &Bundle) -> Result<String, NotifyError> {
     String::from_utf8(out).map_err(|_| NotifyError::Io("CSV is not UTF-8".into()))
 }
 
-/// `exchange;eol;esu;cve-…`: Shadowserver's tag style; IntelMQ takes CVEs from it.
+/// `exchange;eol;esu;kev;cve-…`: Shadowserver's tag style; IntelMQ takes CVEs from it, in
+/// order. `kev` flags a server with a CVE exploited in the wild; those CVEs come first.
 pub(crate) fn tag(f: &Finding) -> String {
     let mut tag = vec!["exchange".to_string()];
     if f.reasons.contains(&Reason::Unsupported) {
@@ -145,6 +146,12 @@ pub(crate) fn tag(f: &Finding) -> String {
     }
     if f.reasons.contains(&Reason::EsuOnly) {
         tag.push("esu".into());
+    }
+    if f.vulnerable_cves
+        .iter()
+        .any(|c| f.exploited_cves.contains(c))
+    {
+        tag.push("kev".into());
     }
     tag.extend(f.vulnerable_cves.iter().map(|c| c.to_lowercase()));
     tag.join(";")

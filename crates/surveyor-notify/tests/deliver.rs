@@ -16,8 +16,8 @@ use hyper_util::rt::TokioIo;
 use surveyor_notify::deliver::{self, verify_signature, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 use surveyor_notify::intelmq::Feed;
 use surveyor_notify::{
-    plan, Clock, DeliveryConfig, NetworkContacts, RetryPolicy, Routes, SmtpConfig, SmtpTls,
-    WebhookConfig,
+    plan, Clock, DeliveryConfig, Language, NetworkContacts, RetryPolicy, Routes, SmtpConfig,
+    SmtpTls, WebhookConfig,
 };
 use surveyor_store::testing::each_backend;
 use surveyor_store::{open, Channel, NotificationStatus, Store};
@@ -92,7 +92,7 @@ async fn planned(store: &Store, routes: &Routes) -> usize {
     let observations = [
         observation("192.0.2.11", E2016, Some("klinikum")),
         observation("203.0.113.5", E2019_CU15, Some("kanzlei")),
-        observation("192.0.2.10", SE_CURRENT, Some("klinikum")),
+        observation("192.0.2.10", &se_current(), Some("klinikum")),
     ];
     let cfg = surveyor_notify::PlanConfig { scan, ..config() };
     let p = plan(
@@ -421,7 +421,11 @@ async fn an_smtp_sink_receives_the_rendered_mails_and_a_refusal_is_logged() {
         assert_eq!(mail.rcpt, ["it@klinikum.example"]);
         assert_eq!(
             decode_subject(&mail.data),
-            "1 verwundbare oder nicht mehr unterstützte Microsoft-Exchange-Server von Klinikum Buchholz"
+            format!(
+                "{}1 verwundbare oder nicht mehr unterstützte Microsoft-Exchange-Server von \
+                 Klinikum Buchholz",
+                urgent(E2016, Language::De)
+            )
         );
         for expected in [
             "Content-Transfer-Encoding: 8bit",
@@ -514,7 +518,10 @@ async fn the_file_channel_writes_every_format() {
         let mail =
             std::fs::read_to_string(dir.path().join("organisation-kanzlei.eml.txt")).unwrap();
         assert!(
-            mail.starts_with("Subject: 1 vulnerable or unsupported"),
+            mail.starts_with(&format!(
+                "Subject: {}1 vulnerable or unsupported",
+                urgent(E2019_CU15, Language::En)
+            )),
             "{mail}"
         );
     }

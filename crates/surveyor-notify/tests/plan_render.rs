@@ -15,7 +15,7 @@ use time::Duration;
 
 #[test]
 fn supported_fully_patched_servers_produce_no_notification() {
-    let se = observation("192.0.2.10", SE_CURRENT, Some("klinikum"));
+    let se = observation("192.0.2.10", &se_current(), Some("klinikum"));
     let v = se.exchange.as_ref().unwrap();
     // The premise: the knowledge base calls this build supported and current.
     assert_eq!(v.support, surveyor_model::Support::Supported);
@@ -264,7 +264,11 @@ fn emails_are_written_in_the_organisations_language() {
 
     assert_eq!(
         klinikum.subject,
-        "1 verwundbare oder nicht mehr unterstützte Microsoft-Exchange-Server von Klinikum Buchholz"
+        format!(
+            "{}1 verwundbare oder nicht mehr unterstützte Microsoft-Exchange-Server von Klinikum \
+             Buchholz",
+            urgent(E2016, Language::De)
+        )
     );
     for expected in [
         "Sehr geehrte Damen und Herren (Klinikum Buchholz)",
@@ -288,7 +292,10 @@ fn emails_are_written_in_the_organisations_language() {
 
     assert_eq!(
         kanzlei.subject,
-        "1 vulnerable or unsupported Microsoft Exchange server of Kanzlei Weber"
+        format!(
+            "{}1 vulnerable or unsupported Microsoft Exchange server of Kanzlei Weber",
+            urgent(E2019_CU15, Language::En)
+        )
     );
     for expected in [
         "Dear Kanzlei Weber,",
@@ -387,7 +394,12 @@ fn shadowserver_rows_have_the_scan_exchange_columns() {
         .map(String::from)
         .collect();
     let tag = &row[6];
-    assert!(tag.starts_with("exchange;eol;cve-"), "{tag}");
+    let kev = if urgent(E2016, Language::En).is_empty() {
+        ""
+    } else {
+        "kev;"
+    };
+    assert!(tag.starts_with(&format!("exchange;eol;{kev}cve-")), "{tag}");
     assert_eq!(
         [&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]],
         [
@@ -450,3 +462,107 @@ fn intelmq_events_use_harmonization_field_names() {
 }
 
 const NOW: time::OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
+
+/// A server with a CVE exploited in the wild: every output lists the exploited CVEs first and
+/// flags them, and the mail says so in its first lines, in both languages. Which CVEs are
+/// exploited is read from the knowledge base, never assumed here.
+#[test]
+fn exploited_vulnerabilities_come_first_and_are_flagged() {
+    use surveyor_model::observation::CveStatus;
+    let kb = surveyor_kb::KnowledgeBase::builtin();
+    // A server on the oldest update of the newest 2016 CU: below every fix on that CU.
+    let base = kb
+        .builds
+        .family_rows(surveyor_model::Family::E2016)
+        .map(|r| r.build.cu())
+        .max()
+        .unwrap();
+    let build = kb.builds.cu_release(base).unwrap().build.to_string();
+    let o = observation("192.0.2.11", &build, Some("klinikum"));
+    let cves = &o.exchange.as_ref().unwrap().cves;
+    let exploited: Vec<&str> = cves
+        .iter()
+        .filter(|c| c.exploited && c.status == CveStatus::Vulnerable)
+        .map(|c| c.cve.as_str())
+        .collect();
+    assert!(
+        !exploited.is_empty(),
+        "the data knows an exploited 2016 CVE"
+    );
+    assert!(
+        cves.iter()
+            .any(|c| !c.exploited && c.status == CveStatus::Vulnerable),
+        "and one that is not, so that order matters"
+    );
+    for (organisation, language) in [("klinikum", Language::De), ("kanzlei", Language::En)] {
+        let o = observation("192.0.2.11", &build, Some(organisation));
+        let p = plan(
+            &config(),
+            &[o],
+            &registry(),
+            &NetworkContacts::default(),
+            &[],
+            &[],
+        );
+        let bundle = &p.bundles[0];
+        let f = &bundle.findings[0];
+        let n = exploited.len();
+        let mut sorted = exploited.clone();
+        sorted.sort();
+        let mut first: Vec<&str> = f.vulnerable_cves[..n].iter().map(String::as_str).collect();
+        first.sort();
+        assert_eq!(first, sorted, "exploited first: {:?}", f.vulnerable_cves);
+        let mut listed: Vec<&str> = f.exploited_cves.iter().map(String::as_str).collect();
+        listed.sort();
+        assert_eq!(listed, sorted);
+
+        let tag = shadowserver::to_csv(bundle).unwrap();
+        let kev_then_cves = format!("kev;{}", f.vulnerable_cves[0].to_lowercase());
+        assert!(tag.contains(&kev_then_cves), "{tag}");
+
+        let event = &intelmq::events(bundle, &Feed::default())[0];
+        let vulnerabilities = event["product.vulnerabilities"].as_str().unwrap();
+        assert!(
+            vulnerabilities.starts_with(&f.vulnerable_cves[0].to_lowercase()),
+            "{vulnerabilities}"
+        );
+        assert_eq!(
+            event["extra.exploited_cves"],
+            serde_json::json!(f.exploited_cves)
+        );
+        assert!(event["extra.knowledge_base"]["digest"].is_string());
+
+        let mail = templates().render(bundle).unwrap();
+        let (subject, opening) = match language {
+            Language::De => ("DRINGEND, aktiv ausgenutzt:", "DRINGEND:"),
+            Language::En => ("URGENT, exploited:", "URGENT:"),
+        };
+        assert!(mail.subject.starts_with(subject), "{}", mail.subject);
+        // The salutation, a blank line, then the warning naming every exploited CVE.
+        let head: Vec<&str> = mail.body.lines().take(8).collect();
+        assert!(head[2].starts_with(opening), "{}", mail.body);
+        let head = head.join(" ");
+        for cve in &exploited {
+            assert!(
+                head.contains(cve),
+                "{cve} not in the first lines:\n{}",
+                mail.body
+            );
+        }
+    }
+    // A server with nothing exploited gets no warning.
+    let current = observation("192.0.2.10", &se_current(), Some("kanzlei"));
+    let p = plan(
+        &surveyor_notify::PlanConfig {
+            exposure_alone: true,
+            ..config()
+        },
+        &[current],
+        &registry(),
+        &NetworkContacts::default(),
+        &[],
+        &[],
+    );
+    let mail = templates().render(&p.bundles[0]).unwrap();
+    assert!(!mail.subject.contains("URGENT") && !mail.body.contains("URGENT"));
+}

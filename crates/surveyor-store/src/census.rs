@@ -506,7 +506,16 @@ pub(crate) fn statistics(
 /// oldest scan first. A scan with no
 /// matching server gives one row with NULL dimensions and 0 servers. Columns: `scan_id`,
 /// the dimensions, `servers`.
-pub(crate) fn trend(dialect: &Dialect, group_by: &[Dimension], filter: &CensusFilter) -> Sql {
+pub(crate) fn trend(
+    dialect: &Dialect,
+    group_by: &[Dimension],
+    filter: &CensusFilter,
+    which: crate::Judgements,
+) -> Sql {
+    let judgements = match which {
+        crate::Judgements::Newest => DEFAULT_JUDGEMENT,
+        crate::Judgements::Original => "s.judged_from IS NULL",
+    };
     let mut b = Builder::new(dialect);
     let dims = dims_list("r.", group_by);
     let with_dims = if dims.is_empty() {
@@ -520,7 +529,7 @@ pub(crate) fn trend(dialect: &Dialect, group_by: &[Dimension], filter: &CensusFi
     ));
     push_filter(&mut b, "r.", filter);
     b.push(&format!(
-        " WHERE s.finished_at IS NOT NULL AND {DEFAULT_JUDGEMENT} \
+        " WHERE s.finished_at IS NOT NULL AND {judgements} \
          GROUP BY s.id, s.finished_at{with_dims} ORDER BY s.finished_at, s.id{with_dims}"
     ));
     b.finish()

@@ -247,6 +247,16 @@ pub trait CensusStore: Send + Sync {
         &self,
         group_by: &[Dimension],
         filter: &CensusFilter,
+    ) -> Result<Vec<TrendPoint>, StoreError> {
+        self.trend_of(group_by, filter, Judgements::Newest).await
+    }
+
+    /// [`CensusStore::trend`] over the judgements `which` names.
+    async fn trend_of(
+        &self,
+        group_by: &[Dimension],
+        filter: &CensusFilter,
+        which: Judgements,
     ) -> Result<Vec<TrendPoint>, StoreError>;
 
     /// One page of a scan's recognised Exchange servers that `filter` admits (one per
@@ -261,6 +271,32 @@ pub trait CensusStore: Send + Sync {
         after: Option<ServerCursor>,
         limit: u32,
     ) -> Result<ServersPage, StoreError>;
+}
+
+/// Which judgement of each scan a trend reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Judgements {
+    /// The default: the newest judgement made for the scan's own day.
+    #[default]
+    Newest,
+    /// The judgement made while the scan ran, whatever was judged since.
+    Original,
+}
+
+impl Judgements {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Judgements::Newest => "newest",
+            Judgements::Original => "original",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Judgements> {
+        [Judgements::Newest, Judgements::Original]
+            .into_iter()
+            .find(|j| j.as_str() == s)
+    }
 }
 
 /// The latest state of one (address, port), as the hosts table keeps it.

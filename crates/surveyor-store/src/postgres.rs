@@ -16,9 +16,10 @@ use crate::overlap;
 use crate::pg_copy::{self, BinaryRows};
 use crate::rows::{self, Columns, StoredObservation, StoredScan};
 use crate::{
-    Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, NewJudgement, NewScan,
-    ObservationCursor, PrunePolicy, PruneReport, RegistryImport, RegistryStore, ScanId, ScanRecord,
-    ScanStore, ServerCursor, ServersPage, StoreError, TrendPoint,
+    Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, Judgements,
+    NewJudgement, NewScan, ObservationCursor, PrunePolicy, PruneReport, RegistryImport,
+    RegistryStore, ScanId, ScanRecord, ScanStore, ServerCursor, ServersPage, StoreError,
+    TrendPoint,
 };
 use crate::{ExportOutcome, ExportRecord, NewExport, Role, StoredExport, TokenRecord, TokenStore};
 
@@ -400,17 +401,18 @@ impl CensusStore for PgStore {
             .collect()
     }
 
-    async fn trend(
+    async fn trend_of(
         &self,
         group_by: &[Dimension],
         filter: &CensusFilter,
+        which: Judgements,
     ) -> Result<Vec<TrendPoint>, StoreError> {
         if census::needs_observations(group_by, filter) {
             return Err(StoreError::InvalidQuery(
                 "a trend cannot be counted by organisation; count one scan by organisation".into(),
             ));
         }
-        let sql = census::trend(&DIALECT, group_by, filter);
+        let sql = census::trend(&DIALECT, group_by, filter, which);
         let rows = bind_all(sqlx::query(&sql.text), &sql.binds)
             .fetch_all(&self.pool)
             .await

@@ -16,8 +16,8 @@ use surveyor_model::{
 use surveyor_store::testing::{each_backend, sqlite};
 use surveyor_store::{
     open, scan_as_of, Backend, CensusFilter, CensusGroup, Dimension, ExportOutcome, ExportRecord,
-    KbRef, NewExport, NewJudgement, NewScan, ObservationCursor, PrunePolicy, Role, ScanId,
-    ScanRecord, ServerCursor, StoreError,
+    Judgements, KbRef, NewExport, NewJudgement, NewScan, ObservationCursor, PrunePolicy, Role,
+    ScanId, ScanRecord, ServerCursor, StoreError,
 };
 use time::macros::{date, datetime};
 use time::OffsetDateTime;
@@ -1281,6 +1281,16 @@ async fn a_rejudgement_becomes_the_default_and_the_original_stays_readable() {
             .unwrap();
         assert_eq!(trend.len(), trend_before.len(), "{backend}");
         assert_eq!(trend[0].scan, judged, "{backend}");
+        let originals = store
+            .census
+            .trend_of(&[], &CensusFilter::default(), Judgements::Original)
+            .await
+            .unwrap();
+        assert_eq!(
+            originals.iter().map(|p| p.scan).collect::<Vec<_>>(),
+            vec![first, second],
+            "{backend}"
+        );
         assert_eq!(
             trend[0].finished_at, trend_before[0].finished_at,
             "{backend}"

@@ -12,8 +12,35 @@ use time::macros::{date, datetime};
 use time::{Date, Duration};
 
 pub const AS_OF: Date = date!(2026 - 11 - 23);
-/// Exchange SE, the newest update as of AS_OF: supported and current.
-pub const SE_CURRENT: &str = "15.2.2562.53";
+/// Exchange SE, the newest update released by AS_OF (read from the data, so that a new
+/// update in the knowledge base changes nothing here): supported and current.
+pub fn se_current() -> String {
+    surveyor_kb::KnowledgeBase::builtin()
+        .builds
+        .family_rows(surveyor_model::Family::Se)
+        .filter(|r| r.available_by() <= AS_OF)
+        .map(|r| r.build)
+        .max()
+        .expect("the knowledge base knows an SE build")
+        .to_string()
+}
+
+/// What the first lines of a mail about a server on `build` open with: the warning about
+/// vulnerabilities exploited in the wild, when the knowledge base says the build has one.
+pub fn urgent(build: &str, language: surveyor_notify::Language) -> &'static str {
+    let observation = observation("192.0.2.1", build, None);
+    let exploited = observation
+        .exchange
+        .unwrap()
+        .cves
+        .iter()
+        .any(|c| c.exploited && c.status == surveyor_model::observation::CveStatus::Vulnerable);
+    match (exploited, language) {
+        (false, _) => "",
+        (true, surveyor_notify::Language::De) => "DRINGEND, aktiv ausgenutzt: ",
+        (true, surveyor_notify::Language::En) => "URGENT, exploited: ",
+    }
+}
 /// Exchange 2016 CU23 Oct25SU: end of life, vulnerable.
 pub const E2016: &str = "15.1.2507.61";
 /// Exchange 2019 CU15: in place to SE.
@@ -97,9 +124,19 @@ pub fn config() -> PlanConfig {
     PlanConfig {
         scan: ScanId(1),
         as_of: AS_OF,
+        knowledge_base: Some(kb_ref()),
         now: datetime!(2026-11-23 12:00 UTC),
         renotify_after: Duration::days(30),
         exposure_alone: false,
+    }
+}
+
+/// The built-in knowledge base as the store names it.
+pub fn kb_ref() -> surveyor_store::KbRef {
+    let stamp = &surveyor_kb::KnowledgeBase::builtin().stamp;
+    surveyor_store::KbRef {
+        digest: stamp.digest.clone(),
+        newest_release: stamp.newest_release,
     }
 }
 
@@ -116,7 +153,7 @@ pub async fn new_scan(store: &Store) -> ScanId {
             targets: "192.0.2.0/24".into(),
             ports: vec![443],
             tool_version: "test".into(),
-            kb: None,
+            kb: Some(kb_ref()),
         })
         .await
         .unwrap()
