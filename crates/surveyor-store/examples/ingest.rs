@@ -5,7 +5,8 @@
 //! `cargo run --release -p surveyor-store --example ingest -- URL [N] [BATCH]`
 //!
 //! With `NO_VERDICT=1` no observation carries a verdict, which isolates the cost of the
-//! verdict's JSON (about 5 KB, most of it the per-CVE exposure list).
+//! verdict's JSON (about 5 KB, most of it the per-CVE exposure list). With `FINISH=1` the scan
+//! is finished afterwards (untimed), as `benches/rejudge.sh` needs it.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
@@ -107,6 +108,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         task.await??;
     }
     let took = started.elapsed();
+    if std::env::var_os("FINISH").is_some() {
+        store.scans.finish_scan(scan, OffsetDateTime::now_utc()).await?;
+    }
     println!(
         "backend={} observations={n} batch={batch} writers={writers} seconds={:.2} per_second={:.0}",
         store.backend,
