@@ -110,6 +110,15 @@ pub enum Signal {
     SmtpBanner,
     /// The extensions an SMTP server lists after EHLO, space separated.
     SmtpEhlo,
+    /// Where `GET /owa/` redirects (its `Location` without the query): Exchange's logon page,
+    /// or a portal in front of it (`/my.policy`, an identity provider).
+    OwaRedirect,
+    /// The `action` of the form on a page that looks like the OWA logon page: Exchange posts
+    /// to `/owa/auth.owa` (2013 and later) or `owaauth.dll`; copies post elsewhere.
+    LogonFormAction,
+    /// The `X-Powered-By` response header (`ASP.NET` on IIS; `PHP/8.2.20` or `Express`
+    /// betray a copied page).
+    PoweredByHeader,
 }
 
 impl Signal {
@@ -131,6 +140,9 @@ impl Signal {
             Signal::NtlmWindowsVersion => "ntlm-windows-version",
             Signal::SmtpBanner => "smtp-banner",
             Signal::SmtpEhlo => "smtp-ehlo",
+            Signal::OwaRedirect => "owa-redirect",
+            Signal::LogonFormAction => "logon-form-action",
+            Signal::PoweredByHeader => "powered-by-header",
         }
     }
 }
@@ -588,6 +600,9 @@ mod tests {
             NtlmWindowsVersion,
             SmtpBanner,
             SmtpEhlo,
+            OwaRedirect,
+            LogonFormAction,
+            PoweredByHeader,
         ] {
             assert_eq!(
                 serde_json::to_string(&s).unwrap(),
