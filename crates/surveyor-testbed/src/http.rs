@@ -162,6 +162,10 @@ pub(crate) struct Response {
     pub(crate) body: Vec<u8>,
     /// The persona closes the connection after this response whatever the client asked.
     pub(crate) close: bool,
+    /// Sent as `HTTP/1.0` (BIG-IP APM's own answers), else `HTTP/1.1`.
+    pub(crate) http10: bool,
+    /// No `Date` header, for appliances that send none.
+    pub(crate) no_date: bool,
 }
 
 impl Response {
@@ -172,7 +176,21 @@ impl Response {
             headers: Vec::new(),
             body: Vec::new(),
             close: false,
+            http10: false,
+            no_date: false,
         }
+    }
+
+    /// An `HTTP/1.0` status line.
+    pub(crate) fn http10(mut self) -> Response {
+        self.http10 = true;
+        self
+    }
+
+    /// Leaves the `Date` header out.
+    pub(crate) fn without_date(mut self) -> Response {
+        self.no_date = true;
+        self
     }
 
     pub(crate) fn header(mut self, name: &str, value: impl Into<String>) -> Response {
@@ -193,7 +211,8 @@ impl Response {
     /// The bytes to write. `head_only` answers a HEAD request: same headers, no body.
     pub(crate) fn to_bytes(&self, head_only: bool, date: &str, close: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.body.len() + 512);
-        out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, self.reason).as_bytes());
+        let version = if self.http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+        out.extend_from_slice(format!("{version} {} {}\r\n", self.status, self.reason).as_bytes());
         let length = self.body.len().to_string();
         let (mut wrote_date, mut wrote_length) = (false, false);
         for (name, value) in &self.headers {
@@ -210,7 +229,7 @@ impl Response {
             };
             push_header(&mut out, name, value);
         }
-        if !wrote_date {
+        if !wrote_date && !self.no_date {
             push_header(&mut out, "Date", date);
         }
         if !wrote_length {

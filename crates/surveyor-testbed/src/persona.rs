@@ -7,7 +7,7 @@ use crate::builds::Family;
 use crate::http::{Request, Response};
 use crate::ntlm::{self, base64};
 use crate::pages::{self, LogonFlavour};
-use crate::plan::{ExchangeSpec, HostPlan, Persona, Quirk};
+use crate::plan::{ExchangeSpec, Front, HostPlan, KitStack, Persona, Portal, Quirk};
 
 const EXPORTTOOL_PATH: &str =
     "/ecp/current/exporttool/microsoft.exchange.ediscovery.exporttool.application";
@@ -33,9 +33,13 @@ pub(crate) fn respond(host: &HostPlan, request: &Request, rng: &mut ChaCha8Rng) 
         Persona::Apache => apache(request, domain),
         Persona::Roundcube => roundcube(request, domain, rng),
         Persona::Zimbra => zimbra(request, rng),
-        Persona::OwaPhishingCopy { resources, ex2010 } => {
-            phishing_copy(request, domain, resources, *ex2010)
-        }
+        Persona::OwaPhishingCopy {
+            resources,
+            ex2010,
+            stack,
+            action,
+        } => phishing_copy(request, domain, resources, *ex2010, *stack, action, rng),
+        Persona::OwaHoneypot => honeypot(request),
         Persona::ExchangeOnlineLike {
             build,
             be_target,
@@ -80,6 +84,7 @@ pub(crate) fn bad_request(host: &HostPlan) -> Response {
         Persona::Nginx
         | Persona::Zimbra
         | Persona::OwaPhishingCopy { .. }
+        | Persona::OwaHoneypot
         | Persona::Hostile(_) => Response::new(400, "Bad Request")
             .header("Server", "nginx/1.24.0")
             .header("Date", "")
@@ -106,8 +111,148 @@ struct Exchange<'a> {
     request_id: String,
 }
 
+/// Paths Outlook, phones and Exchange's other clients need, which pre-authentication
+/// portals publish without their logon (they cannot answer a browser form).
+fn for_exchange_clients(path: &str) -> bool {
+    ["/autodiscover/", "/ews/", "/mapi/", "/rpc/", "/oab/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        || path == "/mapi"
+        || path.starts_with("/microsoft-server-activesync")
+}
+
 impl Exchange<'_> {
+    /// Exchange's answer as the front in front of it lets it out.
     fn respond(&self, request: &Request, rng: &mut ChaCha8Rng) -> Response {
+        let path = request.path.as_str();
+        match self.spec.front {
+            Front::Direct => self.respond_directly(request, rng),
+            Front::Portal(_) if for_exchange_clients(path) => self.respond_directly(request, rng),
+            Front::Portal(portal) => self.portal(portal, request, rng),
+            // The ClickOnce files live in a static folder the block rules do not match.
+            Front::OwaBlocked { .. }
+                if path.starts_with("/ecp/") && path.contains("/exporttool/") =>
+            {
+                stripped(self.respond_directly(request, rng))
+            }
+            Front::OwaBlocked { status } => nginx_denied(status),
+            Front::StrippedHeaders { ews_blocked: true }
+                if for_exchange_clients(path)
+                    && !path.starts_with("/microsoft-server-activesync") =>
+            {
+                nginx_denied(403)
+            }
+            Front::StrippedHeaders { .. } => stripped(self.respond_directly(request, rng)),
+        }
+    }
+
+    /// What a portal answers for everything it does not pass through: its own logon.
+    fn portal(&self, portal: Portal, request: &Request, rng: &mut ChaCha8Rng) -> Response {
+        let path = request.path.as_str();
+        match portal {
+            Portal::BigIpApm => {
+                let response = if path == "/my.policy" {
+                    Response::new(200, "OK")
+                        .header("Server", "BigIP")
+                        .header("Connection", "Close")
+                        .header("Content-Type", "text/html; charset=utf-8")
+                        .header("Cache-Control", "no-cache, must-revalidate")
+                        .header("Pragma", "no-cache")
+                        .header("Content-Length", "")
+                        .body(pages::APM_LOGON)
+                } else {
+                    // A new session for every request without one, as APM does.
+                    let session = hex(&rng.gen::<[u8; 16]>());
+                    let last = &session[24..];
+                    Response::new(302, "Found")
+                        .header("Server", "BigIP")
+                        .header("Connection", "Close")
+                        .header("Content-Length", "")
+                        .header("Location", "/my.policy")
+                        .header(
+                            "Set-Cookie",
+                            format!("LastMRH_Session={last};path=/;secure"),
+                        )
+                        .header("Set-Cookie", format!("MRHSession={session};path=/;secure"))
+                        .header(
+                            "Set-Cookie",
+                            "MRHSHint=deleted; expires=Thu, 01-Jan-1970 00:00:01 GMT; path=/",
+                        )
+                };
+                // APM's own answers are HTTP/1.0 without a date, and close the connection.
+                response.http10().without_date().closing()
+            }
+            Portal::NetScaler => {
+                if path == "/logon/logonpoint/tmindex.html" {
+                    return Response::new(200, "OK")
+                        .header("Content-Type", "text/html")
+                        .header("Cache-Control", "no-cache, no-store, must-revalidate")
+                        .header("X-Frame-Options", "SAMEORIGIN")
+                        .header("Content-Length", "")
+                        .body(pages::NETSCALER_LOGON);
+                }
+                let location = "/logon/LogonPoint/tmindex.html";
+                Response::new(302, "Object Moved")
+                    .header("Location", location)
+                    .header("Connection", "Keep-Alive")
+                    .header("Content-Length", "")
+                    .header("Cache-Control", "no-cache")
+                    .header("Pragma", "no-cache")
+                    .header("Content-Type", "text/html")
+                    .header(
+                        "Set-Cookie",
+                        format!(
+                            "NSC_TMAS={};Secure;HttpOnly;Path=/",
+                            hex(&rng.gen::<[u8; 24]>())
+                        ),
+                    )
+                    .body(pages::netscaler_moved(location))
+            }
+            Portal::KempEsp => {
+                if path == "/lm_auth_proxy" {
+                    return Response::new(200, "OK")
+                        .header("Cache-Control", "no-cache")
+                        .header("Content-Type", "text/html; charset=utf-8")
+                        .header("Content-Length", "")
+                        .body(pages::KEMP_ESP_LOGON);
+                }
+                let location = "/lm_auth_proxy?LMLogon";
+                Response::new(302, "Found")
+                    .header("Location", location)
+                    .header("Cache-Control", "no-cache")
+                    .header("Content-Length", "")
+                    .header("Content-Type", "text/html")
+                    .body(pages::object_moved(location))
+            }
+            Portal::Sso => {
+                let slug = self.domain.split('.').next().unwrap_or(self.domain);
+                let state = hex(&rng.gen::<[u8; 16]>());
+                let location = format!(
+                    "https://sso.{d}/realms/{slug}/protocol/openid-connect/auth?approval_prompt=force\
+                     &client_id=owa&redirect_uri=https%3A%2F%2Fmail.{d}%2Foauth2%2Fcallback\
+                     &response_type=code&scope=openid+email+profile&state={state}%3A%2Fowa%2F",
+                    d = self.domain
+                );
+                Response::new(302, "Found")
+                    .header("Cache-Control", "no-cache, no-store, must-revalidate, max-age=0")
+                    .header("Content-Type", "text/html; charset=utf-8")
+                    .header("Expires", "Thu, 01 Jan 1970 00:00:00 UTC")
+                    .header("Location", location.clone())
+                    .header(
+                        "Set-Cookie",
+                        format!(
+                            "_oauth2_proxy_csrf={}; Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Lax",
+                            hex(&rng.gen::<[u8; 24]>())
+                        ),
+                    )
+                    .header("Date", "")
+                    .header("Content-Length", "")
+                    .body(pages::go_found(&location))
+            }
+        }
+    }
+
+    fn respond_directly(&self, request: &Request, rng: &mut ChaCha8Rng) -> Response {
         let path = request.path.as_str();
         let old = matches!(self.spec.family, Family::Ex2007 | Family::Ex2010);
         // Autodiscover and the NTLM endpoints answer every verb with the auth challenge;
@@ -118,6 +263,11 @@ impl Exchange<'_> {
         let mapi = path == "/mapi" || path.starts_with("/mapi/");
         if path == "/ews/exchange.asmx" || path == "/rpc/rpcproxy.dll" || (mapi && !old) {
             return self.ntlm_endpoint(request, path.starts_with("/rpc/"), rng);
+        }
+        if path == "/microsoft-server-activesync"
+            || path == "/microsoft-server-activesync/default.eas"
+        {
+            return self.activesync();
         }
         if request.method != "GET" && request.method != "HEAD" {
             return self.method_not_allowed();
@@ -320,6 +470,28 @@ impl Exchange<'_> {
         response.header("Date", "").header("Content-Length", "")
     }
 
+    /// ActiveSync without credentials: 401 with Basic (the notes §1.6), and the Exchange
+    /// headers of any 401 (X-OWA-Version was captured on an EAS 401, §1.3).
+    fn activesync(&self) -> Response {
+        let mut response = Response::new(401, "Unauthorized")
+            .header("Content-Type", "text/html")
+            .header("Server", self.iis_version())
+            .header("request-id", self.request_id.clone());
+        if self.spec.owa_version_header {
+            response = response.header("X-OWA-Version", self.spec.build.clone());
+        }
+        response = response
+            .header(
+                "WWW-Authenticate",
+                format!("Basic realm=\"mail.{}\"", self.domain),
+            )
+            .header("X-Powered-By", "ASP.NET");
+        if self.has_fe_server() {
+            response = response.header("X-FEServer", self.spec.fe_server.clone());
+        }
+        response.header("Date", "").header("Content-Length", "")
+    }
+
     fn exporttool(&self) -> Response {
         let manifest = pages::exporttool_manifest(
             &self.spec.build,
@@ -353,6 +525,40 @@ impl Exchange<'_> {
             .body(pages::iis_method_not_allowed());
         self.finish(response, false, false)
     }
+}
+
+/// Exchange's answer after a reverse proxy (nginx with `proxy_hide_header` and
+/// `server_tokens off`) removed what names the software behind it.
+fn stripped(mut response: Response) -> Response {
+    const HIDDEN: [&str; 6] = [
+        "server",
+        "x-powered-by",
+        "x-aspnet-version",
+        "x-owa-version",
+        "x-feserver",
+        "x-beserver",
+    ];
+    response
+        .headers
+        .retain(|(name, _)| !HIDDEN.iter().any(|h| name.eq_ignore_ascii_case(h)));
+    response
+        .headers
+        .insert(0, ("Server".to_owned(), "nginx".to_owned()));
+    response
+}
+
+/// nginx denying a location (`deny all;` or `return 404;`).
+fn nginx_denied(status: u16) -> Response {
+    let (reason, text) = match status {
+        403 => ("Forbidden", "403 Forbidden"),
+        _ => ("Not Found", "404 Not Found"),
+    };
+    Response::new(status, reason)
+        .header("Server", "nginx")
+        .header("Date", "")
+        .header("Content-Type", "text/html")
+        .header("Content-Length", "")
+        .body(pages::nginx_error(text))
 }
 
 fn iis_default(request: &Request) -> Response {
@@ -549,31 +755,214 @@ fn zimbra(request: &Request, rng: &mut ChaCha8Rng) -> Response {
         .body(pages::ZIMBRA_LOGIN.replace("{{TOKEN}}", &token))
 }
 
-/// A phishing kit on nginx: the copied logon page wherever OWA would have one, with every
-/// resource hot-linked from the victim's real server.
-fn phishing_copy(request: &Request, domain: &str, resources: &str, ex2010: bool) -> Response {
-    if !matches!(
-        request.path.as_str(),
-        "/" | "/owa" | "/owa/" | "/owa/auth/logon.aspx"
-    ) {
-        return nginx(request);
-    }
-    let destination = format!("https://www.{domain}/owa/");
-    let body = if ex2010 {
-        let base = resources
-            .strip_suffix("/themes/resources")
-            .unwrap_or(resources);
-        pages::logon_2010_at(base, &destination)
-    } else {
-        pages::logon_15_at(resources, LogonFlavour::Outlook, &destination)
+/// A phishing kit: the copied logon page wherever OWA would have one, its form rewritten
+/// to post where the kit collects, served by the kit's own software with none of Exchange's
+/// headers and nothing behind Exchange's other paths.
+fn phishing_copy(
+    request: &Request,
+    domain: &str,
+    resources: &str,
+    ex2010: bool,
+    stack: KitStack,
+    action: &str,
+    rng: &mut ChaCha8Rng,
+) -> Response {
+    let path = request.path.as_str();
+    let page_paths = ["/owa/", "/owa/auth/logon.aspx"];
+    let local_resource =
+        resources.starts_with('/') && path.starts_with(&resources.to_ascii_lowercase());
+    let page = || {
+        let destination = format!("https://www.{domain}/owa/");
+        let original = if ex2010 {
+            let base = resources
+                .strip_suffix("/themes/resources")
+                .unwrap_or(resources);
+            pages::logon_2010_at(base, &destination)
+        } else {
+            pages::logon_15_at(resources, LogonFlavour::Outlook, &destination)
+        };
+        pages::with_form_action(&original, action)
     };
-    Response::new(200, "OK")
-        .header("Server", "nginx/1.24.0")
-        .header("Date", "")
-        .header("Content-Type", "text/html; charset=utf-8")
-        .header("Content-Length", "")
-        .header("Connection", "keep-alive")
-        .body(body)
+    match stack {
+        KitStack::Nginx => {
+            if !page_paths.contains(&path) && path != "/" && path != "/owa" && !local_resource {
+                return nginx(request);
+            }
+            let (content_type, body) = if local_resource {
+                ("image/x-icon", vec![0u8; 64])
+            } else {
+                ("text/html; charset=utf-8", page().into_bytes())
+            };
+            Response::new(200, "OK")
+                .header("Server", "nginx/1.24.0")
+                .header("Date", "")
+                .header("Content-Type", content_type)
+                .header("Content-Length", "")
+                .header("Connection", "keep-alive")
+                .body(body)
+        }
+        KitStack::Php => {
+            // The kit sits in an `owa/` folder with an `.htaccess` rewrite for logon.aspx;
+            // the rest is the (compromised) host's own site.
+            if path == "/owa" {
+                let location = format!("https://www.{domain}/owa/");
+                return Response::new(301, "Moved Permanently")
+                    .header("Date", "")
+                    .header("Server", "Apache/2.4.62 (Debian)")
+                    .header("Location", location.clone())
+                    .header("Content-Length", "")
+                    .header("Content-Type", "text/html; charset=iso-8859-1")
+                    .body(pages::apache_error(
+                        "301 Moved Permanently",
+                        "Moved Permanently",
+                        &format!("The document has moved <a href=\"{location}\">here</a>."),
+                        &format!("www.{domain}"),
+                    ));
+            }
+            if local_resource {
+                return Response::new(200, "OK")
+                    .header("Date", "")
+                    .header("Server", "Apache/2.4.62 (Debian)")
+                    .header("Content-Length", "")
+                    .header("Content-Type", "image/vnd.microsoft.icon")
+                    .body(vec![0u8; 64]);
+            }
+            if !page_paths.contains(&path) {
+                return apache(request, domain);
+            }
+            let session: String = hex(&rng.gen::<[u8; 13]>());
+            Response::new(200, "OK")
+                .header("Date", "")
+                .header("Server", "Apache/2.4.62 (Debian)")
+                .header("X-Powered-By", "PHP/8.2.20")
+                .header("Set-Cookie", format!("PHPSESSID={session}; path=/"))
+                .header("Expires", "Thu, 19 Nov 1981 08:52:00 GMT")
+                .header("Cache-Control", "no-store, no-cache, must-revalidate")
+                .header("Pragma", "no-cache")
+                .header("Vary", "Accept-Encoding")
+                .header("Content-Length", "")
+                .header("Content-Type", "text/html; charset=UTF-8")
+                .body(page())
+        }
+        KitStack::Express => {
+            let tag = hex(&rng.gen::<[u8; 12]>());
+            let etag = |len: usize| format!("W/\"{len:x}-{tag}\"");
+            let response = if matches!(path, "/" | "/owa" | "/owa/") {
+                // The kit imitates Exchange's redirect to its logon page.
+                let location = "/owa/auth/logon.aspx?replaceCurrent=1&url=";
+                Response::new(302, "Found")
+                    .header("X-Powered-By", "Express")
+                    .header("Location", location)
+                    .header("Vary", "Accept")
+                    .header("Content-Type", "text/plain; charset=utf-8")
+                    .header("Content-Length", "")
+                    .body(pages::express_found(location))
+            } else if path == "/owa/auth/logon.aspx" || local_resource {
+                let (content_type, body) = if local_resource {
+                    ("image/x-icon", vec![0u8; 64])
+                } else {
+                    ("text/html; charset=utf-8", page().into_bytes())
+                };
+                Response::new(200, "OK")
+                    .header("X-Powered-By", "Express")
+                    .header("Content-Type", content_type)
+                    .header("Content-Length", "")
+                    .header("ETag", etag(body.len()))
+                    .body(body)
+            } else {
+                // Express's default 404, with the request's original-case path lost to the
+                // test-bed's parser (it matches paths case-insensitively, like IIS).
+                Response::new(404, "Not Found")
+                    .header("X-Powered-By", "Express")
+                    .header("Content-Security-Policy", "default-src 'none'")
+                    .header("X-Content-Type-Options", "nosniff")
+                    .header("Content-Type", "text/html; charset=utf-8")
+                    .header("Content-Length", "")
+                    .body(pages::express_not_found(&request.method, path))
+            };
+            response
+                .header("Date", "")
+                .header("Connection", "keep-alive")
+                .header("Keep-Alive", "timeout=5")
+        }
+    }
+}
+
+/// joda32/owa-honeypot (`owa_pot.py`) on Flask's development server: Werkzeug answers
+/// what the app's decorated routes do not, and adds its own `Server` only where the app set
+/// none.
+fn honeypot(request: &Request) -> Response {
+    const WERKZEUG: &str = "Werkzeug/2.0.3 Python/3.8.10";
+    // The routes that answer with the app's Basic challenge (`requires_auth`).
+    const STUBS: [&str; 12] = [
+        "/aspnet_client/",
+        "/autodiscover/",
+        "/ecp/",
+        "/ews/",
+        "/exchweb/",
+        "/microsoft-server-activesync/",
+        "/oab/",
+        "/powershell/",
+        "/public/",
+        "/rpc/",
+        "/rpcwithcert/",
+        "/unifiedmessaging/",
+    ];
+    // What `changeheader` sets on every decorated route.
+    let faked = |response: Response| {
+        response
+            .header("Server", "Microsoft-IIS/7.5")
+            .header("X-Powered-By", "ASP.NET")
+            .header("Date", "")
+    };
+    let path = request.path.as_str();
+    let location = "/owa/auth/logon.aspx?replaceCurrent=1&url=";
+    match path {
+        "/" | "/exchange/" | "/webmail/" | "/exchange" | "/webmail" | "/owa/auth.owa" => {
+            // A GET of the form's target sends the browser back to the page (`reason=3`).
+            let location = if path == "/owa/auth.owa" {
+                "/owa/auth/logon.aspx?replaceCurrent=1&reason=3&url="
+            } else {
+                location
+            };
+            faked(
+                Response::new(302, "FOUND")
+                    .header("Content-Type", "text/html; charset=utf-8")
+                    .header("Content-Length", "")
+                    .header("Location", location)
+                    .body(pages::werkzeug_redirect(location)),
+            )
+        }
+        "/owa/auth/logon.aspx" => faked(
+            Response::new(200, "OK")
+                .header("Content-Type", "text/html; charset=utf-8")
+                .header("Content-Length", "")
+                .body(pages::logon_15(
+                    "15.1.1466",
+                    LogonFlavour::Outlook,
+                    "https://mail/owa/",
+                )),
+        ),
+        p if p.starts_with("/owa/auth/15.1.1466/themes/resources/") => faked(
+            Response::new(200, "OK")
+                .header("Content-Type", "image/vnd.microsoft.icon")
+                .header("Content-Length", "")
+                .body(vec![0u8; 64]),
+        ),
+        p if STUBS.contains(&p) => faked(
+            Response::new(401, "UNAUTHORIZED")
+                .header("Content-Type", "text/html; charset=utf-8")
+                .header("Content-Length", "")
+                .header("WWW-Authenticate", "Basic realm=\"Login Required\"")
+                .body(pages::HONEYPOT_401),
+        ),
+        _ => Response::new(500, "INTERNAL SERVER ERROR")
+            .header("Content-Type", "text/html; charset=utf-8")
+            .header("Content-Length", "")
+            .header("Server", WERKZEUG)
+            .header("Date", "")
+            .body(pages::WERKZEUG_500),
+    }
 }
 
 /// Exchange Online's public face: 15.20 builds, `*.prod.outlook.com` back ends and OAuth
@@ -750,6 +1139,16 @@ mod tests {
     }
 
     fn exchange_quirk(family: Family, header: bool, exporttool: bool, quirk: Quirk) -> HostPlan {
+        exchange_behind(family, header, exporttool, quirk, Front::Direct)
+    }
+
+    fn exchange_behind(
+        family: Family,
+        header: bool,
+        exporttool: bool,
+        quirk: Quirk,
+        front: Front,
+    ) -> HostPlan {
         let (build, cu, windows) = match family {
             Family::Ex2007 => ("8.3.485.1", "8.3.485", 6002),
             Family::Ex2010 => ("14.3.513.0", "14.3.513", 7601),
@@ -767,6 +1166,7 @@ mod tests {
             netbios_domain: "A".to_owned(),
             ad_domain: "a.local".to_owned(),
             quirk,
+            front,
         }))
     }
 
@@ -945,6 +1345,8 @@ mod tests {
             resources: "https://webmail.victim-7.example/owa/auth/15.1.2507/themes/resources"
                 .to_owned(),
             ex2010: false,
+            stack: KitStack::Nginx,
+            action: "/owa/auth.owa".to_owned(),
         });
         let (status, text) = get(&phish, "/owa/auth/logon.aspx");
         assert_eq!(status, 200);
@@ -981,6 +1383,268 @@ mod tests {
         let (status, text) = get(&any_host(Persona::Zimbra), "/");
         assert_eq!(status, 200);
         assert!(text.contains("<title>Zimbra Web Client Sign In</title>"));
+    }
+
+    fn header_of<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+        text.lines()
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+    }
+
+    #[test]
+    fn portals_answer_owa_and_pass_exchange_clients_through() {
+        for portal in [
+            Portal::BigIpApm,
+            Portal::NetScaler,
+            Portal::KempEsp,
+            Portal::Sso,
+        ] {
+            let host = exchange_behind(
+                Family::Ex2019,
+                true,
+                false,
+                Quirk::None,
+                Front::Portal(portal),
+            );
+            for path in ["/owa/", "/owa/auth/logon.aspx", "/ecp/", EXPORTTOOL_PATH] {
+                let (status, text) = get(&host, path);
+                assert_eq!(status, 302, "{portal:?} {path}");
+                assert!(!text.contains("X-OWA-Version") && !text.contains("X-FEServer"));
+                assert!(!header_of(&text, "Location")
+                    .unwrap()
+                    .contains("/owa/auth/logon.aspx"));
+            }
+            for path in [
+                "/autodiscover/autodiscover.xml",
+                "/EWS/Exchange.asmx",
+                "/mapi/",
+                "/Microsoft-Server-ActiveSync",
+            ] {
+                let (status, text) = get(&host, path);
+                assert_eq!(status, 401, "{portal:?} {path}");
+                assert_eq!(header_of(&text, "X-FEServer"), Some("EX19-01"), "{path}");
+                assert_eq!(header_of(&text, "Server"), Some("Microsoft-IIS/10.0"));
+            }
+            let (_, text) = get(&host, "/autodiscover/autodiscover.xml");
+            assert_eq!(header_of(&text, "X-OWA-Version"), Some("15.2.1748.39"));
+            let (_, text) = get_with(
+                &host,
+                "/EWS/Exchange.asmx",
+                &format!("Authorization: NTLM {NMAP_TYPE1}\r\n"),
+            );
+            assert!(challenge_token(&text, "NTLM").is_some());
+        }
+        // BIG-IP APM answers in HTTP/1.0, without a date, and closes.
+        let apm = exchange_behind(
+            Family::Ex2016,
+            true,
+            false,
+            Quirk::None,
+            Front::Portal(Portal::BigIpApm),
+        );
+        let (_, text) = get(&apm, "/owa/");
+        assert!(text.starts_with("HTTP/1.0 302 Found\r\nServer: BigIP\r\nConnection: Close\r\n"));
+        assert!(text.contains("Location: /my.policy\r\n") && !text.contains("Date:"));
+        assert!(text.contains("Set-Cookie: MRHSession="));
+        let (status, text) = get(&apm, "/my.policy");
+        assert_eq!(status, 200);
+        assert!(text.contains("action=\"/my.policy\""));
+        // The identity provider lives on another host.
+        let sso = exchange_behind(
+            Family::Ex2016,
+            true,
+            false,
+            Quirk::None,
+            Front::Portal(Portal::Sso),
+        );
+        let (_, text) = get(&sso, "/owa/");
+        assert!(header_of(&text, "Location")
+            .unwrap()
+            .starts_with("https://sso.a.example/realms/a/"));
+    }
+
+    #[test]
+    fn an_owa_blocking_proxy_lets_only_the_export_tool_through() {
+        for status in [403, 404] {
+            let host = exchange_behind(
+                Family::Ex2019,
+                false,
+                true,
+                Quirk::None,
+                Front::OwaBlocked { status },
+            );
+            for path in [
+                "/",
+                "/owa/",
+                "/owa/auth/logon.aspx",
+                "/ecp/",
+                "/EWS/Exchange.asmx",
+                "/autodiscover/autodiscover.xml",
+                "/mapi/",
+            ] {
+                let (got, text) = get(&host, path);
+                assert_eq!(got, status, "{path}");
+                assert_eq!(header_of(&text, "Server"), Some("nginx"));
+            }
+            let (got, text) = get(&host, EXPORTTOOL_PATH);
+            assert_eq!(got, 200);
+            assert!(text.contains("version=\"15.2.1748.39\""));
+            for name in ["X-FEServer", "X-OWA-Version", "X-Powered-By", "request-id"] {
+                assert!(
+                    header_of(&text, name).is_none() || name == "request-id",
+                    "{name}"
+                );
+            }
+            assert_eq!(header_of(&text, "Server"), Some("nginx"));
+        }
+    }
+
+    #[test]
+    fn a_stripping_proxy_keeps_exchange_but_not_its_names() {
+        let host = exchange_behind(
+            Family::Ex2016,
+            false,
+            false,
+            Quirk::None,
+            Front::StrippedHeaders { ews_blocked: false },
+        );
+        let (status, text) = get(&host, "/owa/");
+        assert_eq!(status, 302);
+        assert!(header_of(&text, "Location")
+            .unwrap()
+            .contains("/owa/auth/logon.aspx?url="));
+        let (status, text) = get(&host, "/owa/auth/logon.aspx");
+        assert_eq!(status, 200);
+        assert!(text.contains("<form action=\"/owa/auth.owa\""));
+        assert!(text.contains("/owa/auth/15.2.1748/themes/resources/"));
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\nServer: nginx\r\n"));
+        for name in [
+            "X-FEServer",
+            "X-OWA-Version",
+            "X-Powered-By",
+            "X-AspNet-Version",
+        ] {
+            assert!(header_of(&text, name).is_none(), "{name}");
+        }
+        let (_, text) = get_with(
+            &host,
+            "/EWS/Exchange.asmx",
+            &format!("Authorization: NTLM {NMAP_TYPE1}\r\n"),
+        );
+        assert!(challenge_token(&text, "NTLM").is_some());
+        let blocked = exchange_behind(
+            Family::Ex2016,
+            false,
+            false,
+            Quirk::None,
+            Front::StrippedHeaders { ews_blocked: true },
+        );
+        assert_eq!(get(&blocked, "/EWS/Exchange.asmx").0, 403);
+        assert_eq!(get(&blocked, "/autodiscover/autodiscover.xml").0, 403);
+        assert_eq!(get(&blocked, "/owa/auth/logon.aspx").0, 200);
+    }
+
+    fn kit(stack: KitStack, resources: &str, action: &str) -> HostPlan {
+        any_host(Persona::OwaPhishingCopy {
+            resources: resources.to_owned(),
+            ex2010: false,
+            stack,
+            action: action.to_owned(),
+        })
+    }
+
+    #[test]
+    fn phishing_kits_post_elsewhere_and_show_their_stack() {
+        let local = "/owa/auth/15.1.2507/themes/resources";
+        let php = kit(KitStack::Php, local, "post.php");
+        let (status, text) = get(&php, "/owa/auth/logon.aspx");
+        assert_eq!(status, 200);
+        assert!(text.contains("<form action=\"post.php\" method=\"POST\" name=\"logonForm\""));
+        assert!(text.contains("href=\"/owa/auth/15.1.2507/themes/resources/favicon.ico\""));
+        assert_eq!(header_of(&text, "X-Powered-By"), Some("PHP/8.2.20"));
+        assert_eq!(header_of(&text, "Server"), Some("Apache/2.4.62 (Debian)"));
+        assert_eq!(get(&php, "/owa/").0, 200);
+        assert_eq!(
+            get(&php, "/owa/auth/15.1.2507/themes/resources/favicon.ico").0,
+            200
+        );
+        for path in [
+            "/autodiscover/autodiscover.xml",
+            "/EWS/Exchange.asmx",
+            EXPORTTOOL_PATH,
+        ] {
+            assert_eq!(get(&php, path).0, 404, "{path}");
+        }
+
+        let express = kit(KitStack::Express, local, "/owa/auth.owa");
+        let (status, text) = get(&express, "/owa/");
+        assert_eq!(status, 302);
+        assert_eq!(
+            header_of(&text, "Location"),
+            Some("/owa/auth/logon.aspx?replaceCurrent=1&url=")
+        );
+        assert_eq!(header_of(&text, "X-Powered-By"), Some("Express"));
+        assert!(header_of(&text, "Server").is_none());
+        let (_, text) = get(&express, "/owa/auth/logon.aspx");
+        assert!(text.contains("<form action=\"/owa/auth.owa\""));
+        assert!(header_of(&text, "ETag").unwrap().starts_with("W/\""));
+        let (status, text) = get(&express, "/EWS/Exchange.asmx");
+        assert_eq!(status, 404);
+        assert!(text.contains("<pre>Cannot GET /ews/exchange.asmx</pre>"));
+
+        let nginx = kit(KitStack::Nginx, local, "https://cdn-1.example/next.php");
+        let (_, text) = get(&nginx, "/owa/auth/logon.aspx");
+        assert!(text.contains("<form action=\"https://cdn-1.example/next.php\""));
+        assert_eq!(header_of(&text, "Server"), Some("nginx/1.24.0"));
+        assert_eq!(get(&nginx, "/mapi/").0, 404);
+    }
+
+    #[test]
+    fn the_honeypot_plays_joda32s_flask_app() {
+        let host = any_host(Persona::OwaHoneypot);
+        let (status, text) = get(&host, "/owa/auth/logon.aspx");
+        assert_eq!(status, 200);
+        assert!(text.contains("/owa/auth/15.1.1466/themes/resources/favicon.ico"));
+        assert!(text.contains("<form action=\"/owa/auth.owa\""));
+        assert_eq!(header_of(&text, "Server"), Some("Microsoft-IIS/7.5"));
+        let (status, text) = get(&host, "/");
+        assert_eq!(status, 302);
+        assert_eq!(
+            header_of(&text, "Location"),
+            Some("/owa/auth/logon.aspx?replaceCurrent=1&url=")
+        );
+        let (status, text) = get(&host, "/EWS/");
+        assert_eq!(status, 401);
+        assert_eq!(
+            header_of(&text, "WWW-Authenticate"),
+            Some("Basic realm=\"Login Required\"")
+        );
+        // Paths the app has no route for meet its missing 404 template: Werkzeug's 500.
+        for path in [
+            "/owa/",
+            "/EWS/Exchange.asmx",
+            "/autodiscover/autodiscover.xml",
+            EXPORTTOOL_PATH,
+        ] {
+            let (status, text) = get(&host, path);
+            assert_eq!(status, 500, "{path}");
+            assert_eq!(
+                header_of(&text, "Server"),
+                Some("Werkzeug/2.0.3 Python/3.8.10")
+            );
+        }
+    }
+
+    #[test]
+    fn exchange_answers_activesync_with_basic() {
+        let host = exchange_host(Family::Ex2016, true, false);
+        let (status, text) = get(&host, "/Microsoft-Server-ActiveSync");
+        assert_eq!(status, 401);
+        assert_eq!(
+            header_of(&text, "WWW-Authenticate"),
+            Some("Basic realm=\"mail.a.example\"")
+        );
+        assert_eq!(header_of(&text, "X-OWA-Version"), Some("15.2.1748.39"));
     }
 
     #[test]

@@ -16,6 +16,12 @@ use crate::{FamilyWeights, FleetOptions, TestbedConfig, TestbedError, TruthExcha
 const OWA_HEADER_PROBABILITY: f64 = 0.8;
 /// Share of 2013+ hosts that still serve the eDiscovery export tool manifest.
 const EXPORTTOOL_PROBABILITY: f64 = 0.7;
+/// Shares of (non-hostile) Exchange hosts behind a front that changes what a scanner sees:
+/// a pre-authentication portal, a proxy that blocks all but the export tool, a proxy that
+/// strips Exchange's headers. The rest answer directly.
+const PORTAL_PROBABILITY: f64 = 0.03;
+const OWA_BLOCKED_PROBABILITY: f64 = 0.02;
+const STRIPPED_HEADERS_PROBABILITY: f64 = 0.03;
 /// Chance that the next address belongs to the same organisation as the previous one, as
 /// long as that organisation has fewer than [`MAX_HOSTS_PER_ORG`] hosts.
 const SAME_ORG_PROBABILITY: f64 = 0.3;
@@ -23,9 +29,13 @@ const MAX_HOSTS_PER_ORG: usize = 3;
 
 /// Non-Exchange personas and their weights, in percent of all non-hostile hosts when the
 /// non-Exchange share is the default 25 %.
-const OTHER_WEIGHTS: [(Other, u32); 8] = [
+///
+/// The honeypot took one point of nginx's and sits right after it, so every other roll still
+/// lands on the persona it landed on before the honeypot existed.
+const OTHER_WEIGHTS: [(Other, u32); 9] = [
     (Other::IisDefault, 5),
-    (Other::Nginx, 5),
+    (Other::Nginx, 4),
+    (Other::OwaHoneypot, 1),
     (Other::Apache, 4),
     (Other::Roundcube, 3),
     (Other::Zimbra, 2),
@@ -59,13 +69,23 @@ pub(crate) enum Persona {
     Apache,
     Roundcube,
     Zimbra,
-    /// A phishing kit's copy of an OWA logon page whose resources point at the victim.
+    /// A phishing kit's copy of an OWA logon page, its resources hot-linked from the victim or
+    /// copied beside it, its form posting wherever the kit collects.
     OwaPhishingCopy {
-        /// Absolute URL of the copied theme folder on the victim's server.
+        /// The copied theme folder: an absolute URL on the victim's server, or the same path
+        /// on the kit's own host (`/owa/auth/15.1.2507/themes/resources`).
         resources: String,
         /// `true`: a 2010 page, else a 2016 one.
         ex2010: bool,
+        /// What serves the kit.
+        stack: KitStack,
+        /// Where the form posts: a script beside it, a collector elsewhere, or Exchange's own
+        /// `/owa/auth.owa`, which the kit answers itself.
+        action: String,
     },
+    /// joda32/owa-honeypot (Flask on Werkzeug's server): a real 2016 CU9 logon page with
+    /// faked IIS 7.5 headers, Basic-auth stubs for Exchange's folders.
+    OwaHoneypot,
     /// Exchange Online as seen on its public endpoints: 15.20 builds, Bearer challenges.
     ExchangeOnlineLike {
         build: String,
@@ -139,6 +159,59 @@ impl Hostile {
     }
 }
 
+/// The software a phishing kit runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KitStack {
+    /// Static files on nginx.
+    Nginx,
+    /// PHP on Debian's Apache.
+    Php,
+    /// A Node.js Express app.
+    Express,
+}
+
+/// What stands between the Internet and an Exchange host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Front {
+    /// Nothing: IIS answers.
+    Direct,
+    /// A pre-authentication portal answers OWA, ECP and everything else, except the paths
+    /// Outlook and phones need (autodiscover, EWS, MAPI, RPC, ActiveSync, OAB), which pass
+    /// through to Exchange untouched.
+    Portal(Portal),
+    /// A reverse proxy (nginx) that denies everything with this status (403 or 404) except
+    /// static files under `/ecp/`, the export tool's among them, and strips Exchange's
+    /// headers on what it passes.
+    OwaBlocked { status: u16 },
+    /// A reverse proxy (nginx) that replaces `Server` and removes `X-Powered-By`,
+    /// `X-AspNet-Version`, `X-OWA-Version` and `X-FEServer`; with `ews_blocked`, it also
+    /// denies EWS, MAPI, RPC and autodiscover.
+    StrippedHeaders { ews_blocked: bool },
+}
+
+/// Pre-authentication portals published in front of OWA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Portal {
+    /// F5 BIG-IP APM: `HTTP/1.0 302` to `/my.policy`, `Connection: Close`.
+    BigIpApm,
+    /// Citrix NetScaler AAA: `302 Object Moved` to `/logon/LogonPoint/tmindex.html`.
+    NetScaler,
+    /// KEMP LoadMaster ESP: `302` to `/lm_auth_proxy?LMLogon`.
+    KempEsp,
+    /// An OpenID Connect proxy (oauth2-proxy) sending browsers to an identity provider on
+    /// another host.
+    Sso,
+}
+
+impl Portal {
+    const ALL: [Portal; 4] = [
+        Portal::BigIpApm,
+        Portal::NetScaler,
+        Portal::KempEsp,
+        Portal::Sso,
+    ];
+}
+
 /// Exchange hosts that are hostile in one place only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Quirk {
@@ -157,6 +230,7 @@ enum Other {
     Roundcube,
     Zimbra,
     OwaPhishingCopy,
+    OwaHoneypot,
     ExchangeOnlineLike,
     SharePoint,
 }
@@ -182,9 +256,20 @@ pub(crate) struct ExchangeSpec {
     /// DNS name of the AD domain, `<slug>.local`.
     pub(crate) ad_domain: String,
     pub(crate) quirk: Quirk,
+    pub(crate) front: Front,
 }
 
 impl ExchangeSpec {
+    /// Whether a scanner can read the NTLM challenge: not through a proxy that denies the
+    /// NTLM endpoints, not when it is garbled.
+    pub(crate) fn ntlm_readable(&self) -> bool {
+        self.quirk != Quirk::MalformedNtlm
+            && !matches!(
+                self.front,
+                Front::OwaBlocked { .. } | Front::StrippedHeaders { ews_blocked: true }
+            )
+    }
+
     /// `Microsoft-IIS/x` for the Windows build.
     pub(crate) fn iis_version(&self) -> &'static str {
         match self.windows_build {
@@ -214,10 +299,13 @@ impl ExchangeSpec {
 impl Persona {
     pub(crate) fn label(&self) -> &'static str {
         match self {
-            Persona::Exchange(spec) => match spec.quirk {
-                Quirk::None => "exchange",
-                Quirk::MalformedNtlm => "malformed-ntlm",
-                Quirk::XmlBombManifest => "xml-bomb-manifest",
+            Persona::Exchange(spec) => match (spec.quirk, spec.front) {
+                (Quirk::MalformedNtlm, _) => "malformed-ntlm",
+                (Quirk::XmlBombManifest, _) => "xml-bomb-manifest",
+                (Quirk::None, Front::Direct) => "exchange",
+                (Quirk::None, Front::Portal(_)) => "exchange-behind-portal",
+                (Quirk::None, Front::OwaBlocked { .. }) => "exchange-owa-blocked",
+                (Quirk::None, Front::StrippedHeaders { .. }) => "exchange-stripped-headers",
             },
             Persona::IisDefault => "iis-default",
             Persona::Nginx => "nginx",
@@ -225,9 +313,31 @@ impl Persona {
             Persona::Roundcube => "roundcube",
             Persona::Zimbra => "zimbra",
             Persona::OwaPhishingCopy { .. } => "owa-phishing-copy",
+            Persona::OwaHoneypot => "owa-honeypot",
             Persona::ExchangeOnlineLike { .. } => "exchange-online-like",
             Persona::SharePoint { .. } => "sharepoint",
             Persona::Hostile(h) => h.label(),
+        }
+    }
+
+    /// The software that answers the OWA paths instead of the persona's own server, for
+    /// the truth's `served_by`.
+    pub(crate) fn served_by(&self) -> Option<&'static str> {
+        match self {
+            Persona::Exchange(spec) => match spec.front {
+                Front::Direct => None,
+                Front::Portal(Portal::BigIpApm) => Some("big-ip-apm"),
+                Front::Portal(Portal::NetScaler) => Some("netscaler"),
+                Front::Portal(Portal::KempEsp) => Some("kemp-esp"),
+                Front::Portal(Portal::Sso) => Some("oauth2-proxy"),
+                Front::OwaBlocked { .. } | Front::StrippedHeaders { .. } => Some("nginx"),
+            },
+            Persona::OwaPhishingCopy { stack, .. } => Some(match stack {
+                KitStack::Nginx => "nginx",
+                KitStack::Php => "php",
+                KitStack::Express => "express",
+            }),
+            _ => None,
         }
     }
 
@@ -289,13 +399,18 @@ pub(crate) fn plan(
             }
         }
         let (index, organisation, org_seed, _) = org.as_ref().expect("set just above");
+        // Details added to personas later (fronts, kit stacks) come from a stream of their
+        // own, so a seed keeps planning the fleet it planned before they existed.
+        let mut detail = ChaCha8Rng::seed_from_u64(
+            config.seed ^ u64::from(u32::from(ip)).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         hosts.push(plan_host(
             ip,
             config.port,
             (*index, organisation, *org_seed),
             options,
             &table,
-            &mut rng,
+            (&mut rng, &mut detail),
         ));
     }
     Ok(hosts)
@@ -307,7 +422,7 @@ fn plan_host(
     (org, organisation, org_seed): (usize, &Organisation, u64),
     options: &FleetOptions,
     table: &BuildTable,
-    rng: &mut ChaCha8Rng,
+    (rng, detail): (&mut ChaCha8Rng, &mut ChaCha8Rng),
 ) -> HostPlan {
     let persona = if rng.gen_bool(options.hostile_share) {
         // Nine hostile personas below HTTP plus two hostile Exchange hosts.
@@ -319,30 +434,30 @@ fn plan_host(
                 &options.family_weights,
                 Quirk::MalformedNtlm,
                 table,
-                rng,
+                (rng, detail),
             )),
             None => Persona::Exchange(exchange_spec(
                 organisation,
                 &options.family_weights,
                 Quirk::XmlBombManifest,
                 table,
-                rng,
+                (rng, detail),
             )),
         }
     } else if rng.gen_bool(options.non_exchange_share) {
-        other_persona(rng)
+        other_persona(rng, detail)
     } else {
         Persona::Exchange(exchange_spec(
             organisation,
             &options.family_weights,
             Quirk::None,
             table,
-            rng,
+            (rng, detail),
         ))
     };
     let exchange = match &persona {
         Persona::Exchange(spec) => {
-            let ntlm = spec.quirk != Quirk::MalformedNtlm;
+            let ntlm = spec.ntlm_readable();
             Some(TruthExchange {
                 family: spec.family.label().to_owned(),
                 build: spec.build.clone(),
@@ -372,6 +487,7 @@ fn plan_host(
         .smtp_port
         .and_then(|_| persona.smtp())
         .map(str::to_owned);
+    let served_by = persona.served_by().map(str::to_owned);
     HostPlan {
         truth: TruthHost {
             ip: IpAddr::V4(ip),
@@ -386,6 +502,7 @@ fn plan_host(
             language: organisation.language.to_owned(),
             smtp,
             hostname,
+            served_by,
         },
         org,
         org_name: organisation.name.clone(),
@@ -395,7 +512,7 @@ fn plan_host(
     }
 }
 
-fn other_persona(rng: &mut ChaCha8Rng) -> Persona {
+fn other_persona(rng: &mut ChaCha8Rng, detail: &mut ChaCha8Rng) -> Persona {
     let total: u32 = OTHER_WEIGHTS.iter().map(|(_, w)| w).sum();
     let mut roll = rng.gen_range(0..total);
     let mut kind = Other::IisDefault;
@@ -416,13 +533,49 @@ fn other_persona(rng: &mut ChaCha8Rng) -> Persona {
             let victim = format!("https://webmail.victim-{}.example", rng.gen_range(1..1000));
             // The kits seen in the wild copy a 2010 SP3 page (section 1.13) or a 2016 one.
             let ex2010 = rng.gen_bool(0.5);
-            let resources = if ex2010 {
-                format!("{victim}/owa/14.3.123.3/themes/resources")
+            let stack = [KitStack::Nginx, KitStack::Php, KitStack::Express][detail.gen_range(0..3)];
+            // A kit on static nginx hot-links half the time; one that runs code copies the
+            // resource folder beside the page, so its paths are the real, versioned ones.
+            let hot_linked = stack == KitStack::Nginx && detail.gen_bool(0.5);
+            let folder = if ex2010 {
+                "/owa/14.3.123.3/themes/resources"
             } else {
-                format!("{victim}/owa/auth/15.1.2507/themes/resources")
+                "/owa/auth/15.1.2507/themes/resources"
             };
-            Persona::OwaPhishingCopy { resources, ex2010 }
+            let resources = if hot_linked {
+                format!("{victim}{folder}")
+            } else {
+                folder.to_owned()
+            };
+            let collector = format!("https://cdn-{}.example", detail.gen_range(1..1000));
+            let actions: [String; 3] = match stack {
+                // Static files cannot take a POST: the form goes to the collector, or to
+                // Exchange's path while the kit's script sends the fields elsewhere.
+                KitStack::Nginx => [
+                    format!("{collector}/owa/auth.php"),
+                    format!("{collector}/next.php"),
+                    "/owa/auth.owa".to_owned(),
+                ],
+                KitStack::Php => [
+                    "post.php".to_owned(),
+                    "next.php".to_owned(),
+                    format!("{collector}/login.php"),
+                ],
+                KitStack::Express => [
+                    "/owa/auth.owa".to_owned(),
+                    "/api/login".to_owned(),
+                    format!("{collector}/collect"),
+                ],
+            };
+            let action = actions[detail.gen_range(0..actions.len())].clone();
+            Persona::OwaPhishingCopy {
+                resources,
+                ex2010,
+                stack,
+                action,
+            }
         }
+        Other::OwaHoneypot => Persona::OwaHoneypot,
         Other::ExchangeOnlineLike => {
             const SITES: [&str; 4] = ["AM", "DB", "VI", "FR"];
             let site = SITES[rng.gen_range(0..SITES.len())];
@@ -457,7 +610,7 @@ fn exchange_spec(
     weights: &FamilyWeights,
     quirk: Quirk,
     table: &BuildTable,
-    rng: &mut ChaCha8Rng,
+    (rng, detail): (&mut ChaCha8Rng, &mut ChaCha8Rng),
 ) -> ExchangeSpec {
     let mut family = pick_family(weights, rng);
     if quirk == Quirk::XmlBombManifest && matches!(family, Family::Ex2007 | Family::Ex2010) {
@@ -476,6 +629,18 @@ fn exchange_spec(
     let exporttool_manifest = !matches!(family, Family::Ex2007 | Family::Ex2010)
         && quirk != Quirk::XmlBombManifest
         && rng.gen_bool(EXPORTTOOL_PROBABILITY);
+    let front = match quirk {
+        Quirk::None => pick_front(family, detail),
+        _ => Front::Direct,
+    };
+    // What the front lets out: behind a portal, X-OWA-Version on the 401s and no ECP; past
+    // a block, the manifest alone; through a stripping proxy, no header.
+    let (owa_version_header, exporttool_manifest) = match front {
+        Front::Direct => (owa_version_header, exporttool_manifest),
+        Front::Portal(_) => (true, false),
+        Front::OwaBlocked { .. } => (false, true),
+        Front::StrippedHeaders { .. } => (false, exporttool_manifest),
+    };
     let tag = match family {
         Family::Ex2007 => "07",
         Family::Ex2010 => "10",
@@ -504,6 +669,34 @@ fn exchange_spec(
         netbios_domain: netbios_domain(organisation.slug()),
         ad_domain: format!("{}.local", organisation.slug()),
         quirk,
+        front,
+    }
+}
+
+/// Draws the front of an ordinary Exchange host. A front that needs what the family lacks
+/// is not drawn: a portal leaves only X-OWA-Version, which 2007 never sends; a block leaves
+/// only the export tool, which 2007 and 2010 do not have.
+fn pick_front(family: Family, rng: &mut ChaCha8Rng) -> Front {
+    let roll: f64 = rng.gen();
+    let detail: u32 = rng.gen();
+    let old = matches!(family, Family::Ex2007 | Family::Ex2010);
+    if roll < PORTAL_PROBABILITY {
+        if family == Family::Ex2007 {
+            return Front::Direct;
+        }
+        Front::Portal(Portal::ALL[detail as usize % Portal::ALL.len()])
+    } else if roll < PORTAL_PROBABILITY + OWA_BLOCKED_PROBABILITY {
+        if old {
+            return Front::Direct;
+        }
+        let status = if detail.is_multiple_of(2) { 403 } else { 404 };
+        Front::OwaBlocked { status }
+    } else if roll < PORTAL_PROBABILITY + OWA_BLOCKED_PROBABILITY + STRIPPED_HEADERS_PROBABILITY {
+        Front::StrippedHeaders {
+            ews_blocked: detail.is_multiple_of(2),
+        }
+    } else {
+        Front::Direct
     }
 }
 
@@ -671,10 +864,12 @@ mod tests {
             .iter()
             .all(|p| !matches!(p.persona, Persona::Hostile(_))
                 && p.truth.expected_status.as_deref() == Some("success")
-                && ["exchange"]
+                && ["exchange", "exchange-behind-portal", "exchange-owa-blocked"]
                     .iter()
+                    .chain(&["exchange-stripped-headers"])
                     .chain(&["iis-default", "nginx", "apache", "roundcube", "zimbra"])
-                    .chain(&["owa-phishing-copy", "exchange-online-like", "sharepoint"])
+                    .chain(&["owa-phishing-copy", "owa-honeypot"])
+                    .chain(&["exchange-online-like", "sharepoint"])
                     .any(|l| *l == p.truth.persona)));
     }
 }

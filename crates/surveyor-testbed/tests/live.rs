@@ -340,3 +340,124 @@ async fn every_host_is_served_when_listeners_outnumber_connections() {
     }
     bed.shutdown().await;
 }
+
+/// Personas that hide or copy Exchange, as a raw client sees them (`docs/testbed.md`).
+const CLASSES: [&str; 5] = [
+    "exchange-behind-portal",
+    "exchange-owa-blocked",
+    "exchange-stripped-headers",
+    "owa-phishing-copy",
+    "owa-honeypot",
+];
+
+fn classes_config(seed: u64) -> TestbedConfig {
+    TestbedConfig {
+        hosts: 250,
+        seed,
+        net: "127.201.14.0/24".parse().unwrap(),
+        port: 0,
+    }
+}
+
+/// Opens a connection, sends one GET and reads the answer; a fresh connection each time, as
+/// some of these answer once and close.
+async fn get_once(host: &TruthHost, sni: &str, path: &str) -> (Reply, bool) {
+    let mut stream = connect(host, sni).await;
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: {sni}\r\n\r\n");
+    let reply = request(&mut stream, &raw).await;
+    let closes = reply
+        .header("Connection")
+        .is_some_and(|c| c.eq_ignore_ascii_case("close"));
+    if closes {
+        assert!(closed(&mut stream).await, "{path}: said close, stayed open");
+    }
+    (reply, closes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fronts_and_copies_answer_as_documented() {
+    let seed = (1..500)
+        .find(|&seed| {
+            let plan = generate(&classes_config(seed));
+            CLASSES.iter().all(|c| plan.iter().any(|h| h.persona == *c))
+                && plan
+                    .iter()
+                    .any(|h| h.served_by.as_deref() == Some("big-ip-apm"))
+        })
+        .expect("some seed has every class");
+    let bed = Testbed::start(classes_config(seed)).await.unwrap();
+    let manifest = "/ecp/Current/exporttool/microsoft.exchange.ediscovery.exporttool.application";
+    let mut seen = std::collections::BTreeSet::new();
+    for host in bed.truth() {
+        let mail = format!("mail.{}", host.domain);
+        let www = format!("www.{}", host.domain);
+        match (host.persona.as_str(), &host.exchange) {
+            ("exchange-behind-portal", Some(ex)) => {
+                let (owa, closes) = get_once(host, &mail, "/owa/").await;
+                assert!(matches!(owa.status, 302), "{}", owa.head);
+                let location = owa.header("Location").unwrap();
+                assert!(!location.contains("/owa/auth/logon.aspx"), "{location}");
+                assert!(owa.header("X-OWA-Version").is_none());
+                if host.served_by.as_deref() == Some("big-ip-apm") {
+                    assert!(owa.head.starts_with("HTTP/1.0 302 Found\r\n") && closes);
+                    assert_eq!(owa.header("Location"), Some("/my.policy"));
+                }
+                let (auto, _) = get_once(host, &mail, "/autodiscover/autodiscover.xml").await;
+                assert_eq!(auto.status, 401);
+                assert_eq!(auto.header("X-OWA-Version"), Some(ex.build.as_str()));
+                let (ecp, _) = get_once(host, &mail, manifest).await;
+                assert_eq!(ecp.status, 302, "the portal holds ECP");
+            }
+            ("exchange-owa-blocked", Some(ex)) => {
+                let (owa, _) = get_once(host, &mail, "/owa/").await;
+                assert!([403, 404].contains(&owa.status));
+                assert_eq!(owa.header("Server"), Some("nginx"));
+                let (ews, _) = get_once(host, &mail, "/EWS/Exchange.asmx").await;
+                assert_eq!(ews.status, owa.status);
+                let (tool, _) = get_once(host, &mail, manifest).await;
+                assert_eq!(tool.status, 200);
+                assert!(tool.body.contains(&format!("version=\"{}\"", ex.build)));
+                assert!(tool.header("X-FEServer").is_none());
+            }
+            ("exchange-stripped-headers", Some(ex)) => {
+                let (owa, _) = get_once(host, &mail, "/owa/").await;
+                assert_eq!(owa.status, 302);
+                assert_eq!(owa.header("Server"), Some("nginx"));
+                assert!(
+                    owa.header("X-FEServer").is_none() && owa.header("X-OWA-Version").is_none()
+                );
+                let (logon, _) = get_once(host, &mail, "/owa/auth/logon.aspx").await;
+                let action = match ex.family.as_str() {
+                    "2007" | "2010" => "/owa/auth/owaauth.dll",
+                    _ => "/owa/auth.owa",
+                };
+                assert!(logon.body.contains(&format!("<form action=\"{action}\"")));
+            }
+            ("owa-phishing-copy", None) => {
+                let (logon, _) = get_once(host, &www, "/owa/auth/logon.aspx").await;
+                assert_eq!(logon.status, 200);
+                assert!(
+                    logon.body.contains("OwaPage = ASP.auth_logon_aspx")
+                        || logon.body.contains("owaLgnBdy")
+                );
+                for name in ["X-OWA-Version", "X-FEServer"] {
+                    assert!(logon.header(name).is_none());
+                }
+                let (ews, _) = get_once(host, &www, "/EWS/Exchange.asmx").await;
+                assert_eq!(ews.status, 404);
+            }
+            ("owa-honeypot", None) => {
+                let (owa, _) = get_once(host, &www, "/owa/").await;
+                assert_eq!(owa.status, 500);
+                assert!(owa.header("Server").unwrap().starts_with("Werkzeug/"));
+                let (logon, _) = get_once(host, &www, "/owa/auth/logon.aspx").await;
+                assert_eq!(logon.header("Server"), Some("Microsoft-IIS/7.5"));
+                assert!(logon.body.contains("/owa/auth/15.1.1466/"));
+            }
+            _ => continue,
+        }
+        seen.insert(host.persona.clone());
+    }
+    assert_eq!(seen.len(), CLASSES.len(), "{seen:?}");
+    bed.shutdown().await;
+}
