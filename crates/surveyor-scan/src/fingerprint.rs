@@ -79,6 +79,68 @@ pub fn exporttool_manifest_build(body: &str) -> Option<String> {
     None
 }
 
+/// The `action` of the logon form on a page: the form named `logonForm` (the name every OWA
+/// logon page gives it, and copies keep), else the first form. `Some("")` for a form without
+/// an action, which posts back to the page; `None` without a form. Bounded to 256 characters.
+pub fn logon_form_action(body: &str) -> Option<String> {
+    // ASCII lower-casing keeps byte offsets, so positions found in `lower` index `body`.
+    let lower = body.to_ascii_lowercase();
+    let mut first = None;
+    let mut at = 0;
+    while let Some(found) = lower[at..].find("<form") {
+        let start = at + found;
+        at = start + "<form".len();
+        if !lower[at..].starts_with(|c: char| c.is_ascii_whitespace() || c == '>') {
+            continue;
+        }
+        let end = lower[start..].find('>').map_or(lower.len(), |e| start + e);
+        let (element, element_lower) = (&body[start..end], &lower[start..end]);
+        let action = html_attribute(element, element_lower, "action").unwrap_or_default();
+        let action: String = action.replace("&amp;", "&").chars().take(256).collect();
+        if html_attribute(element, element_lower, "name")
+            .is_some_and(|n| n.eq_ignore_ascii_case("logonForm"))
+        {
+            return Some(action);
+        }
+        first.get_or_insert(action);
+    }
+    first
+}
+
+/// An HTML attribute's value, quoted with `"` or `'` or bare; `lower` is `element`
+/// lower-cased, where the name is looked for.
+fn html_attribute<'a>(element: &'a str, lower: &str, name: &str) -> Option<&'a str> {
+    let mut at = 0;
+    while let Some(found) = lower[at..].find(name) {
+        let start = at + found;
+        at = start + name.len();
+        // The name must stand alone: after whitespace, and followed by `=`.
+        if !lower[..start].ends_with(|c: char| c.is_ascii_whitespace()) {
+            continue;
+        }
+        let rest = lower[at..].trim_start();
+        let Some(value) = rest.strip_prefix('=') else {
+            continue;
+        };
+        let value_lower = value.trim_start();
+        let offset = lower.len() - value_lower.len();
+        let value = &element[offset..];
+        return Some(match value.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let inner = &value[1..];
+                &inner[..inner.find(q).unwrap_or(inner.len())]
+            }
+            _ => {
+                let len = value
+                    .find(|c: char| c.is_ascii_whitespace() || c == '>')
+                    .unwrap_or(value.len());
+                &value[..len]
+            }
+        });
+    }
+    None
+}
+
 fn attribute<'a>(element: &'a str, name: &str) -> Option<&'a str> {
     let needle = format!(" {name}=\"");
     let start = element.find(&needle)? + needle.len();
@@ -158,6 +220,40 @@ mod tests {
             None
         );
         assert_eq!(exporttool_manifest_build("<assemblyIdentity name="), None);
+    }
+
+    #[test]
+    fn logon_form_actions() {
+        let exchange = r#"<form action="/owa/auth.owa" method="POST" name="logonForm" ENCTYPE="application/x-www-form-urlencoded" autocomplete="off">"#;
+        assert_eq!(
+            logon_form_action(exchange).as_deref(),
+            Some("/owa/auth.owa")
+        );
+        // Phishing kits: a script beside the page, or a collector on another host.
+        let kit = r#"<FORM NAME='logonForm' METHOD='post' ACTION='post.php'>"#;
+        assert_eq!(logon_form_action(kit).as_deref(), Some("post.php"));
+        let kit = r#"<form method=post action=https://collect.example/owa.php?id=1&amp;x=2 name=logonForm>"#;
+        assert_eq!(
+            logon_form_action(kit).as_deref(),
+            Some("https://collect.example/owa.php?id=1&x=2")
+        );
+        // The logon form wins over a search form before it; a form without action posts back.
+        let two = r#"<form action="/search"></form><form name="logonForm" method="POST">"#;
+        assert_eq!(logon_form_action(two).as_deref(), Some(""));
+        let unnamed = r#"<form data-action="x" action = "/CookieAuth.dll?Logon">"#;
+        assert_eq!(
+            logon_form_action(unnamed).as_deref(),
+            Some("/CookieAuth.dll?Logon")
+        );
+        // `<formula>` is not a form; an unterminated tag still yields what it has.
+        assert_eq!(logon_form_action("<formula action=\"x\">"), None);
+        assert_eq!(
+            logon_form_action("<form action=\"/owa/auth.owa"),
+            Some("/owa/auth.owa".into())
+        );
+        assert_eq!(logon_form_action("no form here"), None);
+        let long = format!("<form action=\"{}\">", "a".repeat(1000));
+        assert_eq!(logon_form_action(&long).map(|a| a.len()), Some(256));
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub async fn probe(
     };
     match target.scheme {
         Scheme::Smtp => crate::smtp::smtp_plan(tcp, &target, tls, deadline, &mut obs).await,
-        Scheme::Http => http_plan(tcp, target.clone(), config, deadline, &mut obs).await,
+        Scheme::Http => http_plan(tcp, target.clone(), config, tls, deadline, &mut obs).await,
         Scheme::Https => {
             match timeout_at(deadline, tls.connect(crate::tls::server_name(&target), tcp)).await {
                 Err(_) => fail(
@@ -102,7 +102,7 @@ pub async fn probe(
                 Ok(Err(e)) => fail(&mut obs, Status::TlsError, tls_failure(&e)),
                 Ok(Ok(stream)) => {
                     obs.tls = Some(crate::tls::record(stream.get_ref().1));
-                    http_plan(stream, target.clone(), config, deadline, &mut obs).await;
+                    http_plan(stream, target.clone(), config, tls, deadline, &mut obs).await;
                 }
             }
         }
@@ -190,88 +190,105 @@ fn tls_failure(e: &io::Error) -> &'static str {
 
 /// The non-intrusive plan of exchange-fingerprinting.md §1.14, stopping once the exact build is
 /// known: /owa/ (header), the logon page (resource path, markers), autodiscover (header), the
-/// ECP export-tool manifest (exact build).
+/// ECP export-tool manifest (exact build), NTLM on EWS.
+///
+/// Every host gets the first two requests. Only a host that gave a reason (see [`Reasons`])
+/// is asked autodiscover and the manifest, and only one that showed Exchange is asked for
+/// NTLM: the plan stays at two requests for the web servers of a country that are not
+/// Exchange, and reaches Exchange behind pre-authentication portals and blocked OWA.
 async fn http_plan<S>(
     stream: S,
     target: Target,
     config: &ProbeConfig,
+    tls: &TlsConnector,
     deadline: Instant,
     obs: &mut Observation,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let handshake = hyper::client::conn::http1::Builder::new()
-        .max_buf_size(config.max_header_bytes.max(8192))
-        .handshake::<_, Empty<Bytes>>(TokioIo::new(stream));
-    let (mut sender, conn) = match timeout_at(deadline, handshake).await {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(_)) => return fail(obs, Status::ProtocolError, "HTTP connection setup failed"),
-        Err(_) => return fail(obs, Status::IoTimeout, "timed out setting up HTTP"),
+    let (sender, conn_task) = match open_http(stream, config, deadline).await {
+        Ok(pair) => pair,
+        Err(failure) => return fail(obs, failure.status, failure.error),
     };
-    // The connection task ends when the sender is dropped or the deadline passes.
-    let conn_task = tokio::spawn(async move {
-        // A second of grace, so that a request timing out at the deadline reports the timeout
-        // rather than the connection being torn down under it.
-        let _ = timeout_at(deadline + std::time::Duration::from_secs(1), conn).await;
-    });
     let mut client = Client {
-        sender: &mut sender,
+        sender,
+        conn_task,
         target,
         config,
+        tls: tls.clone(),
         deadline,
+        may_redial: false,
+        redials_left: MAX_REDIALS,
     };
 
     let first_path = match config.plan {
         ProbePlan::Exchange => OWA,
         ProbePlan::Banner => "/",
     };
-    let first = client.get(first_path).await;
-    let owa = match first {
+    let owa = match client.get(first_path).await {
         Ok(r) => r,
-        Err(failure) => {
-            conn_task.abort();
-            return fail(obs, failure.status, failure.error);
-        }
+        Err(failure) => return fail(obs, failure.status, failure.error),
     };
     obs.http_server = header_str(&owa.response, header::SERVER);
-    if let Some(server) = &obs.http_server {
-        obs.fingerprint.push(
-            Signal::ServerHeader,
-            format!("GET {first_path}"),
-            server.clone(),
-        );
-    }
+    read_stack(&owa.response, first_path, &mut obs.fingerprint);
     read_headers(&owa.response, first_path, &mut obs.fingerprint);
     if config.plan == ProbePlan::Banner {
-        drop(sender);
-        conn_task.abort();
         return;
     }
+    if owa.response.status().is_redirection() {
+        if let Some(location) = header_str(&owa.response, header::LOCATION) {
+            // Where it leads, without the query: portals put nonces and state there, which
+            // would make two scans of one server differ for nothing.
+            let place = location.split(['?', '#']).next().unwrap_or_default();
+            obs.fingerprint
+                .push(Signal::OwaRedirect, format!("GET {OWA}"), place);
+        }
+    }
+    let mut reasons = Reasons {
+        owa_answer: owa_gives_reason(&owa.response),
+        certificate: obs.tls.as_ref().is_some_and(names_a_mail_host),
+        logon_page: false,
+    };
+    // A server that closes after each answer is reconnected to only for a host with a reason:
+    // the rest cost what they cost before.
+    client.may_redial = reasons.any() || shows_exchange(&obs.fingerprint);
 
-    let mut looks_like_exchange = obs
-        .fingerprint
-        .of(Signal::OwaVersionHeader)
-        .next()
-        .is_some()
-        || obs.fingerprint.of(Signal::FeServerHeader).next().is_some();
     if let Ok((path, logon)) = client.get_following(LOGON).await {
         read_headers(&logon.response, &path, &mut obs.fingerprint);
         if logon.response.status() == StatusCode::OK {
             let body = String::from_utf8_lossy(&logon.body);
+            let source = format!("GET {path}");
             let markers = fingerprint::logon_markers(&body);
             for m in &markers {
                 obs.fingerprint
-                    .push(Signal::LogonPageMarker, format!("GET {path}"), *m);
+                    .push(Signal::LogonPageMarker, source.clone(), *m);
             }
-            if let Some(build) = fingerprint::owa_resource_build(&body) {
+            let build = fingerprint::owa_resource_build(&body);
+            if let Some(build) = &build {
                 obs.fingerprint
-                    .push(Signal::OwaResourcePath, format!("GET {path}"), build);
+                    .push(Signal::OwaResourcePath, source.clone(), build.clone());
             }
-            looks_like_exchange |= !markers.is_empty();
+            // What a copy of the page cannot hide: where its form posts, and what serves it.
+            if !markers.is_empty() || build.is_some() {
+                reasons.logon_page = true;
+                client.may_redial = true;
+                if let Some(action) = fingerprint::logon_form_action(&body) {
+                    // An absolute action on this very host is recorded as its path; one on
+                    // another host stays as it is, the copy's collector.
+                    let action = match action.contains("://") {
+                        true => client.same_host_path(&path, &action).unwrap_or(action),
+                        false => action,
+                    };
+                    obs.fingerprint
+                        .push(Signal::LogonFormAction, source, action);
+                }
+                read_stack(&logon.response, &path, &mut obs.fingerprint);
+            }
         }
     }
     for wanted in [AUTODISCOVER, EXPORTTOOL] {
-        if !looks_like_exchange || has_exact_build(&obs.fingerprint) {
+        let asked = shows_exchange(&obs.fingerprint) || reasons.any();
+        if !asked || has_exact_build(&obs.fingerprint) {
             break;
         }
         // Autodiscover answers 401; only the manifest is worth following to.
@@ -293,7 +310,7 @@ async fn http_plan<S>(
         }
     }
     // NTLM: the AD domain, server name and Windows build, from a handshake we never finish.
-    if looks_like_exchange && config.ntlm {
+    if shows_exchange(&obs.fingerprint) && config.ntlm {
         for path in NTLM_PATHS {
             let Ok(reply) = client
                 .get_with(path, Some(("NTLM", crate::ntlm::NEGOTIATE)))
@@ -310,9 +327,89 @@ async fn http_plan<S>(
             }
         }
     }
-    drop(sender);
-    conn_task.abort();
 }
+
+/// Why a host that showed no Exchange header is still asked autodiscover and the manifest.
+/// A plain web server gives none of these, so it is asked nothing more.
+#[derive(Debug, Clone, Copy)]
+struct Reasons {
+    /// `/owa/` answered 401 or 403, or redirected to another page (a pre-authentication
+    /// portal, an identity provider, Exchange's own logon page).
+    owa_answer: bool,
+    /// The TLS certificate names a mail host (`mail.`, `autodiscover.`, …): what an Exchange
+    /// behind a proxy still presents.
+    certificate: bool,
+    /// The logon page showed OWA markers or a versioned resource path.
+    logon_page: bool,
+}
+
+impl Reasons {
+    fn any(self) -> bool {
+        self.owa_answer || self.certificate || self.logon_page
+    }
+}
+
+/// The answer to `/owa/` is a reason to look further: 401 or 403 (a portal or a block in front
+/// of something), or a redirect to another page. Redirects to `/` or to `/owa/` itself (on
+/// another scheme or host) are what any web server does and are not.
+fn owa_gives_reason(response: &Response<()>) -> bool {
+    let status = response.status();
+    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        return true;
+    }
+    if !status.is_redirection() {
+        return false;
+    }
+    let Some(location) = header_str(response, header::LOCATION) else {
+        return false;
+    };
+    let path = location_path(&location).to_ascii_lowercase();
+    !matches!(path.as_str(), "" | "/" | "/owa" | "/owa/")
+}
+
+/// The path of a `Location` value, without scheme, host or query.
+fn location_path(location: &str) -> &str {
+    let rest = match location.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => location,
+    };
+    rest.split(['?', '#']).next().unwrap_or("")
+}
+
+/// First labels of certificate names that mail servers, and Exchange above all, are published
+/// under (Exchange needs `autodiscover.` for its clients).
+const MAIL_LABELS: [&str; 6] = [
+    "autodiscover",
+    "mail",
+    "owa",
+    "webmail",
+    "exchange",
+    "outlook",
+];
+
+fn names_a_mail_host(tls: &surveyor_model::TlsInfo) -> bool {
+    tls.names.iter().any(|name| {
+        let label = name.split('.').next().unwrap_or("");
+        MAIL_LABELS.iter().any(|m| label.eq_ignore_ascii_case(m))
+    })
+}
+
+/// Whether the host has shown anything of Exchange: its headers, the manifest, or the logon
+/// page's markers.
+fn shows_exchange(fp: &Fingerprint) -> bool {
+    [
+        Signal::OwaVersionHeader,
+        Signal::FeServerHeader,
+        Signal::ExportToolManifest,
+        Signal::LogonPageMarker,
+    ]
+    .into_iter()
+    .any(|s| fp.of(s).next().is_some())
+}
+
+/// Reconnections allowed to one target whose server closes after an answer (BIG-IP APM answers
+/// HTTP/1.0 with `Connection: Close`): enough for the plan of a host behind such a portal.
+const MAX_REDIALS: u8 = 3;
 
 /// Where Exchange answers NTLM, most reliable first (exchange-fingerprinting.md §1.7).
 const NTLM_PATHS: [&str; 3] = ["/EWS/Exchange.asmx", "/rpc/rpcproxy.dll", "/mapi/"];
@@ -344,6 +441,29 @@ fn has_exact_build(fp: &Fingerprint) -> bool {
     fp.of(Signal::OwaVersionHeader)
         .chain(fp.of(Signal::ExportToolManifest))
         .any(|e| e.value.split('.').count() == 4)
+}
+
+/// What serves a page: its `Server` and every `X-Powered-By` value, each value once. The
+/// classifier weighs them against a copied logon page (PHP, Express, a honeypot's Python).
+fn read_stack(response: &Response<()>, path: &str, fp: &mut Fingerprint) {
+    let source = format!("GET {path}");
+    let server = header_str(response, header::SERVER);
+    let powered = response
+        .headers()
+        .get_all("x-powered-by")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.trim().chars().take(256).collect::<String>())
+        .filter(|v| !v.is_empty());
+    let values = server
+        .map(|v| (Signal::ServerHeader, v))
+        .into_iter()
+        .chain(powered.map(|v| (Signal::PoweredByHeader, v)));
+    for (signal, value) in values {
+        if !fp.of(signal).any(|e| e.value == value) {
+            fp.push(signal, source.clone(), value);
+        }
+    }
 }
 
 /// Header signals: X-OWA-Version, X-FEServer, and the Exchange Online backend marker.
@@ -381,12 +501,64 @@ struct Failure {
     error: &'static str,
 }
 
+/// The kept-alive HTTP/1.1 connection of one probe, reopened when the server closes it if the
+/// host gave a reason to go on (`may_redial`), at most [`MAX_REDIALS`] times.
 struct Client<'a> {
-    sender: &'a mut SendRequest<Empty<Bytes>>,
+    sender: SendRequest<Empty<Bytes>>,
+    /// Drives the connection; ends when the sender is dropped or the deadline passes.
+    conn_task: tokio::task::JoinHandle<()>,
     target: Target,
     config: &'a ProbeConfig,
+    tls: TlsConnector,
     deadline: Instant,
+    may_redial: bool,
+    redials_left: u8,
 }
+
+impl Drop for Client<'_> {
+    fn drop(&mut self) {
+        self.conn_task.abort();
+    }
+}
+
+/// The HTTP/1.1 handshake on a connected stream, and the task that drives the connection.
+async fn open_http<S>(
+    stream: S,
+    config: &ProbeConfig,
+    deadline: Instant,
+) -> Result<(SendRequest<Empty<Bytes>>, tokio::task::JoinHandle<()>), Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let handshake = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(config.max_header_bytes.max(8192))
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(stream));
+    let (sender, conn) = match timeout_at(deadline, handshake).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(_)) => {
+            return Err(Failure {
+                status: Status::ProtocolError,
+                error: "HTTP connection setup failed",
+            })
+        }
+        Err(_) => {
+            return Err(Failure {
+                status: Status::IoTimeout,
+                error: "timed out setting up HTTP",
+            })
+        }
+    };
+    let conn_task = tokio::spawn(async move {
+        // A second of grace, so that a request timing out at the deadline reports the timeout
+        // rather than the connection being torn down under it.
+        let _ = timeout_at(deadline + std::time::Duration::from_secs(1), conn).await;
+    });
+    Ok((sender, conn_task))
+}
+
+/// A byte stream of any kind, for connections reopened after the first.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Same-host redirects followed from one request.
 const MAX_REDIRECTS: usize = 3;
@@ -430,6 +602,13 @@ impl Client<'_> {
             .to_str()
             .ok()?
             .trim();
+        self.same_host_path(base, location)
+    }
+
+    /// The path a reference (a `Location`, a form's `action`) found at `base` leads to, if it
+    /// stays on this scheme, host and port.
+    fn same_host_path(&self, base: &str, reference: &str) -> Option<String> {
+        let location = reference.trim();
         let path = if location.starts_with('/') && !location.starts_with("//") {
             location.to_owned()
         } else if let Some((scheme, rest)) = location.split_once("://") {
@@ -469,6 +648,44 @@ impl Client<'_> {
         }
     }
 
+    /// Opens a new connection in place of one the server closed: TCP, TLS for https, and the
+    /// HTTP handshake, all under the target's deadline. The certificate was recorded on the
+    /// first connection.
+    async fn redial(&mut self) -> Result<(), Failure> {
+        let closed = Failure {
+            status: Status::ProtocolError,
+            error: "the server closed the HTTP connection",
+        };
+        if !self.may_redial || self.redials_left == 0 {
+            return Err(closed);
+        }
+        self.redials_left -= 1;
+        let connect_by = self
+            .deadline
+            .min(Instant::now() + self.config.connect_timeout);
+        let addr = std::net::SocketAddr::new(self.target.ip, self.target.port);
+        let Ok(Ok(tcp)) = timeout_at(connect_by, TcpStream::connect(addr)).await else {
+            return Err(closed);
+        };
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Stream> = match self.target.scheme {
+            Scheme::Https => {
+                let name = crate::tls::server_name(&self.target);
+                match timeout_at(self.deadline, self.tls.connect(name, tcp)).await {
+                    Ok(Ok(tls)) => Box::new(tls),
+                    _ => return Err(closed),
+                }
+            }
+            Scheme::Http => Box::new(tcp),
+            Scheme::Smtp => return Err(closed),
+        };
+        let (sender, conn_task) = open_http(stream, self.config, self.deadline).await?;
+        self.conn_task.abort();
+        self.sender = sender;
+        self.conn_task = conn_task;
+        Ok(())
+    }
+
     /// A GET with an `Authorization` header (`scheme token`).
     async fn get_with(
         &mut self,
@@ -484,10 +701,14 @@ impl Client<'_> {
             .map_err(|_| Failure { ..timed_out })?
             .is_err()
         {
-            return Err(Failure {
-                status: Status::ProtocolError,
-                error: "the server closed the HTTP connection",
-            });
+            self.redial().await?;
+            let ready = timeout_at(self.deadline, self.sender.ready()).await;
+            if !matches!(ready, Ok(Ok(()))) {
+                return Err(Failure {
+                    status: Status::ProtocolError,
+                    error: "the server closed the HTTP connection",
+                });
+            }
         }
         let name = self.host_name();
         let host = match (self.target.scheme, self.target.port) {
@@ -605,7 +826,83 @@ fn host_literal(ip: std::net::IpAddr) -> String {
 mod tests {
     use std::io::Write;
 
-    use super::decode;
+    use http::{Response, StatusCode};
+
+    use super::{decode, location_path, names_a_mail_host, owa_gives_reason};
+
+    fn answer(status: u16, location: Option<&str>) -> Response<()> {
+        let mut r = Response::builder().status(StatusCode::from_u16(status).unwrap());
+        if let Some(l) = location {
+            r = r.header("location", l);
+        }
+        r.body(()).unwrap()
+    }
+
+    #[test]
+    fn which_answers_to_owa_are_a_reason_to_look_further() {
+        // Portals, identity providers, blocks, and Exchange's own redirect.
+        for (status, location) in [
+            (302, Some("/my.policy")),
+            (302, Some("/logon/LogonPoint/tmindex.html")),
+            (
+                302,
+                Some("https://sso.a.example/realms/a/protocol/openid-connect/auth?x=1"),
+            ),
+            (
+                302,
+                Some("https://mail.a.example/owa/auth/logon.aspx?url=x&reason=0"),
+            ),
+            (401, None),
+            (403, None),
+        ] {
+            assert!(
+                owa_gives_reason(&answer(status, location)),
+                "{status} {location:?}"
+            );
+        }
+        // What any web server does: not found, a page, the same path on https, the home page.
+        for (status, location) in [
+            (404, None),
+            (200, None),
+            (500, None),
+            (301, Some("https://www.a.example/owa/")),
+            (301, Some("https://www.a.example/owa")),
+            (302, Some("/")),
+            (302, Some("https://www.a.example")),
+            (302, None),
+        ] {
+            assert!(
+                !owa_gives_reason(&answer(status, location)),
+                "{status} {location:?}"
+            );
+        }
+        assert_eq!(location_path("https://h.example:8443/a/b?c#d"), "/a/b");
+        assert_eq!(location_path("/x?y"), "/x");
+        assert_eq!(location_path("https://h.example"), "");
+    }
+
+    #[test]
+    fn mail_certificates_are_a_reason() {
+        let tls = |names: &[&str]| surveyor_model::TlsInfo {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            ..Default::default()
+        };
+        assert!(names_a_mail_host(&tls(&[
+            "mail.a.example",
+            "autodiscover.a.example"
+        ])));
+        assert!(names_a_mail_host(&tls(&[
+            "www.a.example",
+            "AutoDiscover.b.example"
+        ])));
+        assert!(names_a_mail_host(&tls(&["owa.a.example"])));
+        assert!(!names_a_mail_host(&tls(&["www.a.example", "a.example"])));
+        assert!(!names_a_mail_host(&tls(&[
+            "mailer.a.example",
+            "*.a.example"
+        ])));
+        assert!(!names_a_mail_host(&tls(&[])));
+    }
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());

@@ -94,6 +94,8 @@ async fn records_tls_and_exchange_signals_from_the_testbed() {
         let fp = &obs.fingerprint;
         let builds = |signal| fp.of(signal).map(|e| e.value.clone()).collect::<Vec<_>>();
         match (&host.exchange, host.persona.as_str()) {
+            // Fronts and copies have their own test below.
+            (_, persona) if HIDDEN_OR_COPIED.contains(&persona) => {}
             (Some(t), _) => {
                 let header = builds(Signal::OwaVersionHeader);
                 if t.owa_version_header {
@@ -136,6 +138,155 @@ async fn records_tls_and_exchange_signals_from_the_testbed() {
             }
         }
     }
+    bed.shutdown().await;
+}
+
+/// Personas that hide Exchange behind a front or copy its logon page.
+const HIDDEN_OR_COPIED: [&str; 5] = [
+    "exchange-behind-portal",
+    "exchange-owa-blocked",
+    "exchange-stripped-headers",
+    "owa-phishing-copy",
+    "owa-honeypot",
+];
+
+/// The scanner against every front and copy of the test-bed: it finds the build that Exchange
+/// still shows (through a portal, past a block), and records for every copy the evidence that
+/// gives it away, while a real server behind a header-stripping proxy keeps what vouches for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_exchange_is_found_and_copies_show_what_betrays_them() {
+    use surveyor_testbed::{try_generate_with, FleetOptions};
+    let options = FleetOptions {
+        hostile_share: 0.0,
+        ..FleetOptions::default()
+    };
+    let config = |seed| TestbedConfig {
+        hosts: 250,
+        seed,
+        net: "127.79.14.0/24".parse().unwrap(),
+        port: 0,
+    };
+    // Every class, every portal product and every kit stack, found from the plan.
+    let wanted = [
+        "big-ip-apm",
+        "netscaler",
+        "kemp-esp",
+        "oauth2-proxy",
+        "php",
+        "express",
+    ];
+    let seed = (1..2000)
+        .find(|&seed| {
+            let plan = try_generate_with(&config(seed), &options).unwrap();
+            HIDDEN_OR_COPIED
+                .iter()
+                .all(|p| plan.iter().any(|h| h.persona == *p))
+                && wanted
+                    .iter()
+                    .all(|w| plan.iter().any(|h| h.served_by.as_deref() == Some(*w)))
+        })
+        .expect("a seed with every class");
+    let bed = Testbed::start_with(config(seed), options).await.unwrap();
+    let (_, observations) = scan(&[IpNet::V4(bed.net())], &[bed.port()], quick()).await;
+    let by_ip: BTreeMap<IpAddr, &Observation> = observations.iter().map(|o| (o.ip, o)).collect();
+    let mut checked: BTreeMap<&str, usize> = BTreeMap::new();
+    for host in bed.truth() {
+        let persona = host.persona.as_str();
+        if !HIDDEN_OR_COPIED.contains(&persona) {
+            continue;
+        }
+        let obs = by_ip[&host.ip];
+        assert_eq!(obs.status, Status::Success, "{} {persona}", host.ip);
+        let fp = &obs.fingerprint;
+        let values = |signal| fp.of(signal).map(|e| e.value.clone()).collect::<Vec<_>>();
+        let what = format!("{} {persona} {:?}: {fp:?}", host.ip, host.served_by);
+        let from_endpoints = [
+            Signal::OwaVersionHeader,
+            Signal::FeServerHeader,
+            Signal::ExportToolManifest,
+            Signal::NtlmDnsDomain,
+        ]
+        .iter()
+        .any(|s| fp.of(*s).next().is_some());
+        let redirect = values(Signal::OwaRedirect);
+        let to_logon = redirect.iter().any(|l| l.contains("/owa/auth/logon.aspx"));
+        match (persona, &host.exchange) {
+            ("exchange-behind-portal", Some(t)) => {
+                // The portal's redirect, then the build from Exchange's own 401s.
+                assert!(!redirect.is_empty() && !to_logon, "{what}");
+                assert!(
+                    values(Signal::OwaVersionHeader).contains(&t.build),
+                    "{what}"
+                );
+                assert!(values(Signal::OwaResourcePath).is_empty(), "{what}");
+                assert_eq!(
+                    values(Signal::NtlmDnsDomain),
+                    Vec::from_iter(t.ad_domain.clone())
+                );
+            }
+            ("exchange-owa-blocked", Some(t)) => {
+                assert_eq!(
+                    values(Signal::ExportToolManifest),
+                    [t.build.as_str()],
+                    "{what}"
+                );
+                for s in [
+                    Signal::OwaVersionHeader,
+                    Signal::OwaResourcePath,
+                    Signal::FeServerHeader,
+                ] {
+                    assert!(values(s).is_empty(), "{what}");
+                }
+            }
+            ("exchange-stripped-headers", Some(t)) => {
+                let path = values(Signal::OwaResourcePath);
+                assert!(path.len() == 1 && t.build.starts_with(&path[0]), "{what}");
+                let action = match t.family.as_str() {
+                    "2007" | "2010" => "/owa/auth/owaauth.dll",
+                    _ => "/owa/auth.owa",
+                };
+                assert_eq!(values(Signal::LogonFormAction), [action], "{what}");
+                assert!(to_logon, "{what}");
+                assert_eq!(values(Signal::ServerHeader), ["nginx"], "{what}");
+                assert!(values(Signal::FeServerHeader).is_empty(), "{what}");
+                assert_eq!(
+                    values(Signal::NtlmDnsDomain),
+                    Vec::from_iter(t.ad_domain.clone())
+                );
+                if t.exporttool_manifest {
+                    assert_eq!(values(Signal::ExportToolManifest), [t.build.as_str()]);
+                }
+            }
+            ("owa-phishing-copy", None) => {
+                assert!(!from_endpoints, "{what}");
+                let action = values(Signal::LogonFormAction);
+                assert_eq!(action.len(), 1, "{what}");
+                let posts_elsewhere = !action[0].ends_with("/owa/auth.owa");
+                let powered = values(Signal::PoweredByHeader);
+                let stack = powered
+                    .iter()
+                    .any(|p| p.starts_with("PHP/") || p == "Express");
+                let server = values(Signal::ServerHeader);
+                let foreign = server.iter().any(|v| !v.starts_with("Microsoft-IIS/"));
+                assert!(posts_elsewhere || stack || (foreign && !to_logon), "{what}");
+                match host.served_by.as_deref() {
+                    Some("php") => assert!(powered.contains(&"PHP/8.2.20".to_owned())),
+                    Some("express") => assert_eq!(powered, ["Express"], "{what}"),
+                    _ => assert!(server.contains(&"nginx/1.24.0".to_owned()), "{what}"),
+                }
+            }
+            ("owa-honeypot", None) => {
+                assert!(!from_endpoints, "{what}");
+                assert_eq!(values(Signal::OwaResourcePath), ["15.1.1466"], "{what}");
+                let server = values(Signal::ServerHeader);
+                assert!(server.iter().any(|v| v.starts_with("Werkzeug/")), "{what}");
+                assert!(server.contains(&"Microsoft-IIS/7.5".to_owned()), "{what}");
+            }
+            other => panic!("unexpected truth {other:?}"),
+        }
+        *checked.entry(persona).or_default() += 1;
+    }
+    assert_eq!(checked.len(), HIDDEN_OR_COPIED.len(), "{checked:?}");
     bed.shutdown().await;
 }
 
@@ -527,6 +678,91 @@ async fn redirects_are_followed_only_on_the_same_host_and_not_forever() {
     // same looping page: 7. Besides: /owa/, autodiscover, the manifest, three NTLM paths.
     assert_eq!(logon, 7, "{asked:?}");
     assert_eq!(asked.len(), 13, "{asked:?}");
+}
+
+/// What each kind of host costs: a plain web server and one that hangs up after every answer
+/// get the two requests every host gets; a host whose `/owa/` answers 401 gets autodiscover and
+/// the manifest as well; behind a portal that closes after each answer (BIG-IP APM), the probe
+/// reconnects and reaches Exchange's own 401s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_hosts_with_a_reason_are_asked_more() {
+    use std::sync::{Arc, Mutex};
+    use surveyor_scan::PortSpec;
+    fn plain(_: &str, _: u16) -> String {
+        "HTTP/1.1 404 Not Found\r\nServer: nginx\r\nContent-Length: 0\r\n\r\n".to_string()
+    }
+    fn hangs_up(_: &str, _: u16) -> String {
+        "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".to_string()
+    }
+    fn everything_401(_: &str, _: u16) -> String {
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n"
+            .to_string()
+    }
+    fn apm(path: &str, _: u16) -> String {
+        let close = "Server: BigIP\r\nConnection: Close\r\nContent-Length";
+        match path {
+            "/my.policy" => format!("HTTP/1.0 200 OK\r\n{close}: 6\r\n\r\nlog on"),
+            "/autodiscover/autodiscover.xml"
+            | "/EWS/Exchange.asmx"
+            | "/rpc/rpcproxy.dll"
+            | "/mapi/" => "HTTP/1.1 401 Unauthorized\r\nServer: Microsoft-IIS/10.0\r\n\
+                 X-OWA-Version: 15.2.1748.39\r\nX-FEServer: EX19-01\r\n\
+                 WWW-Authenticate: Negotiate\r\nContent-Length: 0\r\n\r\n"
+                .to_string(),
+            _ => format!("HTTP/1.0 302 Found\r\nLocation: /my.policy\r\n{close}: 0\r\n\r\n"),
+        }
+    }
+    let answers: [fn(&str, u16) -> String; 4] = [plain, hangs_up, everything_401, apm];
+    let first = TcpListener::bind("127.79.15.1:0").await.unwrap();
+    let port = first.local_addr().unwrap().port();
+    let mut listeners = vec![first];
+    for i in 2..=4 {
+        listeners.push(
+            TcpListener::bind((format!("127.79.15.{i}").as_str(), port))
+                .await
+                .unwrap(),
+        );
+    }
+    let asked: Vec<_> = (0..4).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+    let servers: Vec<_> = listeners
+        .into_iter()
+        .zip(answers)
+        .zip(&asked)
+        .map(|((l, answer), asked)| tokio::spawn(scripted_http_server(l, answer, asked.clone())))
+        .collect();
+    let nets: Vec<IpNet> = (1..=4)
+        .map(|i| format!("127.79.15.{i}/32").parse().unwrap())
+        .collect();
+    let spec = PortSpec::parse(&format!("{port}/http")).unwrap();
+    let (_, observations) = scan(&nets, &[spec], quick()).await;
+    for server in servers {
+        server.abort();
+    }
+    let asked: Vec<Vec<String>> = asked.iter().map(|a| a.lock().unwrap().clone()).collect();
+    let logon = "/owa/auth/logon.aspx";
+    let manifest = "/ecp/Current/exporttool/microsoft.exchange.ediscovery.exporttool.application";
+    assert_eq!(asked[0], ["/owa/", logon]);
+    // Hanging up without a reason ends the probe, as it always did: no reconnection.
+    assert_eq!(asked[1], ["/owa/"]);
+    assert_eq!(
+        asked[2],
+        ["/owa/", logon, "/autodiscover/autodiscover.xml", manifest]
+    );
+    let ntlm = ["/EWS/Exchange.asmx", "/rpc/rpcproxy.dll", "/mapi/"];
+    let portal = [
+        "/owa/",
+        logon,
+        "/my.policy",
+        "/autodiscover/autodiscover.xml",
+    ];
+    assert_eq!(asked[3], [&portal[..], &ntlm[..]].concat());
+    let behind = observations
+        .iter()
+        .find(|o| o.ip.to_string() == "127.79.15.4")
+        .unwrap();
+    let header: Vec<_> = behind.fingerprint.of(Signal::OwaVersionHeader).collect();
+    assert_eq!(header[0].value, "15.2.1748.39");
+    assert_eq!(header[0].source, "GET /autodiscover/autodiscover.xml");
 }
 
 /// Listeners on `ips` (one port) that never accept and whose one-slot backlog is already

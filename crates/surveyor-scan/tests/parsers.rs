@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use surveyor_model::Build;
 use surveyor_scan::fingerprint::{
-    exporttool_manifest_build, html_title, logon_markers, owa_resource_build,
+    exporttool_manifest_build, html_title, logon_form_action, logon_markers, owa_resource_build,
 };
 use surveyor_scan::ntlm::{from_www_authenticate, parse_challenge};
 use surveyor_scan::targets::{parse_cidr_list, parse_target_list, InputFormat};
@@ -90,6 +90,9 @@ proptest! {
         }
         let _ = logon_markers(&body);
         let _ = html_title(&body);
+        if let Some(action) = logon_form_action(&body) {
+            prop_assert!(action.chars().count() <= 256);
+        }
     }
 
     #[test]
@@ -109,6 +112,12 @@ proptest! {
         );
         if let Some(b) = exporttool_manifest_build(&manifest) {
             prop_assert!(is_build_text(&b), "{b}");
+        }
+        // A logon form between random text: its action is read whole, whatever surrounds it.
+        let form = format!("{before}<form action=\"/owa/auth/{build}.owa\" name=\"logonForm\">{after}");
+        let action = logon_form_action(&form);
+        if !before.to_ascii_lowercase().contains("<form") {
+            prop_assert_eq!(action, Some(format!("/owa/auth/{build}.owa")));
         }
     }
 
