@@ -132,11 +132,27 @@ pub(crate) fn classify_with(
         })
         .cloned()
         .collect();
-    let inconsistencies = inconsistencies(fingerprint, &observed, assessment.family);
-    let corroborating = evidence
-        .iter()
-        .filter(|e| e.signal != Signal::ServerHeader)
-        .count();
+    let mut inconsistencies = inconsistencies(fingerprint, &observed, assessment.family);
+    let copied = copy_evidence(fingerprint);
+    if !from_exchanges_own_endpoints(fingerprint) {
+        // The build rests on a logon page alone, which anyone can copy. It counts while
+        // nothing contradicts it; a honeypot's quirk, a form posting elsewhere, a page made
+        // by PHP or Express, or a web server other than IIS that Exchange's own redirect to
+        // its logon page does not vouch for, make it a copy.
+        let honeypot = inconsistencies.iter().any(|i| i.ends_with(HONEYPOT));
+        let proxied = fingerprint
+            .of(Signal::OwaRedirect)
+            .any(|e| to_the_logon_page(&e.value));
+        let foreign = fingerprint
+            .of(Signal::ServerHeader)
+            .any(|e| !is_iis(&e.value));
+        if honeypot || !copied.is_empty() || (foreign && !proxied) {
+            return None;
+        }
+    }
+    // Exchange's own endpoints answered: a real server, whose page someone may have altered.
+    inconsistencies.extend(copied);
+    let corroborating = evidence.iter().filter(|e| corroborates(e)).count();
     let confidence = confidence(assessment.precision, &inconsistencies, corroborating);
     Some(ExchangeVerdict {
         family: assessment.family,
@@ -427,6 +443,96 @@ fn inconsistencies(
         }
     }
     out
+}
+
+/// Signals only Exchange's own endpoints give: `X-OWA-Version`, `X-FEServer`, the export-tool
+/// manifest, an NTLM challenge from EWS, RPC or MAPI. A copied logon page has none of them.
+fn from_exchanges_own_endpoints(fingerprint: &Fingerprint) -> bool {
+    fingerprint.evidence.iter().any(|e| {
+        matches!(
+            e.signal,
+            Signal::OwaVersionHeader
+                | Signal::FeServerHeader
+                | Signal::ExportToolManifest
+                | Signal::NtlmNetbiosComputer
+                | Signal::NtlmNetbiosDomain
+                | Signal::NtlmDnsComputer
+                | Signal::NtlmDnsDomain
+                | Signal::NtlmDnsTree
+                | Signal::NtlmWindowsVersion
+        )
+    })
+}
+
+/// What marks a logon page as a copy (phishing kits): a form that does not post to
+/// Exchange's handler, or a page made by an application stack that is not ASP.NET.
+fn copy_evidence(fingerprint: &Fingerprint) -> Vec<String> {
+    let mut out = Vec::new();
+    let actions: Vec<&str> = fingerprint
+        .of(Signal::LogonFormAction)
+        .map(|e| e.value.as_str())
+        .collect();
+    if !actions.is_empty() && !actions.iter().any(|a| is_exchange_form_action(a)) {
+        out.push("logon-form-posts-elsewhere".to_owned());
+    }
+    if fingerprint
+        .of(Signal::PoweredByHeader)
+        .any(|e| is_application_stack(&e.value))
+    {
+        out.push("page-powered-by-a-non-exchange-stack".to_owned());
+    }
+    out
+}
+
+/// Exchange's logon forms post to `/owa/auth.owa` (2013 and later), `owaauth.dll` (2007, 2010,
+/// `/exchweb/bin/auth/` on 2003) or, published through ISA or TMG, `/CookieAuth.dll?Logon`.
+/// The scanner records an absolute action on the host itself as its path, so any other
+/// absolute action (a collector on another host) is not Exchange's.
+fn is_exchange_form_action(action: &str) -> bool {
+    let action = action.trim().to_ascii_lowercase();
+    if action.contains("://") || action.starts_with("//") {
+        return false;
+    }
+    let path = action.split(['?', '#']).next().unwrap_or("");
+    path.ends_with("/owa/auth.owa")
+        || path == "owaauth.dll"
+        || path.ends_with("/owaauth.dll")
+        || path.ends_with("/cookieauth.dll")
+}
+
+/// `X-Powered-By` values of application stacks that cannot have made an OWA page (IIS says
+/// `ASP.NET`, and `ARR/3.0` when it proxies).
+fn is_application_stack(powered_by: &str) -> bool {
+    const STACKS: [&str; 10] = [
+        "php", "express", "next.js", "nuxt", "servlet", "jsp", "django", "flask", "rails", "plesk",
+    ];
+    let lower = powered_by.to_ascii_lowercase();
+    STACKS.iter().any(|s| lower.contains(s))
+}
+
+fn is_iis(server: &str) -> bool {
+    server.starts_with("Microsoft-IIS/") || server.starts_with("Microsoft-HTTPAPI/")
+}
+
+/// Whether a `Location` from `/owa/` leads to Exchange's logon page (on whatever host).
+fn to_the_logon_page(location: &str) -> bool {
+    let rest = match location.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => location,
+    };
+    rest.to_ascii_lowercase()
+        .starts_with("/owa/auth/logon.aspx")
+}
+
+/// Evidence that counts toward confidence: Exchange's signals, not what serves the page
+/// (`Server`, `X-Powered-By`), not the form's action (part of the page already counted), and
+/// a redirect only when it leads to the logon page.
+fn corroborates(e: &surveyor_model::Evidence) -> bool {
+    match e.signal {
+        Signal::ServerHeader | Signal::PoweredByHeader | Signal::LogonFormAction => false,
+        Signal::OwaRedirect => to_the_logon_page(&e.value),
+        _ => true,
+    }
 }
 
 /// `Microsoft-IIS/10.0` → (10, 0).

@@ -11,8 +11,9 @@ use time::Date;
 
 use Signal::{
     ExchangeOnline as Exo, ExportToolManifest as Manifest, FeServerHeader as FeServer,
-    LogonPageMarker as Logon, NtlmWindowsVersion as Windows, OwaResourcePath as Path,
-    OwaVersionHeader as Header, ServerHeader as Server,
+    LogonFormAction as Action, LogonPageMarker as Logon, NtlmDnsDomain as AdDomain,
+    NtlmWindowsVersion as Windows, OwaRedirect as Redirect, OwaResourcePath as Path,
+    OwaVersionHeader as Header, PoweredByHeader as Powered, ServerHeader as Server,
 };
 
 /// The census date most cases are judged on.
@@ -121,12 +122,33 @@ fn serde_signal(s: Signal) -> String {
 
 #[test]
 fn honeypots() {
-    // joda32/owa-honeypot: a real 2016 CU9 page served with `Server: Microsoft-IIS/7.5`.
+    // joda32/owa-honeypot: a real 2016 CU9 page served with `Server: Microsoft-IIS/7.5`. With
+    // nothing from Exchange's own endpoints, the page is all there is, and it is a copy.
     check(
         D,
         &[
             (Path, "15.1.1466"),
             (Logon, "title"),
+            (Server, "Microsoft-IIS/7.5"),
+        ],
+        "none",
+    );
+    check(
+        D,
+        &[
+            (Path, "15.1.1466"),
+            (Logon, "title"),
+            (Server, "gunicorn/19.9.0"),
+        ],
+        "none",
+    );
+    // A honeypot that also fakes an Exchange header is counted, low, with the reason.
+    check(
+        D,
+        &[
+            (Path, "15.1.1466"),
+            (Logon, "title"),
+            (FeServer, "EXCH01"),
             (Server, "Microsoft-IIS/7.5"),
         ],
         "family=2016; build=15.1.1466; precision=cu; confidence=low; \
@@ -137,6 +159,7 @@ fn honeypots() {
         &[
             (Path, "15.1.1466"),
             (Logon, "title"),
+            (FeServer, "EXCH01"),
             (Server, "gunicorn/19.9.0"),
         ],
         "confidence=low; inconsistency=server-is-a-python-web-server (likely honeypot)",
@@ -661,5 +684,189 @@ fn contradictions_between_sources() {
         D,
         &[(Path, "15.2.1748"), (Manifest, "15.2.1748.39")],
         "build=15.2.1748.39; precision=exact; !inconsistency",
+    );
+}
+
+#[test]
+fn exchange_behind_a_pre_authentication_portal() {
+    // BIG-IP APM answers /owa/ itself; autodiscover and EWS pass through to Exchange.
+    check(
+        D,
+        &[
+            (Server, "BigIP"),
+            (Redirect, "/my.policy"),
+            (Header, "15.2.1748.39"),
+            (FeServer, "EX19-01"),
+            (AdDomain, "stadtwerke.local"),
+            (Windows, "10.0.17763"),
+        ],
+        "family=2019; build=15.2.1748.39; precision=exact; confidence=high; !inconsistency; \
+         evidence=server,owa-redirect,header,fe-server,ntlm-dns-domain,ntlm-windows-version",
+    );
+    // An identity provider on another host; only the header made it through.
+    check(
+        D,
+        &[
+            (
+                Redirect,
+                "https://sso.a.example/realms/a/protocol/openid-connect/auth",
+            ),
+            (Header, "15.1.2507.61"),
+        ],
+        "family=2016; precision=exact; confidence=medium; !inconsistency",
+    );
+    // A portal with nothing of Exchange behind it, or Exchange without a build: no verdict.
+    check(D, &[(Server, "BigIP"), (Redirect, "/my.policy")], "none");
+    check(
+        D,
+        &[
+            (Redirect, "/logon/LogonPoint/tmindex.html"),
+            (FeServer, "EX16-02"),
+            (AdDomain, "a.local"),
+        ],
+        "none",
+    );
+}
+
+#[test]
+fn exchange_whose_only_signal_is_the_manifest() {
+    // A proxy blocks OWA, ECP pages and EWS and strips the headers; the export tool passes.
+    check(
+        D,
+        &[(Server, "nginx"), (Manifest, "15.2.1748.39")],
+        "family=2019; build=15.2.1748.39; precision=exact; confidence=medium; !inconsistency",
+    );
+    check(
+        D,
+        &[(Manifest, "15.1.2507.63")],
+        "name=Exchange Server 2016 CU23 Dec25SU; esu=true; confidence=medium",
+    );
+}
+
+#[test]
+fn copies_of_the_logon_page() {
+    let page = [
+        (Path, "15.1.2507"),
+        (Logon, "owa-page-comment"),
+        (Logon, "logon-guid-comment"),
+    ];
+    let with = |extra: &[(Signal, &'static str)]| -> Vec<(Signal, &'static str)> {
+        page.iter().chain(extra).copied().collect()
+    };
+    // Phishing kits: PHP on Apache posting to a script, Express keeping Exchange's action,
+    // nginx posting to a collector on another host, nginx with nothing else to show.
+    check(
+        D,
+        &with(&[
+            (Server, "Apache/2.4.62 (Debian)"),
+            (Powered, "PHP/8.2.20"),
+            (Action, "post.php"),
+        ]),
+        "none",
+    );
+    check(
+        D,
+        &with(&[(Powered, "Express"), (Action, "/owa/auth.owa")]),
+        "none",
+    );
+    check(
+        D,
+        &with(&[
+            (Server, "nginx/1.24.0"),
+            (Action, "https://collect.example/owa/auth.php"),
+        ]),
+        "none",
+    );
+    check(
+        D,
+        &with(&[(Server, "nginx/1.24.0"), (Action, "/owa/auth.owa")]),
+        "none",
+    );
+    check(D, &with(&[(Action, "")]), "none");
+    check(D, &with(&[(Action, "javascript:void(0)")]), "none");
+    // joda32/owa-honeypot: Werkzeug on its 404s, IIS 7.5 faked on the page.
+    check(
+        D,
+        &with(&[
+            (Server, "Werkzeug/2.0.3 Python/3.9.2"),
+            (Server, "Microsoft-IIS/7.5"),
+            (Powered, "ASP.NET"),
+            (Action, "/owa/auth.owa"),
+        ]),
+        "none",
+    );
+
+    // Real Exchange behind a proxy that strips headers: Exchange's own redirect to its logon
+    // page, or its NTLM, vouches for the page.
+    check(
+        D,
+        &with(&[
+            (Server, "nginx"),
+            (Redirect, "https://mail.a.example/owa/auth/logon.aspx"),
+            (Action, "/owa/auth.owa"),
+        ]),
+        "family=2016; build=15.1.2507; precision=cu; confidence=high; !inconsistency",
+    );
+    check(
+        D,
+        &with(&[
+            (Server, "nginx"),
+            (Action, "/owa/auth.owa"),
+            (AdDomain, "a.local"),
+        ]),
+        "family=2016; confidence=high; !inconsistency",
+    );
+    // With no Server header at all, and on IIS behind ARR, nothing contradicts the page.
+    check(
+        D,
+        &with(&[(Action, "/owa/auth.owa")]),
+        "family=2016; confidence=high; !inconsistency; evidence=path,logon,logon,logon-form-action",
+    );
+    check(
+        D,
+        &with(&[
+            (Server, "Microsoft-IIS/10.0"),
+            (Powered, "ASP.NET"),
+            (Powered, "ARR/3.0"),
+            (Action, "/OWA/auth.owa"),
+        ]),
+        "confidence=high; !inconsistency",
+    );
+    // 2007 and 2010 post to owaauth.dll.
+    check(
+        D,
+        &[
+            (Path, "14.3.513.0"),
+            (Logon, "owa-2010-logon-body"),
+            (Action, "/owa/auth/owaauth.dll"),
+            (Server, "Microsoft-IIS/7.5"),
+        ],
+        "family=2010; precision=exact; confidence=high; !inconsistency",
+    );
+    // A redirect to somewhere else does not vouch; the redirect alone is no evidence.
+    check(
+        D,
+        &with(&[
+            (Server, "nginx"),
+            (Redirect, "/login"),
+            (Action, "/owa/auth.owa"),
+        ]),
+        "none",
+    );
+    // Exchange's endpoints answered, yet the page posts elsewhere: a real server whose page
+    // was altered, counted and flagged.
+    check(
+        D,
+        &with(&[
+            (Header, "15.1.2507.61"),
+            (FeServer, "EX16-01"),
+            (Action, "https://collect.example/x.php"),
+        ]),
+        "build=15.1.2507.61; confidence=medium; inconsistency=logon-form-posts-elsewhere",
+    );
+    check(
+        D,
+        &with(&[(FeServer, "EX16-01"), (Powered, "PHP/7.4.33")]),
+        "confidence=medium; inconsistency=page-powered-by-a-non-exchange-stack",
     );
 }
