@@ -178,7 +178,9 @@
 
   function describeScan(scan) {
     const finished = scan.finished_at ? "finished " + scan.finished_at.replace("T", " ").replace(/\..*|Z$/, "") + " UTC" : "unfinished";
-    return "Scan #" + scan.id + ", support judged as of " + scan.as_of + ", " + finished + ", " + count(scan.observations) + " observations";
+    const kb = scan.kb ? ", knowledge base " + scan.kb.digest.slice(0, 12) + " (newest release " + scan.kb.newest_release + ")" : "";
+    const judged = scan.judged_from ? (scan.projection ? ", a projection of scan #" : ", a re-judgement of scan #") + scan.judged_from : "";
+    return "Scan #" + scan.id + ", support judged as of " + scan.as_of + ", " + finished + ", " + count(scan.observations) + " observations" + kb + judged;
   }
 
   // ---- charts -------------------------------------------------------------------------
@@ -507,7 +509,7 @@
       const select = $("f-scan");
       const current = select.value;
       select.replaceChildren(el("option", { value: "" }, "latest finished"),
-        ...scans.filter((s) => s.finished_at).map((s) => el("option", { value: String(s.id) }, "#" + s.id + " (as of " + s.as_of + ")")));
+        ...scans.filter((s) => s.finished_at).map((s) => el("option", { value: String(s.id) }, "#" + s.id + " (as of " + s.as_of + (s.judged_from ? ", judgement of #" + s.judged_from : "") + ")")));
       if (current && ![...select.options].some((o) => o.value === current)) select.append(el("option", { value: current }, "#" + current));
       select.value = current;
     } catch (_) {
