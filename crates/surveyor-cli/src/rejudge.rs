@@ -20,7 +20,9 @@ use tokio::sync::mpsc;
 use crate::DbArg;
 
 /// Observations read, judged and stored at a time: a page of the source and one transaction.
-const PAGE: u32 = 5_000;
+/// A verdict holds one entry per CVE of its family (about 150 for 2016/2019), so a page of
+/// 1,000 is some 15 MB in memory.
+const PAGE: u32 = 1_000;
 
 #[derive(Args)]
 pub struct RejudgeArgs {
@@ -148,7 +150,9 @@ async fn judge_all(
     kb: &KnowledgeBase,
     as_of: Date,
 ) -> Result<Changes> {
-    let (tx, mut rx) = mpsc::channel::<Result<Vec<Observation>>>(2);
+    // One page waits while one is judged and stored: reading overlaps writing, memory stays
+    // at three pages.
+    let (tx, mut rx) = mpsc::channel::<Result<Vec<Observation>>>(1);
     let reader = {
         let store = store.clone();
         tokio::spawn(async move {

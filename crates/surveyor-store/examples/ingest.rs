@@ -109,7 +109,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let took = started.elapsed();
     if std::env::var_os("FINISH").is_some() {
-        store.scans.finish_scan(scan, OffsetDateTime::now_utc()).await?;
+        store
+            .scans
+            .finish_scan(scan, OffsetDateTime::now_utc())
+            .await?;
     }
     println!(
         "backend={} observations={n} batch={batch} writers={writers} seconds={:.2} per_second={:.0}",

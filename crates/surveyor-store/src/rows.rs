@@ -1,9 +1,10 @@
 //! Model values to column values and stored rows back to the model, shared by both backends.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use surveyor_model::observation::{
     BuildPrecision, Confidence, CveExposure, ExchangeOnlineBar, PatchLevel, SupportReason,
     UpgradePath,
@@ -228,16 +229,84 @@ fn facts_row(o: &Observation, facts: &FactsView<'_>) -> Result<Facts, StoreError
     Ok(Facts { digest, body })
 }
 
-/// The verdict JSON of a stored row: the host's part with the shared facts, when the row has
-/// them, merged back in.
-fn merge_verdict(host: &str, facts: Option<&str>) -> Option<ExchangeVerdict> {
+/// A `verdict_facts` row read back: the [`FactsView`] fields, owned. A read parses each
+/// distinct row once ([`FactsCache`]), however many observations refer to it: the body is
+/// most of a verdict's bytes (the per-CVE list).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct VerdictFacts {
+    version_name: String,
+    #[serde(default)]
+    cu: Option<String>,
+    support: Support,
+    #[serde(default)]
+    support_reason: Option<SupportReason>,
+    #[serde(default)]
+    esu_patched: bool,
+    #[serde(default)]
+    patch_level: PatchLevel,
+    #[serde(default)]
+    upgrade_path: Option<UpgradePath>,
+    #[serde(default)]
+    cves: Vec<CveExposure>,
+    #[serde(default)]
+    exchange_online: Option<ExchangeOnlineBar>,
+}
+
+/// The [`HostView`] fields, owned.
+#[derive(Deserialize)]
+struct HostPart {
+    family: Family,
+    build: Build,
+    evidence: Vec<Evidence>,
+    #[serde(default)]
+    build_precision: Option<BuildPrecision>,
+    #[serde(default)]
+    confidence: Option<Confidence>,
+    #[serde(default)]
+    inconsistencies: Vec<String>,
+}
+
+/// The verdict facts a read met, parsed, by `verdict_facts.id`.
+pub(crate) type FactsCache = HashMap<i64, VerdictFacts>;
+
+/// Parses `verdict_facts` rows (id, body) into a cache.
+pub(crate) fn facts_cache(
+    rows: impl IntoIterator<Item = (i64, String)>,
+) -> Result<FactsCache, StoreError> {
+    rows.into_iter()
+        .map(|(id, body)| {
+            from_json::<VerdictFacts>(&body)
+                .map(|facts| (id, facts))
+                .ok_or_else(|| StoreError::corrupt(format!("verdict_facts.body of row {id}")))
+        })
+        .collect()
+}
+
+/// The verdict of a stored row: the host's part with the shared facts, when the row has them,
+/// put back together.
+fn merge_verdict(host: &str, facts: Option<&VerdictFacts>) -> Option<ExchangeVerdict> {
     let Some(facts) = facts else {
         return from_json(host);
     };
-    let mut host: serde_json::Map<String, serde_json::Value> = from_json(host)?;
-    let facts: serde_json::Map<String, serde_json::Value> = from_json(facts)?;
-    host.extend(facts);
-    serde_json::from_value(serde_json::Value::Object(host)).ok()
+    let host: HostPart = from_json(host)?;
+    let facts = facts.clone();
+    Some(ExchangeVerdict {
+        family: host.family,
+        build: host.build,
+        version_name: facts.version_name,
+        cu: facts.cu,
+        support: facts.support,
+        evidence: host.evidence,
+        build_precision: host.build_precision,
+        confidence: host.confidence,
+        support_reason: facts.support_reason,
+        esu_patched: facts.esu_patched,
+        patch_level: facts.patch_level,
+        upgrade_path: facts.upgrade_path,
+        cves: facts.cves,
+        exchange_online: facts.exchange_online,
+        inconsistencies: host.inconsistencies,
+    })
 }
 
 /// What neither backend can store the same way (a NUL character, a malformed country),
@@ -404,15 +473,17 @@ pub(crate) struct StoredObservation {
     pub exchange_version_name: Option<String>,
     pub exchange_support: Option<String>,
     pub exchange_verdict: Option<String>,
-    /// The row's `verdict_facts` body, when it references one.
-    pub exchange_facts: Option<String>,
+    /// The row's `verdict_facts` id, when it references one.
+    pub exchange_facts_id: Option<i64>,
     pub attribution: Option<String>,
     pub asn: Option<i64>,
     pub country: Option<String>,
 }
 
 impl StoredObservation {
-    pub(crate) fn into_model(self) -> Result<Observation, StoreError> {
+    /// The observation, its verdict facts taken from `facts`, which must hold the id the row
+    /// refers to (a missing one is `Corrupt`).
+    pub(crate) fn into_model(self, facts: &FactsCache) -> Result<Observation, StoreError> {
         let id = self.id;
         let corrupt = |column: &str| corrupt_column(id, column);
         let exchange = match (
@@ -426,8 +497,16 @@ impl StoredObservation {
             (Some(family), Some(build), Some(version_name), Some(support), Some(verdict)) => {
                 // The whole verdict is kept as JSON so that new verdict fields need no new
                 // columns; the flat columns exist for queries and must agree with it.
-                let verdict = merge_verdict(&verdict, self.exchange_facts.as_deref())
-                    .ok_or_else(|| corrupt("exchange_verdict"))?;
+                let facts = match self.exchange_facts_id {
+                    Some(fid) => Some(
+                        facts
+                            .get(&fid)
+                            .ok_or_else(|| corrupt("exchange_facts_id"))?,
+                    ),
+                    None => None,
+                };
+                let verdict =
+                    merge_verdict(&verdict, facts).ok_or_else(|| corrupt("exchange_verdict"))?;
                 let agrees = verdict.family == parse_family(id, &family)?
                     && Some(verdict.build) == build.parse::<Build>().ok()
                     && verdict.version_name == version_name
@@ -807,7 +886,11 @@ mod tests {
             );
             let facts = c.exchange_facts.map(|i| prepared.facts[i].body.as_str());
             assert!(facts.is_some_and(|f| bodies.contains(&f)));
-            assert_eq!(merge_verdict(host, facts).as_ref(), o.exchange.as_ref());
+            let parsed = facts_cache([(1, facts.unwrap().to_string())]).unwrap();
+            assert_eq!(
+                merge_verdict(host, parsed.get(&1)).as_ref(),
+                o.exchange.as_ref()
+            );
         }
         // A verdict stored whole, before the split existed, still reads back.
         let whole = serde_json::to_string(&batch[0].exchange).unwrap();

@@ -21,7 +21,7 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::census::{self, Bind, Dialect, Sql};
 use crate::overlap;
-use crate::rows::{self, Columns, StoredObservation, StoredScan};
+use crate::rows::{self, Columns, FactsCache, StoredObservation, StoredScan};
 use crate::url::SqliteLocation;
 use crate::{
     Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, Judgements,
@@ -62,12 +62,13 @@ const SELECT_SCANS: &str = "SELECT s.id, s.started_at, s.finished_at, s.as_of, s
      s.kb_newest_release, s.judged_at, s.judged_from, s.projection, s.superseded_by \
      FROM scans s";
 
-/// The columns `observation_from_row` reads, from `observations o` joined to its facts `f`.
+/// The columns `observation_from_row` reads, from `observations o`. The verdict facts a row
+/// refers to are read once per distinct id (`facts_of`), not once per row.
 const SELECT_OBSERVATIONS: &str = "SELECT o.id, o.scan_id, o.ip, o.port, o.scheme, o.observed_at, \
      o.status, o.error, o.tls, o.http_server, o.fingerprint, o.exchange_family, o.exchange_build, \
-     o.exchange_version_name, o.exchange_support, o.exchange_verdict, f.body AS exchange_facts, \
+     o.exchange_version_name, o.exchange_support, o.exchange_verdict, o.exchange_facts_id, \
      o.attribution, o.asn, o.country \
-     FROM observations o LEFT JOIN verdict_facts f ON f.id = o.exchange_facts_id";
+     FROM observations o";
 
 pub(crate) struct SqliteStore {
     pub(crate) pool: SqlitePool,
@@ -154,6 +155,35 @@ impl SqliteStore {
             ScanState { pruned: true, .. } => Err(StoreError::ScanPruned(scan)),
             _ => Ok(()),
         }
+    }
+
+    /// The verdict facts `rows` refer to, each read and parsed once.
+    async fn facts_of(&self, rows: &[SqliteRow]) -> Result<FactsCache, StoreError> {
+        let mut ids = rows
+            .iter()
+            .filter_map(|row| get::<Option<i64>>(row, "exchange_facts_id").transpose())
+            .collect::<Result<Vec<i64>, StoreError>>()?;
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(FactsCache::new());
+        }
+        let list = serde_json::to_string(&ids).map_err(|_| StoreError::Unencodable {
+            what: "a list of verdict facts ids".into(),
+        })?;
+        let facts = sqlx::query(
+            "SELECT id, body FROM verdict_facts WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(list)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(BACKEND, "read verdict facts"))?;
+        rows::facts_cache(
+            facts
+                .iter()
+                .map(|row| Ok((get(row, "id")?, get(row, "body")?)))
+                .collect::<Result<Vec<(i64, String)>, StoreError>>()?,
+        )
     }
 
     async fn fetch_scans(
@@ -333,9 +363,10 @@ impl ScanStore for SqliteStore {
         if rows.is_empty() {
             self.readable(scan).await?;
         }
+        let facts = self.facts_of(&rows).await?;
         let mut observations = rows
             .iter()
-            .map(|row| observation_from_row(row)?.into_model())
+            .map(|row| observation_from_row(row)?.into_model(&facts))
             .collect::<Result<Vec<_>, _>>()?;
         // Text addresses do not sort numerically in SQL ("10.0.0.10" < "10.0.0.2").
         rows::sort_observations(&mut observations);
@@ -367,9 +398,10 @@ impl ScanStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::query(BACKEND, "read a page of observations"))?;
+        let facts = self.facts_of(&rows).await?;
         let observations = rows
             .iter()
-            .map(|row| observation_from_row(row)?.into_model())
+            .map(|row| observation_from_row(row)?.into_model(&facts))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows::page_of_observations(observations, limit))
     }
@@ -511,11 +543,12 @@ impl CensusStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::query(BACKEND, "read a page of servers"))?;
+        let facts = self.facts_of(&rows).await?;
         let rows = rows
             .iter()
             .map(|row| {
                 let stored = observation_from_row(row)?;
-                Ok((stored.id, stored.into_model()?))
+                Ok((stored.id, stored.into_model(&facts)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(census::page_from_rows(rows, limit))
@@ -568,12 +601,13 @@ impl CensusStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::query(BACKEND, action))?;
+        let facts = self.facts_of(&rows).await?;
         let history = rows
             .iter()
             .map(|row| {
                 Ok((
                     ScanId(get(row, "scan_id")?),
-                    observation_from_row(row)?.into_model()?,
+                    observation_from_row(row)?.into_model(&facts)?,
                 ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1084,7 +1118,7 @@ fn observation_from_row(row: &SqliteRow) -> Result<StoredObservation, StoreError
         exchange_version_name: get(row, "exchange_version_name")?,
         exchange_support: get(row, "exchange_support")?,
         exchange_verdict: get(row, "exchange_verdict")?,
-        exchange_facts: get(row, "exchange_facts")?,
+        exchange_facts_id: get(row, "exchange_facts_id")?,
         attribution: get(row, "attribution")?,
         asn: get(row, "asn")?,
         country: get(row, "country")?,
