@@ -122,7 +122,7 @@ fn for_exchange_clients(path: &str) -> bool {
 }
 
 impl Exchange<'_> {
-    /// Exchange's answer as the front in front of it lets it out.
+    /// Exchange's answer as its front lets it through.
     fn respond(&self, request: &Request, rng: &mut ChaCha8Rng) -> Response {
         let path = request.path.as_str();
         match self.spec.front {
