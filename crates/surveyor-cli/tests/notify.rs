@@ -43,6 +43,12 @@ async fn plan_send_status_tell_each_affected_organisation_once() {
         },
         surveyor_testbed::FleetOptions {
             hostile_share: 0.0,
+            // Enough SE servers that some are fully patched (or show only their CU) whatever
+            // the newest update in the knowledge base is: the test needs servers not to tell.
+            family_weights: surveyor_testbed::FamilyWeights {
+                se: 30,
+                ..surveyor_testbed::FamilyWeights::default()
+            },
             ..surveyor_testbed::FleetOptions::default()
         },
     )

@@ -16,8 +16,10 @@ use Signal::{
     OwaVersionHeader as Header, PoweredByHeader as Powered, ServerHeader as Server,
 };
 
-/// The census date most cases are judged on.
-const D: Date = date!(2026 - 11 - 23);
+/// The census date most cases are judged on: the day of the newest release in the data when
+/// these cases were written (Sep26SUv2). Updates released later never change a verdict made
+/// for an earlier day, so adding the next security update changes nothing here.
+const D: Date = date!(2026 - 10 - 02);
 
 /// Signals (all seen by `GET /test`) in; the expected `key=value` lines, `;`-separated, out.
 fn check(as_of: Date, signals: &[(Signal, &str)], expected: &str) {
@@ -489,7 +491,7 @@ fn patch_levels() {
     check(
         D,
         &[(Header, "15.2.2562.37")],
-        "cu-newest=15.2.2562.53; cu-behind=200; family-newest=15.2.2562.53; family-behind=200",
+        "cu-newest=15.2.2562.53; cu-behind=148; family-newest=15.2.2562.53; family-behind=148",
     );
     // Only updates released on or before the as-of date count.
     check(
@@ -500,18 +502,18 @@ fn patch_levels() {
     check(
         D,
         &[(Header, "15.2.1544.36")],
-        "cu-newest=15.2.1544.48; cu-behind=349; family-newest=15.2.1748.53; family-behind=349",
+        "cu-newest=15.2.1544.48; cu-behind=297; family-newest=15.2.1748.53; family-behind=297",
     );
     // Fully patched CU13, but CU15 has existed since 2025-02-10.
     check(
         D,
         &[(Header, "15.2.1258.39")],
-        "cu-newest=15.2.1258.39; cu-behind=0; family-behind=651",
+        "cu-newest=15.2.1258.39; cu-behind=0; family-behind=599",
     );
     check(
         D,
         &[(Header, "15.1.2507.61")],
-        "cu-newest=15.1.2507.75; cu-behind=349; family-behind=349",
+        "cu-newest=15.1.2507.75; cu-behind=297; family-behind=297",
     );
     check(
         D,
