@@ -233,13 +233,33 @@ impl ScanStats {
     }
 }
 
-/// Probes every admissible target, at most `concurrency` at a time and within the rate
-/// limits, sending one observation per target that accepted a connection. Targets come with
-/// their walk position (see [`TargetSpace::walk`]); `config.progress` tracks which positions
-/// are done. The exclusion list is checked here, immediately before a target is admitted,
-/// whatever the caller filtered. Backpressure: when the receiver is slow, probes wait on
-/// `send` and the window stops admitting targets. Returns when all targets are done or the
-/// scan is stopped.
+/// Where the engine's targets come from: a walk of the target space (any iterator), or a
+/// channel that yields targets as they become known (SYN responders, lines read from a pipe).
+pub trait TargetSource: Send {
+    /// The next target with its walk position; `None` when there are no more. May wait.
+    fn next_target(&mut self) -> impl std::future::Future<Output = Option<(u128, Target)>> + Send;
+}
+
+/// An iterator as a [`TargetSource`] that never waits.
+#[derive(Debug)]
+pub struct FromIter<I>(pub I);
+
+impl<I> TargetSource for FromIter<I>
+where
+    I: Iterator<Item = (u128, Target)> + Send,
+{
+    async fn next_target(&mut self) -> Option<(u128, Target)> {
+        self.0.next()
+    }
+}
+
+impl TargetSource for mpsc::Receiver<(u128, Target)> {
+    async fn next_target(&mut self) -> Option<(u128, Target)> {
+        self.recv().await
+    }
+}
+
+/// [`run_source`] over targets known up front (a walk of the target space).
 pub async fn run<I>(
     config: &ScanConfig,
     targets: I,
@@ -249,7 +269,27 @@ pub async fn run<I>(
 ) -> ScanStats
 where
     I: IntoIterator<Item = (u128, Target)>,
+    I::IntoIter: Send,
 {
+    let mut source = FromIter(targets.into_iter());
+    run_source(config, &mut source, exclusions, out, cancel).await
+}
+
+/// Probes every admissible target, at most `concurrency` at a time and within the rate
+/// limits, sending one observation per target that accepted a connection. Targets come with
+/// their walk position (see [`TargetSpace::walk`]); `config.progress` tracks which positions
+/// are done. The exclusion list is checked here, immediately before a target is admitted,
+/// whatever the caller filtered. Backpressure: when the receiver is slow, probes wait on
+/// `send` and the window stops admitting targets. While the source waits for its next target,
+/// finished probes are collected and a stop is noticed. Returns when all targets are done or
+/// the scan is stopped.
+pub async fn run_source<S: TargetSource>(
+    config: &ScanConfig,
+    targets: &mut S,
+    exclusions: &Exclusions,
+    out: mpsc::Sender<(u128, Observation)>,
+    cancel: CancellationToken,
+) -> ScanStats {
     let started = Instant::now();
     let progress = config.progress.clone();
     let tls = probe::tls_connector();
@@ -270,120 +310,122 @@ where
     let backed_off = Arc::new(AtomicU64::new(0));
     let mut stats = ScanStats::default();
     let mut in_flight = JoinSet::new();
-    let mut targets = targets.into_iter();
     let mut exhausted = false;
 
     while stats.stopped.is_none() {
-        // Admit targets while the window has room.
-        while in_flight.len() < window && !exhausted {
-            if cancel.is_cancelled() {
+        if runtime_over.is_some_and(|t| Instant::now() >= t) {
+            stats.stopped = Some(StopReason::MaxRuntime);
+            break;
+        }
+        if config.max_targets.is_some_and(|max| stats.targets >= max) {
+            stats.stopped = Some(StopReason::MaxTargets);
+            break;
+        }
+        let room = in_flight.len() < window && !exhausted;
+        if !room && in_flight.is_empty() {
+            break;
+        }
+        // The next target when the window has room, else (or meanwhile) a finished probe.
+        let next = tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
                 stats.stopped = Some(StopReason::Cancelled);
                 break;
             }
-            if runtime_over.is_some_and(|t| Instant::now() >= t) {
-                stats.stopped = Some(StopReason::MaxRuntime);
-                break;
-            }
-            if config.max_targets.is_some_and(|max| stats.targets >= max) {
-                stats.stopped = Some(StopReason::MaxTargets);
-                break;
-            }
-            let Some((position, target)) = targets.next() else {
-                exhausted = true;
-                break;
-            };
-            progress.with_frontier(|f| f.next = f.next.max(position + 1));
-            if !exclusions.allows(target.ip) {
-                stats.excluded += 1;
-                progress.excluded.fetch_add(1, Ordering::Relaxed);
+            () = sleep_until_or_never(runtime_over) => continue,
+            Some(result) = in_flight.join_next(), if !in_flight.is_empty() => {
+                tally(&mut stats, result);
                 continue;
             }
-            progress.with_frontier(|f| f.pending.insert(position));
-            if let Some(rx) = &mut live_limits {
-                // New limiters start with a full burst; the limits change rarely (at a
-                // heartbeat), so that is a small, bounded excess.
-                if rx.has_changed().unwrap_or(false) {
-                    (global, per_network, per_host) = limiters(*rx.borrow_and_update());
-                }
+            next = targets.next_target(), if room => next,
+        };
+        let Some((position, target)) = next else {
+            exhausted = true;
+            continue;
+        };
+        progress.with_frontier(|f| f.next = f.next.max(position + 1));
+        if !exclusions.allows(target.ip) {
+            stats.excluded += 1;
+            progress.excluded.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        progress.with_frontier(|f| f.pending.insert(position));
+        if let Some(rx) = &mut live_limits {
+            // New limiters start with a full burst; the limits change rarely (at a
+            // heartbeat), so that is a small, bounded excess.
+            if rx.has_changed().unwrap_or(false) {
+                (global, per_network, per_host) = limiters(*rx.borrow_and_update());
             }
-            let limits = async {
-                if let Some(l) = &global {
-                    l.until_ready().await;
+        }
+        let limits = async {
+            if let Some(l) = &global {
+                l.until_ready().await;
+            }
+            if let Some(l) = &per_network {
+                l.until_key_ready(&network_key(target.ip)).await;
+            }
+            if let Some(l) = &per_host {
+                l.until_key_ready(&target.ip).await;
+            }
+        };
+        tokio::select! {
+            () = limits => {}
+            () = cancel.cancelled() => {
+                stats.stopped = Some(StopReason::Cancelled);
+                break;
+            }
+        }
+        stats.targets += 1;
+        progress.admitted.fetch_add(1, Ordering::Relaxed);
+        if stats.targets % 65_536 == 0 {
+            // Keyed limiter state would otherwise grow with every network ever seen.
+            if let Some(l) = &per_network {
+                l.retain_recent();
+            }
+            if let Some(l) = &per_host {
+                l.retain_recent();
+            }
+            networks.forget_stale(Instant::now());
+        }
+        let (tls, cfg, out, progress, networks, backed_off) = (
+            tls.clone(),
+            probe_config.clone(),
+            out.clone(),
+            progress.clone(),
+            networks.clone(),
+            backed_off.clone(),
+        );
+        in_flight.spawn(async move {
+            // The pause is served here, holding a window slot, so that one erring
+            // network does not stall admission into all the others.
+            let network = network_key(target.ip);
+            if let Some(until) = networks.paused_until(network, Instant::now()) {
+                backed_off.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep_until(until).await;
+            }
+            let result = probe::probe(target, &cfg, &tls).await;
+            match &result {
+                Err(probe::Silent::Timeout | probe::Silent::Unreachable) => {
+                    networks.error(network, Instant::now());
                 }
-                if let Some(l) = &per_network {
-                    l.until_key_ready(&network_key(target.ip)).await;
+                _ => networks.answered(network),
+            }
+            let result = match result {
+                Ok(obs) => {
+                    let status = obs.status;
+                    // A closed receiver means the consumer is gone; the scan winds down.
+                    let _ = out.send((position, obs)).await;
+                    progress.connected.fetch_add(1, Ordering::Relaxed);
+                    Ok(status)
                 }
-                if let Some(l) = &per_host {
-                    l.until_key_ready(&target.ip).await;
+                Err(silent) => {
+                    progress.complete([position]);
+                    Err(silent)
                 }
             };
-            tokio::select! {
-                () = limits => {}
-                () = cancel.cancelled() => continue,
-            }
-            stats.targets += 1;
-            progress.admitted.fetch_add(1, Ordering::Relaxed);
-            if stats.targets % 65_536 == 0 {
-                // Keyed limiter state would otherwise grow with every network ever seen.
-                if let Some(l) = &per_network {
-                    l.retain_recent();
-                }
-                if let Some(l) = &per_host {
-                    l.retain_recent();
-                }
-                networks.forget_stale(Instant::now());
-            }
-            let (tls, cfg, out, progress, networks, backed_off) = (
-                tls.clone(),
-                probe_config.clone(),
-                out.clone(),
-                progress.clone(),
-                networks.clone(),
-                backed_off.clone(),
-            );
-            in_flight.spawn(async move {
-                // The pause is served here, holding a window slot, so that one erring
-                // network does not stall admission into all the others.
-                let network = network_key(target.ip);
-                if let Some(until) = networks.paused_until(network, Instant::now()) {
-                    backed_off.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep_until(until).await;
-                }
-                let result = probe::probe(target, &cfg, &tls).await;
-                match &result {
-                    Err(probe::Silent::Timeout | probe::Silent::Unreachable) => {
-                        networks.error(network, Instant::now());
-                    }
-                    _ => networks.answered(network),
-                }
-                let result = match result {
-                    Ok(obs) => {
-                        let status = obs.status;
-                        // A closed receiver means the consumer is gone; the scan winds down.
-                        let _ = out.send((position, obs)).await;
-                        progress.connected.fetch_add(1, Ordering::Relaxed);
-                        Ok(status)
-                    }
-                    Err(silent) => {
-                        progress.complete([position]);
-                        Err(silent)
-                    }
-                };
-                progress.done.fetch_add(1, Ordering::Relaxed);
-                result
-            });
-        }
-        if in_flight.is_empty() {
-            break;
-        }
-        tokio::select! {
-            next = in_flight.join_next() => {
-                if let Some(result) = next {
-                    tally(&mut stats, result);
-                }
-            }
-            () = cancel.cancelled(), if stats.stopped.is_none() => stats.stopped = Some(StopReason::Cancelled),
-        }
+            progress.done.fetch_add(1, Ordering::Relaxed);
+            result
+        });
     }
 
     // After a stop, in-flight probes may finish within the drain deadline; the rest are
@@ -403,6 +445,14 @@ where
     stats.backed_off = backed_off.load(Ordering::Relaxed);
     stats.duration = started.elapsed();
     stats
+}
+
+/// Sleeps until `t`, or forever without one.
+async fn sleep_until_or_never(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 type Keyed<K> = governor::DefaultKeyedRateLimiter<K>;
