@@ -9,6 +9,7 @@ pub mod ntlm;
 mod permute;
 mod probe;
 mod smtp;
+pub mod syn;
 pub mod targets;
 mod tls;
 
@@ -238,6 +239,13 @@ impl ScanStats {
 pub trait TargetSource: Send {
     /// The next target with its walk position; `None` when there are no more. May wait.
     fn next_target(&mut self) -> impl std::future::Future<Output = Option<(u128, Target)>> + Send;
+
+    /// Whether the source moves the frontier's `next` itself. A walk in order does not (the
+    /// engine moves it past each target it takes); a source that yields positions out of
+    /// order (SYN answers) knows better when everything before a position is settled.
+    fn keeps_frontier(&self) -> bool {
+        false
+    }
 }
 
 /// An iterator as a [`TargetSource`] that never waits.
@@ -343,10 +351,14 @@ pub async fn run_source<S: TargetSource>(
             exhausted = true;
             continue;
         };
-        progress.with_frontier(|f| f.next = f.next.max(position + 1));
+        if !targets.keeps_frontier() {
+            progress.with_frontier(|f| f.next = f.next.max(position + 1));
+        }
         if !exclusions.allows(target.ip) {
             stats.excluded += 1;
             progress.excluded.fetch_add(1, Ordering::Relaxed);
+            // A source that keeps the frontier may have marked it pending.
+            progress.complete([position]);
             continue;
         }
         progress.with_frontier(|f| f.pending.insert(position));

@@ -49,6 +49,29 @@ impl Permutation {
         }
     }
 
+    /// The position of element `x` (`x < len`): the inverse of [`Permutation::at`], so that an
+    /// answer to a SYN can be put back in its place of the walk.
+    pub fn position_of(&self, x: u128) -> u128 {
+        debug_assert!(x < self.len);
+        let mut i = x;
+        loop {
+            i = self.decrypt(i);
+            if i < self.len {
+                return i;
+            }
+        }
+    }
+
+    fn decrypt(&self, x: u128) -> u128 {
+        let mask = (1u128 << self.half_bits) - 1;
+        let (mut left, mut right) = (x >> self.half_bits, x & mask);
+        for key in self.keys.iter().rev() {
+            let f = round(left, *key) & mask;
+            (left, right) = (right ^ f, left);
+        }
+        (left << self.half_bits) | right
+    }
+
     fn encrypt(&self, x: u128) -> u128 {
         let mask = (1u128 << self.half_bits) - 1;
         let (mut left, mut right) = (x >> self.half_bits, x & mask);
@@ -108,6 +131,18 @@ mod tests {
             .filter(|(i, v)| *i as u128 == **v)
             .count();
         assert!(in_place < 16, "{in_place} fixed points");
+    }
+
+    #[test]
+    fn position_of_inverts_at() {
+        for (len, seed) in [(1u128, 0), (7, 3), (257, 9), (4097, 42), (1 << 20, 5)] {
+            let p = Permutation::new(len, seed);
+            for i in (0..len).step_by((len as usize / 500).max(1)) {
+                assert_eq!(p.position_of(p.at(i)), i, "len {len} seed {seed}");
+            }
+        }
+        let huge = Permutation::new(1u128 << 100, 7);
+        assert_eq!(huge.position_of(huge.at(123_456_789)), 123_456_789);
     }
 
     #[test]

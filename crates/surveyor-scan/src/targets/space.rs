@@ -201,6 +201,38 @@ impl TargetSpace {
     }
 }
 
+impl TargetSpace {
+    /// The index of a prefix target (address and port), the inverse of [`TargetSpace::get`]
+    /// for the prefixes; `None` outside them (explicit targets are not looked up: SYN
+    /// discovery sweeps prefixes).
+    pub fn index_of(&self, ip: IpAddr, port: u16) -> Option<u128> {
+        let per_address = self.ports.len() as u128;
+        let port_at = self.ports.iter().position(|p| p.port == port)? as u128;
+        let k = self.nets.iter().position(|net| net.contains(&ip))?;
+        let start = if k == 0 { 0 } else { self.ends[k - 1] };
+        let offset = match (ip, self.nets[k].network()) {
+            (IpAddr::V4(ip), IpAddr::V4(base)) => u128::from(u32::from(ip) - u32::from(base)),
+            (IpAddr::V6(ip), IpAddr::V6(base)) => u128::from(ip) - u128::from(base),
+            _ => return None,
+        };
+        Some(start + offset * per_address + port_at)
+    }
+
+    /// Whether the space holds targets given one by one, besides prefixes.
+    pub fn has_explicit(&self) -> bool {
+        !self.explicit.is_empty()
+    }
+
+    /// The position in a shard's walk of the target at `index`, `None` when another shard
+    /// walks it: the inverse of [`TargetSpace::at`].
+    pub fn position_of(&self, order: Order, index: u128) -> Option<u128> {
+        let perm = Permutation::new(self.len(), order.seed);
+        let global = perm.position_of(index);
+        let shards = u128::from(order.shards.max(1));
+        (global % shards == u128::from(order.shard)).then_some(global / shards)
+    }
+}
+
 fn addresses_in(net: &IpNet) -> u128 {
     let bits = match net {
         IpNet::V4(n) => 32 - u32::from(n.prefix_len()),

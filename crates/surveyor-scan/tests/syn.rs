@@ -1,0 +1,339 @@
+//! SYN discovery in a private network namespace: every packet the sender emits is captured on
+//! the namespace's loopback and checked against the exclusions, over random target lists,
+//! block lists and seeds; and a sweep of a test-bed whose empty addresses are silent finds
+//! every live host and probes it.
+//!
+//! Raw sockets and nftables only ever touch a namespace this test makes (`unshare -n`): the
+//! outer test re-runs this binary inside one, where the inner test does the work. As root
+//! (CI) both run; elsewhere the outer test says why it cannot and returns, and under
+//! `CI=true` it fails instead.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv4Net};
+use surveyor_scan::syn::{self, SynConfig, SOURCE_PORTS};
+use surveyor_scan::targets::Entry;
+use surveyor_scan::{Exclusions, Order, ScanConfig, TargetSpace};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const INSIDE: &str = "SURVEYOR_TEST_IN_NETNS";
+
+/// Runs `test` of this binary inside a new network namespace; false when that is impossible
+/// here (not root, no `unshare`) and we are not under CI.
+fn in_namespace(test: &str) -> bool {
+    let can = Command::new("unshare")
+        .args(["-n", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must run the namespace tests: `unshare -n` failed (needs root and util-linux)"
+        );
+        eprintln!("skipping {test}: cannot make a network namespace here (needs root)");
+        return false;
+    }
+    let status = Command::new("unshare")
+        .arg("-n")
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{test} failed inside its namespace");
+    true
+}
+
+fn inside() -> bool {
+    if std::env::var_os(INSIDE).is_none() {
+        return false;
+    }
+    let up = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .unwrap();
+    assert!(up.success(), "ip link set lo up");
+    true
+}
+
+/// Every TCP packet with only SYN set that leaves from one of our source ports, by
+/// destination, captured by a raw socket on the namespace's loopback until `stop`.
+fn capture(
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(Ipv4Addr, u16)>> {
+    use std::io::Read;
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::TCP),
+    )
+    .unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    socket.set_recv_buffer_size(32 << 20).unwrap();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(n) = (&socket).read(&mut buf) else {
+                continue;
+            };
+            let p = &buf[..n];
+            let ihl = usize::from(p[0] & 0x0f) * 4;
+            let t = &p[ihl..];
+            let sport = u16::from_be_bytes([t[0], t[1]]);
+            let dport = u16::from_be_bytes([t[2], t[3]]);
+            let flags = t[13];
+            if flags == 0x02 && SOURCE_PORTS.contains(&sport) {
+                seen.push((Ipv4Addr::new(p[16], p[17], p[18], p[19]), dport));
+            }
+        }
+        seen
+    })
+}
+
+/// A small deterministic generator for the random lists.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+}
+
+#[test]
+fn no_syn_reaches_excluded_space() {
+    in_namespace("capture_inside");
+}
+
+#[test]
+fn capture_inside() {
+    if !inside() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for seed in 1..=6u64 {
+        let mut rng = Lcg(seed);
+        // Random prefixes in 127.64.0.0/10, plus documentation and private space that the
+        // built-in exclusions must keep silent even when listed as targets.
+        let mut nets: Vec<IpNet> = (0..3)
+            .map(|_| {
+                let base = 0x7f40_0000 | ((rng.next() as u32 & 0x3fff) << 8);
+                let len = 22 + (rng.next() % 3) as u8;
+                IpNet::V4(Ipv4Net::new(Ipv4Addr::from(base), len).unwrap().trunc())
+            })
+            .collect();
+        nets.push("192.0.2.0/24".parse().unwrap());
+        nets.push("10.9.8.0/28".parse().unwrap());
+        let blocked: Vec<IpNet> = nets[..3]
+            .iter()
+            .map(|n| {
+                let IpNet::V4(n) = n else { unreachable!() };
+                let inner = u32::from(n.network()) + ((rng.next() as u32 % 4) << 6);
+                IpNet::V4(Ipv4Net::new(Ipv4Addr::from(inner), 26).unwrap())
+            })
+            .collect();
+        let exclusions = Exclusions::builtin(true).with_blocklist(blocked.clone());
+        let ports = [443u16, 8443];
+        let space = Arc::new(TargetSpace::new(
+            nets.iter().copied().map(Entry::Net).collect(),
+            &ports,
+        ));
+        let order = Order {
+            seed,
+            shards: 1 + (seed % 2) as u32,
+            shard: (seed % 2) as u32 & 0,
+        };
+        let expected: BTreeSet<(Ipv4Addr, u16)> = space
+            .walk(order, 0)
+            .filter(|(_, t)| exclusions.allows(t.ip))
+            .map(|(_, t)| match t.ip {
+                IpAddr::V4(ip) => (ip, t.port),
+                IpAddr::V6(_) => unreachable!(),
+            })
+            .collect();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let capturing = capture(stop.clone());
+        std::thread::sleep(Duration::from_millis(50));
+        let progress = Arc::new(surveyor_scan::ScanProgress::default());
+        let stats = runtime.block_on(async {
+            let mut source = syn::start(
+                space.clone(),
+                order,
+                0,
+                exclusions.clone(),
+                SynConfig {
+                    // The receiver must see every reset to count them; unpaced, a burst of
+                    // thousands overflows a raw socket's buffer on two cores.
+                    rate: std::num::NonZeroU32::new(50_000),
+                    cooldown: Duration::from_millis(300),
+                    source: Some(Ipv4Addr::LOCALHOST),
+                    ..SynConfig::default()
+                },
+                progress,
+                CancellationToken::new(),
+            )
+            .unwrap();
+            // Nothing listens: the kernel resets every SYN, nothing opens.
+            use surveyor_scan::TargetSource;
+            assert!(source.next_target().await.is_none());
+            source.stats.clone()
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        stop.store(true, Ordering::Relaxed);
+        let captured = capturing.join().unwrap();
+        for (ip, port) in &captured {
+            assert!(
+                exclusions.allows(IpAddr::V4(*ip)),
+                "seed {seed}: a SYN went to excluded {ip}:{port}"
+            );
+        }
+        let distinct: BTreeSet<_> = captured.iter().copied().collect();
+        assert_eq!(
+            distinct, expected,
+            "seed {seed}: exactly the allowed targets"
+        );
+        assert_eq!(captured.len(), expected.len(), "seed {seed}: each once");
+        assert_eq!(stats.sent.load(Ordering::Relaxed), expected.len() as u64);
+        assert_eq!(
+            stats.closed.load(Ordering::Relaxed),
+            expected.len() as u64,
+            "seed {seed}: every SYN answered by a reset and validated"
+        );
+        assert!(stats.excluded.load(Ordering::Relaxed) > 0);
+    }
+}
+
+#[test]
+fn a_sweep_of_dark_space_finds_and_probes_every_live_host() {
+    in_namespace("dark_sweep_inside");
+}
+
+#[test]
+fn dark_sweep_inside() {
+    if !inside() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let net: Ipv4Net = "127.60.0.0/22".parse().unwrap();
+        let bed = surveyor_testbed::Testbed::start(surveyor_testbed::TestbedConfig {
+            hosts: 40,
+            seed: 3,
+            net,
+            port: 0,
+        })
+        .await
+        .unwrap();
+        let live: Vec<String> = bed.truth().iter().map(|h| h.ip.to_string()).collect();
+        // Everything of the /22 that holds no host drops every packet: silent, as the
+        // Internet's empty space is.
+        let rules = format!(
+            "table ip dark {{\n\
+               set live {{ type ipv4_addr; elements = {{ {} }}; }}\n\
+               chain in {{ type filter hook input priority 0; \
+                 ip daddr {net} ip daddr != @live drop; }}\n\
+             }}\n",
+            live.join(", ")
+        );
+        let nft = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn();
+        let mut nft = nft.expect("nft (Debian package nftables) is installed");
+        use std::io::Write;
+        nft.stdin
+            .take()
+            .unwrap()
+            .write_all(rules.as_bytes())
+            .unwrap();
+        assert!(nft.wait().unwrap().success(), "nft rules load");
+
+        let space = Arc::new(TargetSpace::new(
+            vec![Entry::Net(IpNet::V4(net))],
+            &[bed.port()],
+        ));
+        let exclusions = Exclusions::builtin(true);
+        let config = ScanConfig {
+            rate: None,
+            network_rate: None,
+            host_rate: None,
+            concurrency: 64,
+            probe: surveyor_scan::ProbeConfig {
+                connect_timeout: Duration::from_secs(2),
+                target_timeout: Duration::from_secs(4),
+                ..surveyor_scan::ProbeConfig::default()
+            },
+            ..ScanConfig::default()
+        };
+        let mut source = syn::start(
+            space.clone(),
+            Order::default(),
+            0,
+            exclusions.clone(),
+            SynConfig {
+                cooldown: Duration::from_millis(500),
+                source: Some(Ipv4Addr::LOCALHOST),
+                ..SynConfig::default()
+            },
+            config.progress.clone(),
+            CancellationToken::new(),
+        )
+        .unwrap();
+        let (tx, mut rx) = mpsc::channel(1024);
+        let collect = tokio::spawn(async move {
+            let (mut seen, mut positions) = (BTreeSet::new(), BTreeSet::new());
+            while let Some((position, obs)) = rx.recv().await {
+                let obs: surveyor_model::Observation = obs;
+                seen.insert(obs.ip);
+                positions.insert(position);
+            }
+            (seen, positions)
+        });
+        let stats = surveyor_scan::run_source(
+            &config,
+            &mut source,
+            &exclusions,
+            tx,
+            CancellationToken::new(),
+        )
+        .await;
+        let (probed, observed) = collect.await.unwrap();
+        let syn = &source.stats;
+        let answering: BTreeSet<IpAddr> = bed
+            .truth()
+            .iter()
+            .filter(|h| h.expected_status.as_deref().is_none_or(|s| s == "success"))
+            .map(|h| h.ip)
+            .collect();
+        assert!(!answering.is_empty());
+        for ip in &answering {
+            assert!(probed.contains(ip), "{ip} answers but was not probed");
+        }
+        // Only live hosts were probed: the dark addresses never answered a SYN.
+        let live: BTreeSet<IpAddr> = bed.truth().iter().map(|h| h.ip).collect();
+        assert!(probed.is_subset(&live));
+        assert_eq!(syn.sent.load(Ordering::Relaxed), 1024);
+        assert_eq!(
+            stats.targets,
+            syn.open.load(Ordering::Relaxed) - syn.dropped.load(Ordering::Relaxed)
+        );
+        // The frontier: the whole sweep settled, and only what produced an observation still
+        // pending (its consumer completes it once stored).
+        let frontier = config.progress.frontier();
+        assert_eq!(frontier.pending, observed);
+        assert_eq!(frontier.next, 1024);
+        bed.shutdown().await;
+    });
+}
