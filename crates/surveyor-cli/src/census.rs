@@ -922,6 +922,8 @@ async fn run_shard(
         asns: ctx.asns.clone(),
         countries: ctx.countries.clone(),
         kb: ctx.kb.clone(),
+        // Census workers connect; SYN mode for workers is not built yet (docs/scaling.md).
+        discovery: crate::pipeline::Discovery::Connect,
         finish_scan: false,
     };
     let template = match &claimed.checkpoint {

@@ -179,6 +179,18 @@ struct ScanArgs {
     /// Allow 127.0.0.0/8 and ::1 (for test-beds). Other reserved ranges stay excluded.
     #[arg(long)]
     allow_loopback: bool,
+    /// How open ports are found: `connect` (a TCP connect() per target, no privileges) or
+    /// `syn` (a stateless SYN sweep from raw sockets at --rate packets/s, IPv4 prefixes,
+    /// needs CAP_NET_RAW; open ports are probed while the sweep goes on).
+    #[arg(long, default_value = "connect", value_parser = ["connect", "syn"])]
+    discovery: String,
+    /// With `--discovery syn`: seconds to wait for late answers after the last SYN.
+    #[arg(long, value_name = "S", default_value_t = 8.0)]
+    cooldown: f64,
+    /// With `--discovery syn`: the address SYNs come from (default: the one the kernel
+    /// routes from towards the first target).
+    #[arg(long, value_name = "IPV4")]
+    source_ip: Option<std::net::Ipv4Addr>,
     /// Judge support status as of this date (default: today, UTC).
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
     as_of: Option<Date>,
@@ -885,6 +897,7 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
     };
     let description = describe(&args, &entries);
     let space = TargetSpace::new(entries, &port_specs);
+    let (discovery, config) = discovery(&args, &space, config)?;
     eprintln!(
         "surveyor: scanning {} of {} targets ({description}, ports {ports:?}, seed {}, shard {}/{})",
         space.shard_len(order),
@@ -936,6 +949,7 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
             .map(country_table)
             .transpose()?,
         kb,
+        discovery,
         finish_scan: true,
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown_token()).await?;
@@ -949,6 +963,32 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         );
     }
     Ok(())
+}
+
+/// The discovery mode `--discovery` asks for, checked before anything is stored or sent. In
+/// SYN mode `--rate` paces the SYNs; the probe window then takes the (few) open ports without
+/// a global rate, the per-network and per-host rates still apply to its probes.
+fn discovery(
+    args: &ScanArgs,
+    space: &TargetSpace,
+    mut config: ScanConfig,
+) -> Result<(pipeline::Discovery, ScanConfig)> {
+    if args.discovery != "syn" {
+        return Ok((pipeline::Discovery::Connect, config));
+    }
+    surveyor_scan::syn::check_space(space)?;
+    surveyor_scan::syn::check_privileges()?;
+    if !(args.cooldown.is_finite() && (0.0..=600.0).contains(&args.cooldown)) {
+        bail!("--cooldown must be between 0 and 600 seconds");
+    }
+    let syn = surveyor_scan::syn::SynConfig {
+        rate: config.rate,
+        cooldown: Duration::from_secs_f64(args.cooldown),
+        source: args.source_ip,
+        ..surveyor_scan::syn::SynConfig::default()
+    };
+    config.rate = None;
+    Ok((pipeline::Discovery::Syn(syn), config))
 }
 
 /// How the targets were given, stored with the scan: the arguments, and the file by name.
@@ -1423,6 +1463,7 @@ async fn demo(args: DemoArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         asns: None,
         countries: None,
         kb,
+        discovery: pipeline::Discovery::Connect,
         finish_scan: true,
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown.clone()).await?;

@@ -77,6 +77,9 @@ pub struct ScanJob {
     pub countries: Option<Arc<surveyor_attrib::CountryTable>>,
     /// Judges every observation; its stamp is stored with the scan.
     pub kb: Arc<KnowledgeBase>,
+    /// How open ports are found: a connect() per target, or a SYN sweep whose answers are
+    /// probed (`surveyor_scan::syn`).
+    pub discovery: Discovery,
     /// Mark the scan finished once every target was walked. A census shard leaves that to
     /// the worker that completes the census's last shard.
     pub finish_scan: bool,
@@ -392,9 +395,46 @@ pub async fn run_scan(
     let engine = {
         let (config, space, order) = (job.config.clone(), job.space.clone(), job.order);
         let (exclusions, cancel) = (job.exclusions.clone(), cancel.clone());
+        let discovery = job.discovery.clone();
         tokio::spawn(async move {
-            let targets = space.resume(order, &frontier.pending, frontier.next);
-            surveyor_scan::run(&config, targets, &exclusions, tx, cancel).await
+            match discovery {
+                Discovery::Connect => {
+                    let targets = space.resume(order, &frontier.pending, frontier.next);
+                    Ok(surveyor_scan::run(&config, targets, &exclusions, tx, cancel).await)
+                }
+                Discovery::Syn(syn) => {
+                    let space = Arc::new(space);
+                    let mut source = surveyor_scan::syn::start(
+                        space.clone(),
+                        order,
+                        frontier.next,
+                        exclusions.clone(),
+                        syn,
+                        config.progress.clone(),
+                        cancel.clone(),
+                    )?;
+                    // Open ports a checkpoint left pending answered before: probe them first.
+                    source.first(frontier.pending.iter().map(|&p| (p, space.at(order, p))));
+                    let stats =
+                        surveyor_scan::run_source(&config, &mut source, &exclusions, tx, cancel)
+                            .await;
+                    let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+                    let s = &source.stats;
+                    eprintln!(
+                        "surveyor: SYN sweep: {} SYNs sent, {} excluded, {} open, {} closed, \
+                         {} duplicate answers, {} open ports dropped (probe queue full), {} \
+                         send errors",
+                        n(&s.sent),
+                        n(&s.excluded),
+                        n(&s.open),
+                        n(&s.closed),
+                        n(&s.duplicates),
+                        n(&s.dropped),
+                        n(&s.send_errors)
+                    );
+                    Ok(stats)
+                }
+            }
         })
     };
     let exchange = Arc::new(AtomicU64::new(0));
@@ -499,7 +539,10 @@ pub async fn run_scan(
     drop(rx);
     writer.finish()?;
     let mut spill = storer.await.context("the store task failed")??;
-    let stats = engine.await.context("the scan engine failed")?;
+    let stats = engine
+        .await
+        .context("the scan engine failed")?
+        .map_err(|e: surveyor_scan::syn::SynError| anyhow::anyhow!(e))?;
     if let Some(bar) = bar {
         bar.abort();
     }
@@ -773,6 +816,15 @@ fn csv_row(o: &Observation) -> [String; 15] {
         })
         .unwrap_or_default(),
     ]
+}
+
+/// How a scan finds open ports.
+#[derive(Debug, Clone)]
+pub enum Discovery {
+    /// A TCP connect() per target inside the probe window (no privileges needed).
+    Connect,
+    /// A stateless SYN sweep from raw sockets; open ports stream into the probe window.
+    Syn(surveyor_scan::syn::SynConfig),
 }
 
 /// How the store names a knowledge base.

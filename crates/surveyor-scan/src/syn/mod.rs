@@ -93,6 +93,8 @@ pub struct SynStats {
 /// engine. It keeps the scan's frontier itself: a position counts as done once its SYN went
 /// out longer than the cooldown ago, an open port stays pending until probed.
 pub struct SynSource {
+    /// Targets to probe before any answer: a resumed scan's open ports that were pending.
+    first: std::collections::VecDeque<(u128, Target)>,
     found: mpsc::Receiver<(u128, Target)>,
     pub stats: Arc<SynStats>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -105,8 +107,18 @@ impl std::fmt::Debug for SynSource {
     }
 }
 
+impl SynSource {
+    /// Yields these (a checkpoint's pending positions) before the sweep's answers.
+    pub fn first(&mut self, targets: impl IntoIterator<Item = (u128, Target)>) {
+        self.first.extend(targets);
+    }
+}
+
 impl TargetSource for SynSource {
     async fn next_target(&mut self) -> Option<(u128, Target)> {
+        if let Some(t) = self.first.pop_front() {
+            return Some(t);
+        }
         self.found.recv().await
     }
 
@@ -122,6 +134,17 @@ impl Drop for SynSource {
             let _ = t.join();
         }
     }
+}
+
+/// Whether SYN discovery can sweep this space: IPv4 prefixes only.
+pub fn check_space(space: &TargetSpace) -> Result<(), SynError> {
+    if let Some(v6) = space.nets().iter().find(|n| matches!(n, IpNet::V6(_))) {
+        return Err(SynError::Ipv6(v6.to_string()));
+    }
+    if space.has_explicit() {
+        return Err(SynError::ExplicitTargets);
+    }
+    Ok(())
 }
 
 /// Checks that this process may open raw sockets, before anything else happens.
@@ -158,12 +181,7 @@ pub fn start(
     progress: Arc<ScanProgress>,
     cancel: CancellationToken,
 ) -> Result<SynSource, SynError> {
-    if let Some(v6) = space.nets().iter().find(|n| matches!(n, IpNet::V6(_))) {
-        return Err(SynError::Ipv6(v6.to_string()));
-    }
-    if space.has_explicit() {
-        return Err(SynError::ExplicitTargets);
-    }
+    check_space(&space)?;
     let sender = raw_sender()?;
     let receiver = raw_receiver()?;
     // Wake up now and then to notice the end of the sweep.
@@ -236,6 +254,7 @@ pub fn start(
             })?
     };
     Ok(SynSource {
+        first: std::collections::VecDeque::new(),
         found,
         stats,
         threads: vec![sending, receiving],
