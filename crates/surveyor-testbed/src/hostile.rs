@@ -11,7 +11,6 @@ use flate2::{Compress, Compression, Crc, FlushCompress};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 
 use crate::http::{self, Request};
@@ -39,7 +38,10 @@ pub(crate) const DECLARED_LENGTH: usize = 10_240;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts and then says nothing: reads and drops input until the client leaves.
-pub(crate) async fn tarpit(stream: &mut TcpStream) {
+pub(crate) async fn tarpit<S>(stream: &mut S)
+where
+    S: AsyncRead + Unpin,
+{
     let deadline = Instant::now() + TARPIT_HOLD;
     let mut sink = [0u8; 1024];
     while let Ok(Ok(n)) = timeout_at(deadline, stream.read(&mut sink)).await {

@@ -20,6 +20,7 @@ mod builds;
 mod dns;
 mod hostile;
 mod http;
+mod link;
 mod names;
 mod ntlm;
 mod pages;
@@ -97,6 +98,60 @@ pub struct FleetOptions {
     /// Open connections across the fleet (default 4096); beyond it, connections wait in the
     /// kernel backlog.
     pub max_connections: usize,
+    /// Each host's round-trip time is drawn from this range, and its answers on every
+    /// service are delayed by it (jittered per answer; `docs/testbed.md`, "Dark space and
+    /// distance", says exactly what is delayed). `None` (the default) answers at loopback
+    /// speed. Fills [`TruthHost::rtt_ms`].
+    pub rtt: Option<RttRange>,
+    /// Share of live hosts, 0.0 to 1.0, whose HTTPS connections stall mid-way and stay
+    /// silent until the client leaves (default 0; hostile personas never stall). Fills
+    /// [`TruthHost::stall`]; their `expected_status` is `io-timeout`.
+    pub stall_share: f64,
+}
+
+/// A range of round-trip times in whole milliseconds, `min..=max`, at most 10 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RttRange {
+    min_ms: u32,
+    max_ms: u32,
+}
+
+impl RttRange {
+    /// The longest round trip accepted: beyond it a host would look dead, not far.
+    pub const MAX_MS: u32 = 10_000;
+
+    /// A range from `min_ms` to `max_ms` inclusive; `None` if `min_ms > max_ms` or
+    /// `max_ms` exceeds [`RttRange::MAX_MS`].
+    pub fn new(min_ms: u32, max_ms: u32) -> Option<RttRange> {
+        (min_ms <= max_ms && max_ms <= RttRange::MAX_MS).then_some(RttRange { min_ms, max_ms })
+    }
+
+    /// Parses `20-200` (a range) or `50` (every host the same), in milliseconds.
+    pub fn parse(text: &str) -> Option<RttRange> {
+        let (min, max) = text.split_once('-').unwrap_or((text, text));
+        RttRange::new(min.trim().parse().ok()?, max.trim().parse().ok()?)
+    }
+
+    pub fn min_ms(self) -> u32 {
+        self.min_ms
+    }
+
+    pub fn max_ms(self) -> u32 {
+        self.max_ms
+    }
+
+    /// The round trip at `place` (0.0 to 1.0) of the range, uniformly.
+    fn pick(self, place: f64) -> u32 {
+        let span = f64::from(self.max_ms - self.min_ms + 1);
+        // `place` is below 1, so the product is below span; min() guards the rounding.
+        (self.min_ms + (place * span) as u32).min(self.max_ms)
+    }
+}
+
+impl std::fmt::Display for RttRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.min_ms, self.max_ms)
+    }
 }
 
 /// How the fleet's hosts get their sockets.
@@ -137,6 +192,8 @@ impl Default for FleetOptions {
             dns_ip: Ipv4Addr::LOCALHOST,
             listeners: Listeners::Auto,
             max_connections: server::MAX_CONNECTIONS,
+            rtt: None,
+            stall_share: 0.0,
         }
     }
 }
@@ -156,6 +213,7 @@ impl FleetOptions {
         for (name, share) in [
             ("hostile_share", self.hostile_share),
             ("non_exchange_share", self.non_exchange_share),
+            ("stall_share", self.stall_share),
         ] {
             if !(0.0..=1.0).contains(&share) {
                 return Err(TestbedError::BadOptions {
@@ -259,6 +317,16 @@ pub struct TruthHost {
     /// otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served_by: Option<String>,
+    /// The host's round-trip time in milliseconds, by which its answers are delayed, when
+    /// the fleet has distance ([`FleetOptions::rtt`]); left out of the JSON otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<u32>,
+    /// Where every HTTPS connection to this host stalls, for ever: `"accepted"` (nothing is
+    /// ever sent), `"server-hello"` (the rest of the TLS flight never comes) or
+    /// `"half-response"` (half of the first answer, then nothing). Its `expected_status` is
+    /// then `io-timeout`. Left out of the JSON for hosts that do not stall.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall: Option<String>,
 }
 
 /// Ground truth for an Exchange host.
@@ -935,6 +1003,123 @@ mod tests {
             ..FleetOptions::default()
         };
         let result = try_generate_with(&config(5, 3, "127.2.0.0/24"), &options);
+        assert!(matches!(result, Err(TestbedError::BadOptions { .. })));
+    }
+}
+
+#[cfg(test)]
+mod distance_tests {
+    use super::*;
+
+    fn config(hosts: usize, seed: u64) -> TestbedConfig {
+        TestbedConfig {
+            hosts,
+            seed,
+            net: "127.203.0.0/16".parse().unwrap(),
+            port: 0,
+        }
+    }
+
+    fn with(rtt: Option<RttRange>, stall_share: f64) -> FleetOptions {
+        FleetOptions {
+            rtt,
+            stall_share,
+            ..FleetOptions::default()
+        }
+    }
+
+    /// The host as it would be without distance.
+    fn near(host: &TruthHost, before: &TruthHost) -> TruthHost {
+        TruthHost {
+            rtt_ms: None,
+            stall: None,
+            expected_status: before.expected_status.clone(),
+            ..host.clone()
+        }
+    }
+
+    #[test]
+    fn distance_leaves_the_fleet_as_it_was() {
+        let plain = generate(&config(1000, 21));
+        let far =
+            try_generate_with(&config(1000, 21), &with(RttRange::new(20, 200), 0.05)).unwrap();
+        assert_eq!(plain.len(), far.len());
+        for (before, after) in plain.iter().zip(&far) {
+            assert_eq!(&near(after, before), before);
+        }
+        // Without distance the JSON has neither field, as before they existed.
+        let mut out = Vec::new();
+        write_truth(&plain, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("rtt_ms") && !text.contains("stall"));
+    }
+
+    #[test]
+    fn round_trips_cover_the_range_and_stay_with_their_host() {
+        let far = try_generate_with(&config(2000, 22), &with(RttRange::new(20, 200), 0.0)).unwrap();
+        let rtts: Vec<u32> = far.iter().map(|h| h.rtt_ms.unwrap()).collect();
+        assert!(rtts.iter().all(|r| (20..=200).contains(r)));
+        assert!(rtts.iter().any(|r| *r < 30) && rtts.iter().any(|r| *r > 190));
+        let mean = rtts.iter().map(|r| f64::from(*r)).sum::<f64>() / rtts.len() as f64;
+        assert!((100.0..120.0).contains(&mean), "mean {mean}");
+        // Stalls do not move a host's round trip.
+        let stalling =
+            try_generate_with(&config(2000, 22), &with(RttRange::new(20, 200), 0.5)).unwrap();
+        assert!(stalling.iter().zip(&far).all(|(a, b)| a.rtt_ms == b.rtt_ms));
+        let fixed = try_generate_with(&config(50, 22), &with(RttRange::new(80, 80), 0.0)).unwrap();
+        assert!(fixed.iter().all(|h| h.rtt_ms == Some(80)));
+    }
+
+    #[test]
+    fn stalls_follow_the_share_and_the_truth_expects_a_timeout() {
+        let small = try_generate_with(&config(4000, 23), &with(None, 0.01)).unwrap();
+        let large = try_generate_with(&config(4000, 23), &with(None, 0.2)).unwrap();
+        let stalled = |plan: &[TruthHost]| -> Vec<std::net::IpAddr> {
+            plan.iter()
+                .filter(|h| h.stall.is_some())
+                .map(|h| h.ip)
+                .collect()
+        };
+        let (few, many) = (stalled(&small), stalled(&large));
+        assert!((20..=60).contains(&few.len()), "{}", few.len());
+        assert!((650..=900).contains(&many.len()), "{}", many.len());
+        // A larger share stalls a superset of the hosts a smaller one stalls.
+        assert!(few.iter().all(|ip| many.contains(ip)));
+        let kinds: std::collections::HashSet<&str> =
+            large.iter().filter_map(|h| h.stall.as_deref()).collect();
+        assert_eq!(
+            kinds,
+            std::collections::HashSet::from(["accepted", "server-hello", "half-response"])
+        );
+        for host in &large {
+            if host.stall.is_some() {
+                assert_eq!(host.expected_status.as_deref(), Some("io-timeout"));
+                assert!(host.rtt_ms.is_none(), "no round trip without --rtt");
+            }
+        }
+        // Hostile personas keep their own misbehaviour, whatever the share.
+        let all = try_generate_with(&config(2000, 24), &with(None, 1.0)).unwrap();
+        let plain = generate(&config(2000, 24));
+        for (host, before) in all.iter().zip(&plain) {
+            let hostile = before.expected_status.as_deref() != Some("success")
+                || matches!(
+                    before.persona.as_str(),
+                    "endless-body" | "redirect-loop" | "gzip-bomb" | "wrong-content-length"
+                );
+            assert_eq!(host.stall.is_none(), hostile, "{}", host.persona);
+        }
+    }
+
+    #[test]
+    fn round_trip_ranges_parse_and_refuse_nonsense() {
+        assert_eq!(RttRange::parse("20-200"), RttRange::new(20, 200));
+        assert_eq!(RttRange::parse("50"), RttRange::new(50, 50));
+        assert_eq!(RttRange::parse(" 0 - 10 "), RttRange::new(0, 10));
+        assert_eq!(RttRange::parse("20-200").unwrap().to_string(), "20-200");
+        for bad in ["200-20", "", "-", "a-b", "20-", "0-10001", "-5"] {
+            assert_eq!(RttRange::parse(bad), None, "{bad:?}");
+        }
+        let result = try_generate_with(&config(5, 1), &with(None, 1.5));
         assert!(matches!(result, Err(TestbedError::BadOptions { .. })));
     }
 }

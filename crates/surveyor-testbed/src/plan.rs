@@ -2,6 +2,7 @@
 //! binding anything.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use rand::{Rng, SeedableRng};
@@ -58,6 +59,39 @@ pub(crate) struct HostPlan {
     pub(crate) persona: Persona,
     /// Seeds this host's own random stream (request ids), so answers are reproducible.
     pub(crate) seed: u64,
+    /// The round trip its answers are delayed by ([`FleetOptions::rtt`]); `None` answers at
+    /// loopback speed.
+    pub(crate) rtt: Option<Duration>,
+    /// How its HTTPS connections stall, if they do ([`FleetOptions::stall_share`]).
+    pub(crate) stall: Option<Stall>,
+}
+
+/// Where a stalling host's HTTPS connections stop, for ever: what a client meets when the
+/// path to a server loses everything after some point. Every connection of the host stalls
+/// the same way, so the truth can say what a scanner records (`io-timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stall {
+    /// The TCP handshake completes, nothing is ever sent back (a firewall or SYN proxy that
+    /// answers for a server that is gone).
+    Accepted,
+    /// The ServerHello arrives, the rest of the server's first TLS flight never does (a path
+    /// MTU black hole: small packets pass, the full-size ones with the certificate are lost).
+    ServerHello,
+    /// The TLS handshake completes and the request is read; half of the first response is
+    /// sent, the rest never comes.
+    HalfResponse,
+}
+
+impl Stall {
+    const ALL: [Stall; 3] = [Stall::Accepted, Stall::ServerHello, Stall::HalfResponse];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Stall::Accepted => "accepted",
+            Stall::ServerHello => "server-hello",
+            Stall::HalfResponse => "half-response",
+        }
+    }
 }
 
 /// What software a host pretends to be.
@@ -404,16 +438,49 @@ pub(crate) fn plan(
         let mut detail = ChaCha8Rng::seed_from_u64(
             config.seed ^ u64::from(u32::from(ip)).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
-        hosts.push(plan_host(
+        let mut host = plan_host(
             ip,
             config.port,
             (*index, organisation, *org_seed),
             options,
             &table,
             (&mut rng, &mut detail),
-        ));
+        );
+        distance(&mut host, config.seed, options);
+        hosts.push(host);
     }
     Ok(hosts)
+}
+
+/// Draws the host's distance: its round-trip time and whether its connections stall.
+///
+/// The draws come from a stream of their own, seeded from the seed and the address, and are
+/// made whatever the options say, so a seed plans the same fleet with or without distance,
+/// a host keeps its round trip when the stall share changes, and a larger share stalls a
+/// superset of the hosts a smaller one stalls.
+fn distance(host: &mut HostPlan, seed: u64, options: &FleetOptions) {
+    let ip = match host.truth.ip {
+        IpAddr::V4(ip) => u32::from(ip),
+        IpAddr::V6(_) => 0,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        seed ^ u64::from(ip).wrapping_mul(0xD1B5_4A32_D192_ED03) ^ 0x6469_7374_616E_6365,
+    );
+    let (place, roll, kind): (f64, f64, usize) =
+        (rng.gen(), rng.gen(), rng.gen_range(0..Stall::ALL.len()));
+    if let Some(range) = options.rtt {
+        let ms = range.pick(place);
+        host.rtt = Some(Duration::from_millis(u64::from(ms)));
+        host.truth.rtt_ms = Some(ms);
+    }
+    // Hostile personas already fail in their own way; a stall on top would blur what their
+    // truth says.
+    if roll < options.stall_share && !matches!(host.persona, Persona::Hostile(_)) {
+        let stall = Stall::ALL[kind];
+        host.stall = Some(stall);
+        host.truth.stall = Some(stall.label().to_owned());
+        host.truth.expected_status = Some("io-timeout".to_owned());
+    }
 }
 
 fn plan_host(
@@ -503,12 +570,16 @@ fn plan_host(
             smtp,
             hostname,
             served_by,
+            rtt_ms: None,
+            stall: None,
         },
         org,
         org_name: organisation.name.clone(),
         org_seed,
         persona,
         seed: rng.gen(),
+        rtt: None,
+        stall: None,
     }
 }
 

@@ -26,9 +26,9 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::http::{self, Response};
-use crate::plan::{HostPlan, Hostile, Persona};
+use crate::plan::{HostPlan, Hostile, Persona, Stall};
 use crate::tls::{CertCache, Role};
-use crate::{hostile, persona, smtp, TestbedError};
+use crate::{hostile, link, persona, smtp, TestbedError};
 
 /// How long a connection may sit idle (TLS handshake, or waiting for a request head).
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -229,7 +229,7 @@ pub(crate) async fn accept_loop(
 }
 
 async fn serve_connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     host: Arc<HostState>,
     service: Service,
     _permit: OwnedSemaphorePermit,
@@ -239,35 +239,58 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let n = host.connections.fetch_add(1, Ordering::Relaxed);
     let mut rng = ChaCha8Rng::seed_from_u64(host.plan.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(host.plan.truth.ip);
+    // Stalls are a property of the host's HTTPS service; distance applies to all of them.
+    let stall = host.plan.stall.filter(|_| service == Service::Https);
+    if host.plan.rtt.is_none() && stall.is_none() {
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = serve(stream, &host, service, peer, &mut rng) => {}
+        }
+        return;
+    }
+    // The host talks to one end of a pipe; the delay line carries the other end to the
+    // socket. Its jitter has a stream of its own, so answers stay what they were.
+    let (inside, outside) = tokio::io::duplex(link::WINDOW);
+    let link = link::Link {
+        rtt: host.plan.rtt.unwrap_or_default(),
+        jitter: link::JITTER,
+        stall,
+        rng: ChaCha8Rng::seed_from_u64(
+            host.plan.seed ^ n.wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ 0x6c69_6e6b,
+        ),
+    };
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        _ = async {
+            tokio::join!(
+                link::run(stream, outside, link),
+                serve(inside, &host, service, peer, &mut rng),
+            )
+        } => {}
+    }
+}
+
+/// Serves one connection of `service` on `io`, as the host's persona does.
+async fn serve<S>(mut io: S, host: &HostState, service: Service, peer: IpAddr, rng: &mut ChaCha8Rng)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let hostile = match host.plan.persona {
         Persona::Hostile(h) => Some(h),
         _ => None,
     };
-
     match service {
         Service::Https => {}
-        Service::HttpRedirect => {
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                () = exchange_loop(&mut stream, &host, &mut rng, service) => {}
-            }
-            return;
-        }
-        Service::Smtp => {
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                () = smtp::serve(stream, &host, &mut rng) => {}
-            }
-            return;
-        }
+        Service::HttpRedirect => return exchange_loop(&mut io, host, rng, service).await,
+        Service::Smtp => return smtp::serve(io, host, peer).await,
     }
 
     if hostile == Some(Hostile::Tarpit) {
-        tokio::select! {
-            () = cancel.cancelled() => {}
-            () = hostile::tarpit(&mut stream) => {}
-        }
-        return;
+        return hostile::tarpit(&mut io).await;
     }
 
     let acceptor = match host.certs.acceptor(&host.plan, Role::https(&host.plan)) {
@@ -277,11 +300,7 @@ async fn serve_connection(
             return;
         }
     };
-    let handshake = tokio::select! {
-        () = cancel.cancelled() => return,
-        result = timeout(IDLE_TIMEOUT, acceptor.accept(stream)) => result,
-    };
-    let mut tls = match handshake {
+    let mut tls = match timeout(IDLE_TIMEOUT, acceptor.accept(io)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(error)) => {
             debug!(ip = %host.plan.truth.ip, %error, "TLS handshake failed");
@@ -289,16 +308,10 @@ async fn serve_connection(
         }
         Err(_elapsed) => return,
     };
-
-    tokio::select! {
-        () = cancel.cancelled() => {}
-        () = async {
-            if hostile == Some(Hostile::GarbageAfterTls) {
-                hostile::garbage(&mut tls, &mut rng).await;
-            } else {
-                exchange_loop(&mut tls, &host, &mut rng, service).await;
-            }
-        } => {}
+    if hostile == Some(Hostile::GarbageAfterTls) {
+        hostile::garbage(&mut tls, rng).await;
+    } else {
+        exchange_loop(&mut tls, host, rng, service).await;
     }
 }
 
@@ -354,6 +367,17 @@ where
         };
         let keep_alive = framed && request.keep_alive() && !response.close;
         let head_only = request.method == "HEAD";
+        if service == Service::Https && host.plan.stall == Some(Stall::HalfResponse) {
+            // Half of the answer, then silence: the delay line keeps the connection open
+            // and says nothing more until the client gives up.
+            let bytes = response.to_bytes(head_only, &http::http_date_now(), false);
+            let _ = timeout(IDLE_TIMEOUT, async {
+                io.write_all(&bytes[..bytes.len() / 2]).await?;
+                io.flush().await
+            })
+            .await;
+            return;
+        }
         let sent = send(io, &response, head_only, !keep_alive).await;
         if sent && !framed {
             linger(io).await;

@@ -3,9 +3,7 @@
 
 use std::net::IpAddr;
 
-use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 use tracing::debug;
 
@@ -32,8 +30,11 @@ enum Mta {
     },
 }
 
-/// Serves one SMTP connection.
-pub(crate) async fn serve(mut stream: TcpStream, host: &HostState, _rng: &mut ChaCha8Rng) {
+/// Serves one SMTP connection from `peer`.
+pub(crate) async fn serve<S>(mut stream: S, host: &HostState, peer: IpAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mta = match &host.plan.persona {
         Persona::Exchange(spec) => Mta::Exchange {
             fqdn: spec.internal_fqdn(),
@@ -43,10 +44,6 @@ pub(crate) async fn serve(mut stream: TcpStream, host: &HostState, _rng: &mut Ch
             name: format!("mail.{}", host.plan.truth.domain),
         },
     };
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(host.plan.truth.ip);
     let banner = match &mta {
         Mta::Exchange { fqdn, .. } => format!(
             "220 {fqdn} Microsoft ESMTP MAIL Service ready at {}\r\n",
