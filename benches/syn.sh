@@ -13,10 +13,10 @@ set -euo pipefail
 if [ -z "${SURVEYOR_BENCH_NETNS:-}" ]; then
     cd "$(dirname "$0")/.."
     cargo build --release -j2 -p surveyor-cli >&2
-    exec env SURVEYOR_BENCH_NETNS=1 unshare -n "$(pwd)/benches/syn.sh"
+    exec env SURVEYOR_BENCH_NETNS=1 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-}" unshare -n "$(pwd)/benches/syn.sh"
 fi
 cd "$(dirname "$0")/.."
-S=$(pwd)/target/release/surveyor
+S=${CARGO_TARGET_DIR:-$(pwd)/target}/release/surveyor
 ip link set lo up
 tmp=$(mktemp -d)
 trap 'kill $bed 2>/dev/null; rm -rf "$tmp"' EXIT
