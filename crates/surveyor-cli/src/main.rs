@@ -1011,6 +1011,7 @@ fn print_summary(o: &pipeline::ScanOutcome) {
         Some(StopReason::Cancelled) => " INTERRUPTED (not marked finished)",
         Some(StopReason::MaxTargets) => " stopped at --max-targets (not marked finished)",
         Some(StopReason::MaxRuntime) => " stopped at --max-runtime (not marked finished)",
+        Some(StopReason::SourceFailed) => " STOPPED at a bad input line (not marked finished)",
     };
     let statuses: Vec<String> = s
         .by_status

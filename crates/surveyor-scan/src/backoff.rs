@@ -1,21 +1,29 @@
-//! Back-off for destination networks that error: after a run of consecutive connect
-//! timeouts or unreachable errors into one network, new targets there wait, for a pause that
-//! doubles with each further run, up to a ceiling. Any answer (even a refusal) resets it.
-//! A network that drops our SYNs is overloaded, filtering us, or gone; pressing on hurts it
-//! and wastes the window.
+//! Back-off for destination networks that answered and then start failing, and the queue where
+//! targets wait out a pause (or a rate limit) without holding a slot of the probe window.
+//!
+//! Silence is the normal state of the Internet: most addresses never answer, and a connect
+//! timeout into a network that never answered says nothing about that network's health. What
+//! does is a network that answered and then fails: connections reset before a byte, TLS
+//! handshakes cut off, hosts that connect and then go quiet, or connect timeouts where most
+//! targets had answered. After a run of such failures new targets there wait, for a pause that
+//! doubles with each further run, up to a ceiling; any answer (even a refusal) ends it.
+//! Pressing on would hurt an overloaded network and waste our own time on a filtering one.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::targets::Target;
+
 /// When and how long to back off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
-    /// Consecutive errors into one network before it is paused.
+    /// Consecutive failures into one network before it is paused (0: never).
     pub after: u32,
-    /// The first pause; each further run of errors doubles it.
+    /// The first pause; each further run of failures doubles it.
     pub first: Duration,
     /// The longest pause.
     pub max: Duration,
@@ -31,13 +39,34 @@ impl Default for Backoff {
     }
 }
 
-#[derive(Debug)]
-struct Health {
-    errors: u32,
-    paused_until: Instant,
+/// What one probe told about its destination network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The network is there and speaking: a connection, or a refusal.
+    Answered,
+    /// Nothing came back (connect timeout, unreachable): the Internet's usual answer, a
+    /// failure only where most targets answered.
+    Silent,
+    /// A connection that failed after the network answered: reset or closed before a byte, a
+    /// TLS handshake cut off, a host that went quiet mid-way.
+    Failed,
 }
 
-/// Per-network error runs. Only networks that have erred have an entry.
+#[derive(Debug)]
+struct Health {
+    /// Answers since the network was first heard.
+    answers: u32,
+    /// Silent targets since then.
+    silences: u32,
+    /// The current run of failures.
+    failures: u32,
+    paused_until: Instant,
+    /// The last outcome, for forgetting quiet networks.
+    touched: Instant,
+}
+
+/// Per-network records. Only networks that answered or failed have one: a sweep of dark space
+/// leaves this map empty.
 #[derive(Debug)]
 pub(crate) struct Networks {
     policy: Backoff,
@@ -59,16 +88,44 @@ impl Networks {
         (until > now).then_some(until)
     }
 
-    /// Records an error into `network` at `now`; pauses it when a run is complete.
-    pub(crate) fn error(&self, network: u128, now: Instant) {
+    /// Records what a probe into `network` found at `now`; pauses the network when a run of
+    /// failures is complete.
+    pub(crate) fn record(&self, network: u128, outcome: Outcome, now: Instant) {
         let mut state = self.lock();
-        let health = state.entry(network).or_insert(Health {
-            errors: 0,
-            paused_until: now,
-        });
-        health.errors = health.errors.saturating_add(1);
-        if self.policy.after > 0 && health.errors.is_multiple_of(self.policy.after) {
-            let runs = health.errors / self.policy.after;
+        let health = match (outcome, state.get_mut(&network)) {
+            // Never heard from: silence is no news.
+            (Outcome::Silent, None) => return,
+            (_, Some(health)) => health,
+            (_, None) => state.entry(network).or_insert(Health {
+                answers: 0,
+                silences: 0,
+                failures: 0,
+                paused_until: now,
+                touched: now,
+            }),
+        };
+        health.touched = now;
+        let failed = match outcome {
+            Outcome::Answered => {
+                health.answers = health.answers.saturating_add(1);
+                health.failures = 0;
+                health.paused_until = now;
+                false
+            }
+            Outcome::Failed => true,
+            Outcome::Silent => {
+                health.silences = health.silences.saturating_add(1);
+                // Where most targets answered, silence is news; where most were silent (a
+                // sparse network: a few servers among dark addresses) it is not.
+                health.silences <= health.answers
+            }
+        };
+        if !failed || self.policy.after == 0 {
+            return;
+        }
+        health.failures = health.failures.saturating_add(1);
+        if health.failures.is_multiple_of(self.policy.after) {
+            let runs = health.failures / self.policy.after;
             let factor = 1u32.checked_shl(runs - 1).unwrap_or(u32::MAX);
             let pause = self
                 .policy
@@ -76,23 +133,24 @@ impl Networks {
                 .saturating_mul(factor)
                 .min(self.policy.max);
             health.paused_until = now + pause;
-            tracing::debug!(network, errors = health.errors, ?pause, "backing off");
+            tracing::debug!(network, failures = health.failures, ?pause, "backing off");
         }
     }
 
-    /// Records an answer from `network`: it is healthy again.
-    pub(crate) fn answered(&self, network: u128) {
-        let mut state = self.lock();
-        if !state.is_empty() {
-            state.remove(&network);
-        }
-    }
-
-    /// Forgets networks whose last pause ended long ago, so the map stays bounded by the
-    /// networks erring recently.
+    /// Forgets networks not heard from for a while and not paused, so that the map stays
+    /// bounded by the networks probed recently. A network forgotten starts afresh: its
+    /// silences are no news until it answers again.
     pub(crate) fn forget_stale(&self, now: Instant) {
-        let horizon = now.checked_sub(self.policy.max).unwrap_or(now);
-        self.lock().retain(|_, h| h.paused_until > horizon);
+        let horizon = now
+            .checked_sub(self.policy.max.max(FORGET_AFTER))
+            .unwrap_or(now);
+        self.lock()
+            .retain(|_, h| h.touched > horizon || h.paused_until > now);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u128, Health>> {
@@ -101,9 +159,109 @@ impl Networks {
     }
 }
 
+/// How long a network's record outlives its last outcome (at least the longest pause).
+const FORGET_AFTER: Duration = Duration::from_secs(60);
+
+/// The smallest capacity of the queue of waiting targets: a waiting target costs a few dozen
+/// bytes and no socket, so even a small window may have many waiting behind a paused network.
+pub(crate) const DEFERRED_MIN: usize = 4096;
+
+/// Targets taken from the walk that may not be probed yet (their network is paused, or a
+/// per-network or per-host rate says not yet), each with the time it may be tried again. They
+/// wait here, outside the probe window, so a paused network costs no slot; the engine stops
+/// taking new targets while the queue is full, which bounds it.
+#[derive(Debug)]
+pub(crate) struct Deferred {
+    heap: BinaryHeap<Reverse<Waiting>>,
+    capacity: usize,
+    /// Ties between equal times go in arrival order.
+    arrivals: u64,
+}
+
+/// One waiting target.
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    pub(crate) at: Instant,
+    seq: u64,
+    pub(crate) position: u128,
+    pub(crate) target: Target,
+    /// It waited for its network's back-off pause (counted once per target).
+    pub(crate) backed_off: bool,
+}
+
+impl PartialEq for Waiting {
+    fn eq(&self, other: &Waiting) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Waiting {}
+
+impl PartialOrd for Waiting {
+    fn partial_cmp(&self, other: &Waiting) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Waiting {
+    fn cmp(&self, other: &Waiting) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+impl Deferred {
+    pub(crate) fn new(capacity: usize) -> Deferred {
+        Deferred {
+            heap: BinaryHeap::new(),
+            capacity: capacity.max(1),
+            arrivals: 0,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.heap.len() >= self.capacity
+    }
+
+    /// Puts a target back until `at`.
+    pub(crate) fn push(&mut self, at: Instant, position: u128, target: Target, backed_off: bool) {
+        self.arrivals += 1;
+        self.heap.push(Reverse(Waiting {
+            at,
+            seq: self.arrivals,
+            position,
+            target,
+            backed_off,
+        }));
+    }
+
+    /// When the next target may be tried.
+    pub(crate) fn next_at(&self) -> Option<Instant> {
+        self.heap.peek().map(|w| w.0.at)
+    }
+
+    /// The target whose time came first, if it has come.
+    pub(crate) fn pop_ready(&mut self, now: Instant) -> Option<Waiting> {
+        if self.next_at()? > now {
+            return None;
+        }
+        self.heap.pop().map(|w| w.0)
+    }
+
+    /// Everything still waiting, for a scan that stops.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Waiting> + '_ {
+        self.heap.drain().map(|w| w.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use Outcome::*;
 
     fn policy() -> Backoff {
         Backoff {
@@ -113,65 +271,171 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_run_of_errors_pauses_and_the_pause_doubles_to_the_ceiling() {
+    /// The one place tests drive the policy: outcomes into network 7, in order; returns how
+    /// long the network is paused after the last one.
+    fn pause_after(outcomes: &[Outcome], policy: Backoff) -> Option<Duration> {
         let now = Instant::now();
-        let pause_after = |n: u32| {
-            let nets = Networks::new(policy());
-            for _ in 0..n {
-                nets.error(7, now);
-            }
-            nets.paused_until(7, now).map(|t| t - now)
-        };
-        assert_eq!(pause_after(2), None);
-        assert_eq!(pause_after(3), Some(Duration::from_secs(1)));
-        assert_eq!(pause_after(6), Some(Duration::from_secs(2)));
-        assert_eq!(pause_after(9), Some(Duration::from_secs(4)));
-        assert_eq!(pause_after(30), Some(Duration::from_secs(4)));
-
-        let nets = Networks::new(policy());
-        for _ in 0..3 {
-            nets.error(7, now);
+        let nets = Networks::new(policy);
+        for &o in outcomes {
+            nets.record(7, o, now);
         }
-        assert!(nets.paused_until(7, now).is_some());
-        assert_eq!(
-            nets.paused_until(8, now),
-            None,
-            "other networks are not touched"
-        );
-        let later = now + Duration::from_secs(1);
-        assert_eq!(nets.paused_until(7, later), None, "the pause ends");
+        nets.paused_until(7, now).map(|t| t - now)
     }
 
-    #[test]
-    fn an_answer_resets_the_run_and_stale_networks_are_forgotten() {
-        let now = Instant::now();
+    fn times(outcome: Outcome, n: usize) -> Vec<Outcome> {
+        vec![outcome; n]
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_alone_never_pauses_and_costs_no_memory() {
+        assert_eq!(pause_after(&times(Silent, 10_000), policy()), None);
         let nets = Networks::new(policy());
-        nets.error(1, now);
-        nets.error(1, now);
-        nets.answered(1);
-        nets.error(1, now);
-        assert_eq!(nets.paused_until(1, now), None, "the run restarted");
-        for _ in 0..2 {
-            nets.error(1, now);
+        let now = Instant::now();
+        for network in 0..1_000 {
+            nets.record(network, Silent, now);
         }
-        assert!(nets.paused_until(1, now).is_some());
-        nets.forget_stale(now + Duration::from_secs(3));
-        assert_eq!(nets.lock().len(), 1, "paused recently: kept");
-        nets.forget_stale(now + Duration::from_secs(10));
-        assert!(nets.lock().is_empty());
+        assert_eq!(nets.len(), 0, "dark space leaves no records");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_network_that_answered_and_then_fails_is_paused_doubling_to_the_ceiling() {
+        let answered_then = |outcome, n| [times(Answered, 5), times(outcome, n)].concat();
+        assert_eq!(pause_after(&answered_then(Failed, 2), policy()), None);
+        assert_eq!(
+            pause_after(&answered_then(Failed, 3), policy()),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            pause_after(&answered_then(Failed, 6), policy()),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            pause_after(&answered_then(Failed, 9), policy()),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(
+            pause_after(&answered_then(Failed, 30), policy()),
+            Some(Duration::from_secs(4))
+        );
+        // Resets and aborted handshakes need no earlier answer: they are one.
+        assert_eq!(
+            pause_after(&times(Failed, 3), policy()),
+            Some(Duration::from_secs(1))
+        );
+        // Timeouts where every target had answered: a network that went dark on us.
+        assert_eq!(
+            pause_after(&answered_then(Silent, 3), policy()),
+            Some(Duration::from_secs(1))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_in_a_sparse_network_is_no_failure() {
+        // One server among dark addresses: after its answer, silence outnumbers answers.
+        let sparse = [vec![Answered], times(Silent, 50)].concat();
+        assert_eq!(pause_after(&sparse, policy()), None);
+        // Two answers, then silence: only the first two silences count, never a run of three.
+        let sparse = [times(Answered, 2), times(Silent, 50)].concat();
+        assert_eq!(pause_after(&sparse, policy()), None);
+        // Silence does not break a run of failures, an answer does.
+        let run = [
+            times(Answered, 1),
+            times(Failed, 2),
+            times(Silent, 40),
+            times(Failed, 1),
+        ]
+        .concat();
+        assert_eq!(pause_after(&run, policy()), Some(Duration::from_secs(1)));
+        let broken = [times(Failed, 2), vec![Answered], times(Failed, 2)].concat();
+        assert_eq!(pause_after(&broken, policy()), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pauses_end_in_time_and_by_an_answer_and_only_touch_their_network() {
+        let nets = Networks::new(policy());
+        let start = Instant::now();
+        for _ in 0..3 {
+            nets.record(7, Failed, start);
+        }
+        assert!(nets.paused_until(7, start).is_some());
+        assert_eq!(nets.paused_until(8, start), None, "other networks go on");
+        tokio::time::advance(Duration::from_millis(999)).await;
+        assert!(nets.paused_until(7, Instant::now()).is_some());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(nets.paused_until(7, Instant::now()), None, "the pause ends");
+
+        for _ in 0..3 {
+            nets.record(7, Failed, Instant::now());
+        }
+        assert!(nets.paused_until(7, Instant::now()).is_some());
+        nets.record(7, Answered, Instant::now());
+        assert_eq!(
+            nets.paused_until(7, Instant::now()),
+            None,
+            "an answer ends it"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quiet_networks_are_forgotten_and_paused_ones_kept() {
+        let nets = Networks::new(policy());
+        let start = Instant::now();
+        nets.record(1, Answered, start);
+        nets.record(2, Failed, start);
+        tokio::time::advance(FORGET_AFTER - Duration::from_secs(1)).await;
+        for _ in 0..3 {
+            nets.record(3, Failed, Instant::now());
+        }
+        nets.forget_stale(Instant::now());
+        assert_eq!(nets.len(), 3, "heard from recently: kept");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        nets.forget_stale(Instant::now());
+        assert_eq!(nets.len(), 1, "only the one heard from since");
+        // Forgotten, network 1 is a stranger again: its silence is no news.
+        for _ in 0..10 {
+            nets.record(1, Silent, Instant::now());
+        }
+        assert_eq!(nets.paused_until(1, Instant::now()), None);
     }
 
     #[test]
     fn zero_disables() {
-        let now = Instant::now();
-        let nets = Networks::new(Backoff {
-            after: 0,
-            ..policy()
-        });
-        for _ in 0..100 {
-            nets.error(1, now);
+        let mut off = policy();
+        off.after = 0;
+        assert_eq!(pause_after(&times(Failed, 100), off), None);
+    }
+
+    fn target(last: u8) -> Target {
+        Target {
+            ip: std::net::IpAddr::from([127, 0, 0, last]),
+            port: 443,
+            scheme: surveyor_model::Scheme::Https,
+            domain: None,
         }
-        assert_eq!(nets.paused_until(1, now), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deferred_targets_come_back_in_time_order_and_the_queue_is_bounded() {
+        let start = Instant::now();
+        let mut q = Deferred::new(3);
+        q.push(start + Duration::from_secs(2), 0, target(0), true);
+        q.push(start + Duration::from_secs(1), 1, target(1), false);
+        q.push(start + Duration::from_secs(1), 2, target(2), false);
+        assert!(q.is_full());
+        assert_eq!(q.next_at(), Some(start + Duration::from_secs(1)));
+        assert!(q.pop_ready(start).is_none(), "nothing is due yet");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let due: Vec<u128> = std::iter::from_fn(|| q.pop_ready(Instant::now()))
+            .map(|w| w.position)
+            .collect();
+        assert_eq!(due, [1, 2], "due ones, ties in arrival order");
+        assert!(!q.is_full());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let last = q.pop_ready(Instant::now()).unwrap();
+        assert_eq!((last.position, last.backed_off), (0, true));
+        assert!(q.is_empty());
+        q.push(start, 9, target(9), false);
+        assert_eq!(q.drain().map(|w| w.position).collect::<Vec<_>>(), [9]);
+        assert!(q.is_empty());
     }
 }

@@ -107,7 +107,7 @@ pub struct ScanConfig {
     pub drain_timeout: Duration,
     /// Live counters and the resume frontier, shared with whoever watches the scan.
     pub progress: Arc<ScanProgress>,
-    /// Pauses for destination networks whose connects time out or are unreachable.
+    /// Pauses for destination networks that answered and then fail.
     pub backoff: Backoff,
     /// When set, these limits replace `rate`, `network_rate` and `host_rate`, from the start
     /// and again whenever a new value is sent: a distributed census splits its budget
@@ -197,6 +197,8 @@ pub enum StopReason {
     Cancelled,
     MaxTargets,
     MaxRuntime,
+    /// The source could not go on (a bad line in a stream of targets); it says why.
+    SourceFailed,
 }
 
 /// Counters of a finished scan.
@@ -213,13 +215,15 @@ pub struct ScanStats {
     pub closed: u64,
     /// Targets whose host or network was reported unreachable.
     pub unreachable: u64,
-    /// Targets that waited for their network's back-off pause before being probed.
+    /// Targets that waited for their network's back-off pause (outside the window) before
+    /// being probed.
     pub backed_off: u64,
     /// Targets that answered: each produced one observation.
     pub connected: u64,
     /// Observations by status.
     pub by_status: Vec<(Status, u64)>,
-    /// In-flight probes abandoned when the drain deadline passed after a stop.
+    /// In-flight probes abandoned when the drain deadline passed after a stop, and targets
+    /// still waiting out a pause or a rate limit at a stop (both stay pending).
     pub abandoned: u64,
     pub stopped: Option<StopReason>,
     pub duration: Duration,
@@ -244,6 +248,13 @@ pub trait TargetSource: Send {
     /// engine moves it past each target it takes); a source that yields positions out of
     /// order (SYN answers) knows better when everything before a position is settled.
     fn keeps_frontier(&self) -> bool {
+        false
+    }
+
+    /// Asked after the source said `None`: whether it ended on an error rather than at its
+    /// end. The scan then stops as if cancelled (in-flight probes drain, nothing more is
+    /// admitted) and says [`StopReason::SourceFailed`].
+    fn failed(&self) -> bool {
         false
     }
 }
@@ -289,8 +300,10 @@ where
 /// are done. The exclusion list is checked here, immediately before a target is admitted,
 /// whatever the caller filtered. Backpressure: when the receiver is slow, probes wait on
 /// `send` and the window stops admitting targets. While the source waits for its next target,
-/// finished probes are collected and a stop is noticed. Returns when all targets are done or
-/// the scan is stopped.
+/// finished probes are collected and a stop is noticed. A target whose network is backed off,
+/// or whose network or host is over its rate, waits in a bounded queue outside the window
+/// (as many targets as the window, at least 4,096; while it is full no new target is taken),
+/// so the window only ever holds probes. Returns when all targets are done or the scan is stopped.
 pub async fn run_source<S: TargetSource>(
     config: &ScanConfig,
     targets: &mut S,
@@ -315,7 +328,8 @@ pub async fn run_source<S: TargetSource>(
     let (mut global, mut per_network, mut per_host) = limiters(limits);
     let runtime_over = config.max_runtime.map(|d| started + d);
     let networks = Arc::new(backoff::Networks::new(config.backoff));
-    let backed_off = Arc::new(AtomicU64::new(0));
+    let mut deferred = backoff::Deferred::new(window.max(backoff::DEFERRED_MIN));
+    let clock = governor::clock::DefaultClock::default();
     let mut stats = ScanStats::default();
     let mut in_flight = JoinSet::new();
     let mut exhausted = false;
@@ -329,11 +343,13 @@ pub async fn run_source<S: TargetSource>(
             stats.stopped = Some(StopReason::MaxTargets);
             break;
         }
-        let room = in_flight.len() < window && !exhausted;
-        if !room && in_flight.is_empty() {
+        if exhausted && in_flight.is_empty() && deferred.is_empty() {
             break;
         }
-        // The next target when the window has room, else (or meanwhile) a finished probe.
+        let room = in_flight.len() < window;
+        let take_new = room && !exhausted && !deferred.is_full();
+        // A waiting target whose time came when the window has room, else a new one from the
+        // source, else (or meanwhile) a finished probe.
         let next = tokio::select! {
             biased;
             () = cancel.cancelled() => {
@@ -345,15 +361,33 @@ pub async fn run_source<S: TargetSource>(
                 tally(&mut stats, result);
                 continue;
             }
-            next = targets.next_target(), if room => next,
+            () = sleep_until_or_never(deferred.next_at()), if room && !deferred.is_empty() => {
+                match deferred.pop_ready(Instant::now()) {
+                    Some(waiting) => Next::Waited(waiting),
+                    None => continue,
+                }
+            }
+            next = targets.next_target(), if take_new => match next {
+                Some((position, target)) => Next::New(position, target),
+                None => {
+                    exhausted = true;
+                    if targets.failed() {
+                        stats.stopped = Some(StopReason::SourceFailed);
+                    }
+                    continue;
+                }
+            },
         };
-        let Some((position, target)) = next else {
-            exhausted = true;
-            continue;
+        let (position, target, waited) = match next {
+            Next::New(position, target) => {
+                if !targets.keeps_frontier() {
+                    progress.with_frontier(|f| f.next = f.next.max(position + 1));
+                }
+                (position, target, None)
+            }
+            Next::Waited(w) => (w.position, w.target, Some(w.backed_off)),
         };
-        if !targets.keeps_frontier() {
-            progress.with_frontier(|f| f.next = f.next.max(position + 1));
-        }
+        // Checked again after a wait: the opt-out list may have changed meanwhile.
         if !exclusions.allows(target.ip) {
             stats.excluded += 1;
             progress.excluded.fetch_add(1, Ordering::Relaxed);
@@ -361,7 +395,9 @@ pub async fn run_source<S: TargetSource>(
             progress.complete([position]);
             continue;
         }
-        progress.with_frontier(|f| f.pending.insert(position));
+        if waited.is_none() {
+            progress.with_frontier(|f| f.pending.insert(position));
+        }
         if let Some(rx) = &mut live_limits {
             // New limiters start with a full burst; the limits change rarely (at a
             // heartbeat), so that is a small, bounded excess.
@@ -369,22 +405,38 @@ pub async fn run_source<S: TargetSource>(
                 (global, per_network, per_host) = limiters(*rx.borrow_and_update());
             }
         }
-        let limits = async {
-            if let Some(l) = &global {
-                l.until_ready().await;
+        // A paused network's targets, and those over their network's or host's rate, wait in
+        // the queue, so that the window and the other networks go on.
+        let network = network_key(target.ip);
+        let now = Instant::now();
+        if let Some(until) = networks.paused_until(network, now) {
+            if waited != Some(true) {
+                stats.backed_off += 1;
             }
-            if let Some(l) = &per_network {
-                l.until_key_ready(&network_key(target.ip)).await;
-            }
-            if let Some(l) = &per_host {
-                l.until_key_ready(&target.ip).await;
-            }
-        };
-        tokio::select! {
-            () = limits => {}
-            () = cancel.cancelled() => {
-                stats.stopped = Some(StopReason::Cancelled);
-                break;
+            deferred.push(until, position, target, true);
+            continue;
+        }
+        let backed_off = waited.unwrap_or(false);
+        let not_yet = per_host
+            .as_ref()
+            .and_then(|l| l.check_key(&target.ip).err())
+            .or_else(|| {
+                per_network
+                    .as_ref()
+                    .and_then(|l| l.check_key(&network).err())
+            });
+        if let Some(not_until) = not_yet {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&clock));
+            deferred.push(now + wait, position, target, backed_off);
+            continue;
+        }
+        if let Some(l) = &global {
+            tokio::select! {
+                () = l.until_ready() => {}
+                () = cancel.cancelled() => {
+                    stats.stopped = Some(StopReason::Cancelled);
+                    break;
+                }
             }
         }
         stats.targets += 1;
@@ -399,29 +451,16 @@ pub async fn run_source<S: TargetSource>(
             }
             networks.forget_stale(Instant::now());
         }
-        let (tls, cfg, out, progress, networks, backed_off) = (
+        let (tls, cfg, out, progress, networks) = (
             tls.clone(),
             probe_config.clone(),
             out.clone(),
             progress.clone(),
             networks.clone(),
-            backed_off.clone(),
         );
         in_flight.spawn(async move {
-            // The pause is served here, holding a window slot, so that one erring
-            // network does not stall admission into all the others.
-            let network = network_key(target.ip);
-            if let Some(until) = networks.paused_until(network, Instant::now()) {
-                backed_off.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep_until(until).await;
-            }
             let result = probe::probe(target, &cfg, &tls).await;
-            match &result {
-                Err(probe::Silent::Timeout | probe::Silent::Unreachable) => {
-                    networks.error(network, Instant::now());
-                }
-                _ => networks.answered(network),
-            }
+            networks.record(network, outcome_of(&result), Instant::now());
             let result = match result {
                 Ok(obs) => {
                     let status = obs.status;
@@ -440,6 +479,8 @@ pub async fn run_source<S: TargetSource>(
         });
     }
 
+    // Targets still waiting are not probed; they stay pending, so a resume probes them.
+    stats.abandoned += deferred.drain().count() as u64;
     // After a stop, in-flight probes may finish within the drain deadline; the rest are
     // abandoned. (A scan that ran out of targets left the loop with nothing in flight.)
     let drain_until = Instant::now() + config.drain_timeout;
@@ -448,15 +489,48 @@ pub async fn run_source<S: TargetSource>(
             Ok(Some(result)) => tally(&mut stats, result),
             Ok(None) => break,
             Err(_) => {
-                stats.abandoned = in_flight.len() as u64;
+                stats.abandoned += in_flight.len() as u64;
                 in_flight.abort_all();
                 while in_flight.join_next().await.is_some() {}
             }
         }
     }
-    stats.backed_off = backed_off.load(Ordering::Relaxed);
     stats.duration = started.elapsed();
     stats
+}
+
+/// What the engine takes next: a target from the source, or one whose wait is over.
+enum Next {
+    New(u128, Target),
+    Waited(backoff::Waiting),
+}
+
+/// What a probe's result says about its destination network's health (see `backoff`).
+fn outcome_of(result: &Result<Observation, probe::Silent>) -> backoff::Outcome {
+    use backoff::Outcome;
+    match result {
+        Err(probe::Silent::Refused) => Outcome::Answered,
+        Err(probe::Silent::Timeout | probe::Silent::Unreachable) => Outcome::Silent,
+        Err(probe::Silent::Closed) => Outcome::Failed,
+        Ok(obs) => match obs.status {
+            // Connected, then nothing more within the deadline.
+            Status::IoTimeout => Outcome::Failed,
+            // A handshake cut off by the peer, unlike an alert or a server that speaks
+            // something else, which are answers (the probe's stable descriptions).
+            Status::TlsError
+                if matches!(
+                    obs.error.as_deref(),
+                    Some(
+                        "the server closed the connection during the TLS handshake"
+                            | "the connection failed during the TLS handshake"
+                    )
+                ) =>
+            {
+                Outcome::Failed
+            }
+            _ => Outcome::Answered,
+        },
+    }
 }
 
 /// Sleeps until `t`, or forever without one.

@@ -786,42 +786,204 @@ async fn dropping_listeners(ips: &[&str]) -> (u16, Vec<tokio::net::TcpStream>, V
     (port, fillers, listeners)
 }
 
+/// Listeners on `ips` (one port) that accept every connection and close it at once: a
+/// network that answers and then fails (the probe sees a reset before a byte).
+async fn closing_listeners(ips: &[&str]) -> (u16, Vec<tokio::task::JoinHandle<()>>) {
+    let mut port = 0;
+    let mut tasks = Vec::new();
+    for ip in ips {
+        let listener = TcpListener::bind((ip.parse::<IpAddr>().unwrap(), port))
+            .await
+            .unwrap();
+        port = listener.local_addr().unwrap().port();
+        tasks.push(tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                drop(conn);
+            }
+        }));
+    }
+    (port, tasks)
+}
+
+fn https(ip: &str, port: u16) -> surveyor_scan::Target {
+    surveyor_scan::Target {
+        ip: ip.parse().unwrap(),
+        port,
+        scheme: surveyor_model::Scheme::Https,
+        domain: None,
+    }
+}
+
+/// Runs the engine over `targets` in this order, one at a time, with the back-off `policy`;
+/// the source stays open until `cancel` unless `end` closes it after the last target.
+fn ordered_scan(
+    targets: Vec<surveyor_scan::Target>,
+    policy: surveyor_scan::Backoff,
+    end: bool,
+    cancel: CancellationToken,
+) -> (
+    std::sync::Arc<surveyor_scan::ScanProgress>,
+    tokio::task::JoinHandle<ScanStats>,
+) {
+    let config = ScanConfig {
+        probe: ProbeConfig {
+            connect_timeout: Duration::from_millis(200),
+            target_timeout: Duration::from_millis(400),
+            ..ProbeConfig::default()
+        },
+        // One at a time, so each target sees what those before it found, and a target that
+        // held the only slot would hold up every other.
+        concurrency: 1,
+        backoff: policy,
+        ..quick()
+    };
+    let progress = config.progress.clone();
+    let (tx, mut rx) = mpsc::channel(targets.len().max(1));
+    for (i, t) in targets.into_iter().enumerate() {
+        tx.try_send((i as u128, t)).unwrap();
+    }
+    let engine = tokio::spawn(async move {
+        let (out, mut observations) = mpsc::channel(16);
+        tokio::spawn(async move { while observations.recv().await.is_some() {} });
+        let _open = (!end).then_some(tx);
+        surveyor_scan::run_source(&config, &mut rx, &Exclusions::builtin(true), out, cancel).await
+    });
+    (progress, engine)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_network_that_drops_connects_is_backed_off() {
-    let ips = [
+async fn silence_is_not_backed_off_but_a_network_that_answered_and_fails_is() {
+    let policy = |after| surveyor_scan::Backoff {
+        after,
+        first: Duration::from_millis(100),
+        max: Duration::from_millis(100),
+    };
+    // Dark space: five connect timeouts into one /24 that never answered pause nothing.
+    let dark = [
         "127.79.9.1",
         "127.79.9.2",
         "127.79.9.3",
         "127.79.9.4",
         "127.79.9.5",
     ];
-    let (port, _fillers, _listeners) = dropping_listeners(&ips).await;
-    let nets: Vec<IpNet> = ips
-        .iter()
-        .map(|ip| format!("{ip}/32").parse().unwrap())
-        .collect();
-    let config = |after| ScanConfig {
-        probe: ProbeConfig {
-            connect_timeout: Duration::from_millis(200),
-            target_timeout: Duration::from_millis(400),
-            ..ProbeConfig::default()
-        },
-        // One at a time, so each target sees the errors of those before it.
-        concurrency: 1,
-        backoff: surveyor_scan::Backoff {
-            after,
-            first: Duration::from_millis(100),
-            max: Duration::from_millis(100),
-        },
-        ..quick()
+    let (port, _fillers, _listeners) = dropping_listeners(&dark).await;
+    let targets = dark.iter().map(|ip| https(ip, port)).collect();
+    let (_, engine) = ordered_scan(targets, policy(2), true, CancellationToken::new());
+    let stats = engine.await.unwrap();
+    assert_eq!((stats.timed_out, stats.backed_off), (5, 0), "{stats:?}");
+
+    // Two resets in a row pause the /24: the other two targets wait (outside the window)
+    // until the pause is over, then are probed and refused (answers).
+    let (port, _servers) = closing_listeners(&["127.79.21.1", "127.79.21.2"]).await;
+    let failing = || {
+        ["127.79.21.1", "127.79.21.2", "127.79.21.3", "127.79.21.4"]
+            .iter()
+            .map(|ip| https(ip, port))
+            .collect()
     };
-    // Two timeouts pause the /24: of five targets, the third and the fifth wait.
-    let (stats, observations) = scan(&nets, &[port], config(2)).await;
-    assert_eq!(stats.timed_out, 5, "{stats:?}");
-    assert!(observations.is_empty());
-    assert_eq!(stats.backed_off, 2, "{stats:?}");
+    let (_, engine) = ordered_scan(failing(), policy(2), true, CancellationToken::new());
+    let stats = engine.await.unwrap();
+    assert_eq!(
+        (stats.closed, stats.refused, stats.backed_off),
+        (2, 2, 2),
+        "{stats:?}"
+    );
+    assert_eq!(stats.stopped, None);
     // 0 turns the back-off off.
-    let (stats, _) = scan(&nets, &[port], config(0)).await;
-    assert_eq!(stats.timed_out, 5, "{stats:?}");
-    assert_eq!(stats.backed_off, 0, "{stats:?}");
+    let (_, engine) = ordered_scan(failing(), policy(0), true, CancellationToken::new());
+    let stats = engine.await.unwrap();
+    assert_eq!((stats.closed, stats.backed_off), (2, 0), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_network_holds_no_window_slot() {
+    // Network A answers and fails twice and is paused for an hour; its two other targets
+    // wait outside the window of one, while network B's four are probed.
+    let (port, _servers) = closing_listeners(&["127.79.22.1", "127.79.22.2"]).await;
+    let targets = [
+        "127.79.22.1",
+        "127.79.22.2",
+        "127.79.22.3",
+        "127.79.22.4",
+        "127.79.23.1",
+        "127.79.23.2",
+        "127.79.23.3",
+        "127.79.23.4",
+    ]
+    .iter()
+    .map(|ip| https(ip, port))
+    .collect();
+    let hour = Duration::from_secs(3600);
+    let policy = surveyor_scan::Backoff {
+        after: 2,
+        first: hour,
+        max: hour,
+    };
+    let cancel = CancellationToken::new();
+    let (progress, engine) = ordered_scan(targets, policy, false, cancel.clone());
+    let done = async {
+        while progress.done.load(std::sync::atomic::Ordering::Relaxed) < 6 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    // Only a guard against hanging: with the paused targets in the window, B would wait
+    // an hour.
+    tokio::time::timeout(Duration::from_secs(60), done)
+        .await
+        .expect("B's targets were probed while A's waited");
+    let frontier = progress.frontier();
+    assert_eq!(frontier.next, 8, "every target was taken");
+    assert_eq!(
+        frontier.pending.into_iter().collect::<Vec<_>>(),
+        [2, 3],
+        "A's waiting targets stay pending for a resume"
+    );
+    cancel.cancel();
+    let stats = engine.await.unwrap();
+    assert_eq!(stats.stopped, Some(surveyor_scan::StopReason::Cancelled));
+    assert_eq!(
+        (
+            stats.closed,
+            stats.refused,
+            stats.backed_off,
+            stats.abandoned
+        ),
+        (2, 4, 2, 2),
+        "{stats:?}"
+    );
+}
+
+/// A source that yields its targets, then fails.
+struct Failing(Vec<(u128, surveyor_scan::Target)>);
+
+impl surveyor_scan::TargetSource for Failing {
+    async fn next_target(&mut self) -> Option<(u128, surveyor_scan::Target)> {
+        self.0.pop()
+    }
+
+    fn failed(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_source_that_fails_stops_the_scan_and_says_so() {
+    let mut source = Failing(vec![
+        (1, https("127.79.24.2", 9)),
+        (0, https("127.79.24.1", 9)),
+    ]);
+    let config = quick();
+    let progress = config.progress.clone();
+    let (out, _rx) = mpsc::channel(4);
+    let stats = surveyor_scan::run_source(
+        &config,
+        &mut source,
+        &Exclusions::builtin(true),
+        out,
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(stats.stopped, Some(surveyor_scan::StopReason::SourceFailed));
+    assert_eq!(stats.refused, 2, "what came before the failure was probed");
+    assert_eq!(progress.frontier().next, 2);
 }

@@ -1,9 +1,10 @@
-//! What to scan: target specifications in the formats peers produce, the exclusion list, and
-//! the target space walked in a keyed pseudo-random order.
+//! What to scan: target specifications in the formats peers produce, the exclusion list, the
+//! target space walked in a keyed pseudo-random order, and target lists read as a stream.
 
 mod exclude;
 mod parse;
 mod space;
+mod stream;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use surveyor_model::Scheme;
 pub use exclude::{Exclusions, IntervalSet, OptOut};
 pub use parse::{parse_cidr_list, parse_target, parse_target_list, InputFormat};
 pub use space::{Order, PortSpec, TargetSpace};
+pub use stream::{read_entries, EntryWalk, LineParser, StreamError, StreamWalk, MAX_LINE};
 
 /// One (address, port) to probe, with the name to present when the input gave one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -40,19 +40,19 @@ impl InputFormat {
         })
     }
 
-    fn detect(text: &str) -> InputFormat {
-        let first = text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with("//"));
+    /// Whether a line (trimmed) can decide the format: blank lines and `//` lines cannot.
+    pub(crate) fn decides(line: &str) -> bool {
+        !line.is_empty() && !line.starts_with("//")
+    }
+
+    /// The format the first meaningful line (trimmed) is written in.
+    pub(crate) fn detect(first: &str) -> InputFormat {
         match first {
-            Some(l) if l.starts_with("#masscan") || l.starts_with("open ") => {
-                InputFormat::MasscanList
-            }
-            Some("[") => InputFormat::MasscanJson,
-            Some(l) if l.starts_with('{') && l.contains("\"saddr\"") => InputFormat::ZmapJson,
-            Some(l) if l.starts_with('{') => InputFormat::MasscanJson,
-            Some(l) if !l.starts_with('#') && l.contains(',') => InputFormat::ZgrabCsv,
+            l if l.starts_with("#masscan") || l.starts_with("open ") => InputFormat::MasscanList,
+            "[" => InputFormat::MasscanJson,
+            l if l.starts_with('{') && l.contains("\"saddr\"") => InputFormat::ZmapJson,
+            l if l.starts_with('{') => InputFormat::MasscanJson,
+            l if !l.starts_with('#') && l.contains(',') => InputFormat::ZgrabCsv,
             _ => InputFormat::Plain,
         }
     }
@@ -106,46 +106,53 @@ pub fn parse_target_list(
     name: &str,
     format: InputFormat,
 ) -> Result<Vec<Entry>, TargetError> {
-    let format = if format == InputFormat::Auto {
-        InputFormat::detect(text)
-    } else {
-        format
-    };
+    let mut parser = super::LineParser::new(name, format);
     let mut entries = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let origin = format!("{name} line {}", i + 1);
-        let line = raw.trim();
-        match format {
-            InputFormat::Auto | InputFormat::Plain => {
-                let line = line.split('#').next().unwrap_or("").trim();
-                if !line.is_empty() {
-                    entries.extend(parse_target(line, &origin)?.into_iter().map(Entry::Net));
-                }
+    for line in text.lines() {
+        parser.line(line, &mut entries)?;
+    }
+    parser.finish()?;
+    Ok(entries)
+}
+
+/// Parses one line of a list in a known format, appending its entries.
+pub(crate) fn parse_line(
+    format: InputFormat,
+    raw: &str,
+    origin: &str,
+    entries: &mut Vec<Entry>,
+) -> Result<(), TargetError> {
+    let line = raw.trim();
+    match format {
+        InputFormat::Auto | InputFormat::Plain => {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if !line.is_empty() {
+                entries.extend(parse_target(line, origin)?.into_iter().map(Entry::Net));
             }
-            InputFormat::ZgrabCsv => {
-                if !line.is_empty() && !line.starts_with('#') {
-                    entries.push(zgrab_line(line, &origin)?);
-                }
+        }
+        InputFormat::ZgrabCsv => {
+            if !line.is_empty() && !line.starts_with('#') {
+                entries.push(zgrab_line(line, origin)?);
             }
-            InputFormat::ZmapJson => {
-                if !line.is_empty() {
-                    entries.push(Entry::Net(IpNet::from(json_ip(line, "saddr", &origin)?)));
-                }
+        }
+        InputFormat::ZmapJson => {
+            if !line.is_empty() {
+                entries.push(Entry::Net(IpNet::from(json_ip(line, "saddr", origin)?)));
             }
-            InputFormat::MasscanList => {
-                if !line.is_empty() && !line.starts_with('#') {
-                    entries.push(masscan_list_line(line, &origin)?);
-                }
+        }
+        InputFormat::MasscanList => {
+            if !line.is_empty() && !line.starts_with('#') {
+                entries.push(masscan_list_line(line, origin)?);
             }
-            InputFormat::MasscanJson => {
-                let line = line.trim_end_matches(',');
-                if !(line.is_empty() || line == "[" || line == "]") {
-                    entries.extend(masscan_json_line(line, &origin)?);
-                }
+        }
+        InputFormat::MasscanJson => {
+            let line = line.trim_end_matches(',');
+            if !(line.is_empty() || line == "[" || line == "]") {
+                entries.extend(masscan_json_line(line, origin)?);
             }
         }
     }
-    Ok(entries)
+    Ok(())
 }
 
 /// A list of CIDR prefixes or addresses (blocklists, allowlists, opt-outs): one per line,

@@ -233,7 +233,7 @@ impl TargetSpace {
     }
 }
 
-fn addresses_in(net: &IpNet) -> u128 {
+pub(super) fn addresses_in(net: &IpNet) -> u128 {
     let bits = match net {
         IpNet::V4(n) => 32 - u32::from(n.prefix_len()),
         IpNet::V6(n) => 128 - u32::from(n.prefix_len()),
@@ -241,7 +241,7 @@ fn addresses_in(net: &IpNet) -> u128 {
     1u128.checked_shl(bits).unwrap_or(u128::MAX)
 }
 
-fn nth_address(net: &IpNet, n: u128) -> IpAddr {
+pub(super) fn nth_address(net: &IpNet, n: u128) -> IpAddr {
     match net {
         IpNet::V4(v4) => IpAddr::V4(Ipv4Addr::from(
             u32::from(v4.network()).wrapping_add(n as u32),
