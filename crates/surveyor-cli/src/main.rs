@@ -2,6 +2,7 @@
 //! handles signals, and glues the libraries together.
 
 mod census;
+mod input;
 mod kb;
 mod notify;
 mod pipeline;
@@ -28,7 +29,7 @@ use surveyor_store::{ScanId, Store};
 use time::{Date, OffsetDateTime};
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::{run_scan, Checkpoint, Durability, OutputFormat, ScanJob};
+use crate::pipeline::{run_scan, run_stream_scan, Checkpoint, Durability, OutputFormat, ScanJob};
 
 /// The default embedded store, in the working directory.
 const DEFAULT_DB: &str = "sqlite:surveyor.db";
@@ -155,7 +156,9 @@ pub(crate) struct DbArg {
 struct ScanArgs {
     /// Addresses or CIDR prefixes (IPv4, or IPv6 up to /112).
     targets: Vec<String>,
-    /// Read more targets from a file (`-` for stdin).
+    /// Read more targets from a file (`-` for stdin), as a stream: probing starts at the first
+    /// line, in the order of the lines (a prefix's addresses in a keyed permutation of their
+    /// own), after the arguments' targets. A regular file is checked whole first.
     #[arg(long, value_name = "FILE|-")]
     targets_file: Option<String>,
     /// Format of --targets-file: plain (addresses, prefixes, ranges; ZMap's default output),
@@ -802,7 +805,8 @@ fn reload_opt_out_on_sighup(path: PathBuf, opt_out: OptOut) {
     let _ = (path, opt_out);
 }
 
-/// Reads and checks every target before anything is sent: one bad line stops the scan.
+/// Reads and checks every target argument before anything is sent: one bad one stops the
+/// scan.
 fn collect_targets(args: &ScanArgs, exclusions: &Exclusions) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
     for (i, t) in args.targets.iter().enumerate() {
@@ -812,21 +816,35 @@ fn collect_targets(args: &ScanArgs, exclusions: &Exclusions) -> Result<Vec<Entry
             entries.push(Entry::Net(net));
         }
     }
-    if let Some(file) = &args.targets_file {
-        let (text, name) = read_input(file)?;
-        for entry in targets::parse_target_list(&text, &name, args.input_format)? {
-            let net = match &entry {
-                Entry::Net(net) => *net,
-                Entry::Target(t) => IpNet::from(t.ip),
-            };
-            exclusions.check(net, &name)?;
-            entries.push(entry);
-        }
-    }
-    if entries.is_empty() {
-        bail!("no targets: give addresses or prefixes as arguments or with --targets-file");
-    }
     Ok(entries)
+}
+
+/// `--targets-file` as a stream after the arguments' `first` entries; a regular file is
+/// checked whole here, before anything is stored or sent.
+fn target_stream(
+    args: &ScanArgs,
+    file: &str,
+    first: Vec<Entry>,
+    ports: &[PortSpec],
+    exclusions: &Exclusions,
+) -> Result<input::TargetStream> {
+    let (input, name) = match file {
+        "-" => (input::Input::Stdin, "stdin".to_string()),
+        path => (input::Input::Path(PathBuf::from(path)), path.to_string()),
+    };
+    let mut stream = input::TargetStream {
+        input,
+        name,
+        format: args.input_format,
+        first,
+        ports: ports.to_vec(),
+        checked: None,
+    };
+    stream.check(exclusions)?;
+    if stream.checked.is_some_and(|c| c.targets == 0) {
+        bail!("no targets: {file} holds none and no arguments were given");
+    }
+    Ok(stream)
 }
 
 fn parse_port_spec(s: &str) -> Result<PortSpec, String> {
@@ -881,9 +899,23 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         exclusions = exclusions.with_opt_out(opt_out.clone());
         reload_opt_out_on_sighup(path.clone(), opt_out);
     }
-    let entries = collect_targets(&args, &exclusions)?;
     let port_specs = check_ports(&args.ports)?;
     let ports: Vec<u16> = port_specs.iter().map(|p| p.port).collect();
+    let mut entries = collect_targets(&args, &exclusions)?;
+    let stream = match &args.targets_file {
+        Some(_) if args.discovery == "syn" => bail!(
+            "--discovery syn sweeps the prefixes given as arguments; a --targets-file is read \
+             as a stream and its targets are probed with --discovery connect"
+        ),
+        Some(file) => {
+            let first = std::mem::take(&mut entries);
+            Some(target_stream(&args, file, first, &port_specs, &exclusions)?)
+        }
+        None if entries.is_empty() => {
+            bail!("no targets: give addresses or prefixes as arguments or with --targets-file")
+        }
+        None => None,
+    };
     let config = scan_config(&args.engine)?;
     let order = scan_order(&args.engine);
     let store = open_store(&args.db.db).await?;
@@ -895,16 +927,26 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
                 .with_context(|| format!("could not create {}", args.output))?,
         ))
     };
-    let description = describe(&args, &entries);
+    let description = describe(&args, stream.as_ref());
     let space = TargetSpace::new(entries, &port_specs);
     let (discovery, config) = discovery(&args, &space, config)?;
+    let (shard_len, len) = match &stream {
+        None => (Some(space.shard_len(order)), Some(space.len())),
+        Some(s) => match s.checked {
+            Some(c) => (
+                Some(c.targets.div_ceil(u128::from(order.shards.max(1)))),
+                Some(c.targets),
+            ),
+            None => (None, None),
+        },
+    };
+    let of = match (shard_len, len) {
+        (Some(n), Some(len)) => format!("{n} of {len} targets"),
+        _ => "targets as they are read".to_string(),
+    };
     eprintln!(
-        "surveyor: scanning {} of {} targets ({description}, ports {ports:?}, seed {}, shard {}/{})",
-        space.shard_len(order),
-        space.len(),
-        order.seed,
-        order.shard,
-        order.shards
+        "surveyor: scanning {of} ({description}, ports {ports:?}, seed {}, shard {}/{})",
+        order.seed, order.shard, order.shards
     );
     let resume = args.resume.as_deref().map(Checkpoint::read).transpose()?;
     let as_of = match (&resume, args.as_of) {
@@ -952,8 +994,27 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         discovery,
         finish_scan: true,
     };
-    let outcome = run_scan(job, &store, &mut *out, shutdown_token()).await?;
+    let checkpoint = job.checkpoint.clone();
+    let outcome = match stream {
+        Some(stream) => run_stream_scan(job, stream, &store, &mut *out, shutdown_token()).await?,
+        None => run_scan(job, &store, &mut *out, shutdown_token()).await?,
+    };
     print_summary(&outcome);
+    if let Some(error) = &outcome.input_error {
+        // What came before the line is stored; the checkpoint says where to continue.
+        let resume = match &checkpoint {
+            Some(path) => format!(
+                "; correct it and continue with --resume {} (the same input again, corrected \
+                 from that line on)",
+                path.display()
+            ),
+            None => "; without --checkpoint it cannot be resumed".to_string(),
+        };
+        bail!(
+            "{error}: scan {} stopped at that line and is not finished{resume}",
+            outcome.scan
+        );
+    }
     if outcome.spilled > 0 {
         // Nothing is lost, but the store is incomplete until the spill file is ingested.
         bail!(
@@ -991,15 +1052,15 @@ fn discovery(
     Ok((pipeline::Discovery::Syn(syn), config))
 }
 
-/// How the targets were given, stored with the scan: the arguments, and the file by name.
-fn describe(args: &ScanArgs, entries: &[Entry]) -> String {
+/// How the targets were given, stored with the scan (and compared by `--resume`): the
+/// arguments, and the file by name with its entries, or `(stream)` for an input read once.
+fn describe(args: &ScanArgs, stream: Option<&input::TargetStream>) -> String {
     let mut parts: Vec<String> = args.targets.clone();
-    if let Some(file) = &args.targets_file {
-        parts.push(format!(
-            "{} ({} entries)",
-            if file == "-" { "stdin" } else { file },
-            entries.len() - args.targets.len().min(entries.len())
-        ));
+    if let Some(stream) = stream {
+        parts.push(match stream.checked {
+            Some(c) => format!("{} ({} entries)", stream.name, c.entries),
+            None => format!("{} (stream)", stream.name),
+        });
     }
     parts.join(" ")
 }

@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::input::TargetStream;
+
 /// Observations written to the store per transaction during a scan: small enough that a
 /// scan's results reach the store soon and little sits in memory.
 const BATCH: usize = 500;
@@ -194,6 +196,9 @@ pub struct ScanOutcome {
     pub exchange: u64,
     /// Lines written to the spill file because the store failed.
     pub spilled: u64,
+    /// Why a stream of targets stopped early (a bad line, named); the scan is then not
+    /// finished, and its checkpoint says where to continue.
+    pub input_error: Option<String>,
 }
 
 /// Where a scan stands, written so that `--resume` continues it without repeating or skipping
@@ -247,7 +252,16 @@ impl Checkpoint {
 
     /// The frontier to continue from, after checking that the checkpoint belongs to `job`.
     pub fn frontier_for(&self, job: &ScanJob) -> Result<Frontier> {
-        let expected = Checkpoint::of(job, ScanId(self.scan), &Frontier::default());
+        self.frontier_against(&Checkpoint::of(
+            job,
+            ScanId(self.scan),
+            &Frontier::default(),
+        ))
+    }
+
+    /// The frontier to continue from, after checking that the checkpoint matches `expected`
+    /// (a fresh one of the job being resumed).
+    fn frontier_against(&self, expected: &Checkpoint) -> Result<Frontier> {
         let same = self.version == 1
             && self.seed == expected.seed
             && self.shards == expected.shards
@@ -333,12 +347,55 @@ pub async fn run_scan(
     out: &mut (dyn Write + Send),
     cancel: CancellationToken,
 ) -> Result<ScanOutcome> {
+    run(job, None, store, out, cancel).await
+}
+
+/// [`run_scan`] over targets read as a stream (`--targets-file`) instead of the job's target
+/// space (which is not walked). Positions are the stream's numbering: a checkpoint resumes a
+/// regular file exactly, and a stream only when the same lines come again (see
+/// docs/output.md). A bad line stops admission; in-flight probes drain, the checkpoint is
+/// written, and the outcome's `input_error` names the line.
+pub async fn run_stream_scan(
+    job: ScanJob,
+    stream: TargetStream,
+    store: &Store,
+    out: &mut (dyn Write + Send),
+    cancel: CancellationToken,
+) -> Result<ScanOutcome> {
+    run(job, Some(stream), store, out, cancel).await
+}
+
+/// A checkpoint of `job` with nothing done; for a stream, its length is what a check of the
+/// whole input counted (empty for a pipe).
+fn template_of(job: &ScanJob, stream: Option<&TargetStream>, scan: ScanId) -> Checkpoint {
+    let template = Checkpoint::of(job, scan, &Frontier::default());
+    match stream {
+        None => template,
+        Some(stream) => Checkpoint {
+            space_len: stream
+                .checked
+                .map(|c| c.targets.to_string())
+                .unwrap_or_default(),
+            ..template
+        },
+    }
+}
+
+async fn run(
+    job: ScanJob,
+    stream: Option<TargetStream>,
+    store: &Store,
+    out: &mut (dyn Write + Send),
+    cancel: CancellationToken,
+) -> Result<ScanOutcome> {
     // Read before the scan is recorded: from then on the scan must survive the store going
     // away, and needs nothing more from it.
     let attributor = attributor(store).await?;
     let (scan, frontier) = match &job.resume {
         Some(checkpoint) => {
-            let frontier = checkpoint.frontier_for(&job)?;
+            let scan = ScanId(checkpoint.scan);
+            let frontier =
+                checkpoint.frontier_against(&template_of(&job, stream.as_ref(), scan))?;
             let scan = ScanId(checkpoint.scan);
             match store
                 .scans
@@ -396,11 +453,26 @@ pub async fn run_scan(
         let (config, space, order) = (job.config.clone(), job.space.clone(), job.order);
         let (exclusions, cancel) = (job.exclusions.clone(), cancel.clone());
         let discovery = job.discovery.clone();
+        let stream = stream.clone();
         tokio::spawn(async move {
             match discovery {
+                Discovery::Connect if stream.is_some() => {
+                    let stream = stream.expect("matched");
+                    let mut source = stream.start(order, &frontier, exclusions.clone())?;
+                    let stats =
+                        surveyor_scan::run_source(&config, &mut source, &exclusions, tx, cancel)
+                            .await;
+                    Ok((stats, source.error()))
+                }
                 Discovery::Connect => {
                     let targets = space.resume(order, &frontier.pending, frontier.next);
-                    Ok(surveyor_scan::run(&config, targets, &exclusions, tx, cancel).await)
+                    Ok((
+                        surveyor_scan::run(&config, targets, &exclusions, tx, cancel).await,
+                        None,
+                    ))
+                }
+                Discovery::Syn(_) if stream.is_some() => {
+                    bail!("SYN discovery sweeps a target space, not a stream of targets")
                 }
                 Discovery::Syn(syn) => {
                     let space = Arc::new(space);
@@ -432,13 +504,19 @@ pub async fn run_scan(
                         n(&s.dropped),
                         n(&s.send_errors)
                     );
-                    Ok(stats)
+                    Ok((stats, None))
                 }
             }
         })
     };
     let exchange = Arc::new(AtomicU64::new(0));
-    let bar = progress_bar(&job, exchange.clone());
+    let total = match &stream {
+        None => Some(job.space.shard_len(job.order)),
+        Some(stream) => stream
+            .checked
+            .map(|c| c.targets.div_ceil(u128::from(job.order.shards.max(1)))),
+    };
+    let bar = progress_bar(&job, total, exchange.clone());
     let spill_path = job
         .durability
         .spill
@@ -448,7 +526,7 @@ pub async fn run_scan(
     // Storing runs in its own task so that classification and output go on while a batch is
     // written; QUEUED batches wait at most, then backpressure reaches the engine.
     let (batches, batch_rx) = mpsc::channel::<(Vec<Observation>, Vec<u128>)>(QUEUED);
-    let template = Checkpoint::of(&job, scan, &Frontier::default());
+    let template = template_of(&job, stream.as_ref(), scan);
     let storer = tokio::spawn(store_batches(
         store.clone(),
         scan,
@@ -539,10 +617,7 @@ pub async fn run_scan(
     drop(rx);
     writer.finish()?;
     let mut spill = storer.await.context("the store task failed")??;
-    let stats = engine
-        .await
-        .context("the scan engine failed")?
-        .map_err(|e: surveyor_scan::syn::SynError| anyhow::anyhow!(e))?;
+    let (stats, input_error) = engine.await.context("the scan engine failed")??;
     if let Some(bar) = bar {
         bar.abort();
     }
@@ -576,6 +651,7 @@ pub async fn run_scan(
         stats,
         exchange: exchange.load(Ordering::Relaxed),
         spilled: spill.lines,
+        input_error,
     })
 }
 
@@ -684,17 +760,28 @@ pub async fn ingest(store: &Store, path: &std::path::Path) -> Result<(u64, u64)>
     Ok((stored, finished.len() as u64))
 }
 
-fn progress_bar(job: &ScanJob, exchange: Arc<AtomicU64>) -> Option<tokio::task::JoinHandle<()>> {
+/// A progress bar on a terminal; without a `total` (a stream from a pipe) a counter.
+fn progress_bar(
+    job: &ScanJob,
+    total: Option<u128>,
+    exchange: Arc<AtomicU64>,
+) -> Option<tokio::task::JoinHandle<()>> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let total = u64::try_from(job.space.shard_len(job.order)).unwrap_or(u64::MAX);
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
+    let (bar, template) = match total {
+        Some(total) => (
+            indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(u64::MAX)),
             "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} {per_sec} ETA {eta} {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        ),
+        None => (
+            indicatif::ProgressBar::no_length(),
+            "{elapsed_precise} {spinner} {human_pos} {per_sec} {msg}",
+        ),
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let progress = job.config.progress.clone();
     Some(tokio::spawn(async move {

@@ -1975,3 +1975,123 @@ fn a_security_update_added_as_data_is_named_without_a_rebuild() {
     assert_eq!(v["knowledge_base"]["newest_release"], day.to_string());
     assert_eq!(v["patch_level"]["days_behind_cu"], 0);
 }
+
+/// `zmap … | surveyor scan --targets-file -`: the real binary probes the first line while its
+/// stdin is still open; a bad line stops the scan, which drains, names the line, keeps its
+/// checkpoint and exits non-zero; the corrected input piped again resumes it without
+/// probing the first line twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_on_stdin_is_probed_as_it_comes_and_a_bad_line_stops_it_resumably() {
+    use std::io::{BufRead, Read, Write};
+    use std::process::Stdio;
+
+    let bed = Testbed::start(TestbedConfig {
+        hosts: 40,
+        seed: 3,
+        net: "127.78.42.0/24".parse().unwrap(),
+        port: 0,
+    })
+    .await
+    .unwrap();
+    let live: Vec<&TruthHost> = bed
+        .truth()
+        .iter()
+        .filter(|h| h.expected_status.as_deref().is_none_or(|s| s == "success"))
+        .take(3)
+        .collect();
+    assert_eq!(live.len(), 3);
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("s.db").display());
+    let checkpoint = dir.path().join("stream.checkpoint");
+    let port = bed.port().to_string();
+    let scan = |extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_surveyor"));
+        command
+            .args(["scan", "--targets-file", "-", "--ports", &port])
+            .args(["--allow-loopback", "--as-of", AS_OF, "--db", &db])
+            .args(["--target-timeout", "3"])
+            .args(extra)
+            .env_remove("SURVEYOR_DB")
+            .env_remove("SURVEYOR_KB")
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        KillOnDrop(Some(command.spawn().unwrap()))
+    };
+
+    let mut child = scan(&["--checkpoint", checkpoint.to_str().unwrap()]);
+    let mut stdin = child.get().stdin.take().unwrap();
+    let stdout = child.get().stdout.take().unwrap();
+    writeln!(stdin, "# zmap output\n{}", live[0].ip).unwrap();
+    stdin.flush().unwrap();
+    // The first line's observation comes out while stdin is still open: a scanner that read
+    // its input whole would wait here for ever.
+    let (first, mut stdout) = tokio::task::spawn_blocking(move || {
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        (line, reader)
+    })
+    .await
+    .unwrap();
+    let first: Value = serde_json::from_str(&first).expect("an observation");
+    assert_eq!(first["ip"], live[0].ip.to_string());
+
+    // A bad line, then a good one that must not be probed: the reading stops at the bad one.
+    writeln!(stdin, "{}.7\n{}", live[1].ip, live[2].ip).unwrap();
+    drop(stdin);
+    let out = finish(child).await;
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("stdin line 3: \"{}.7\"", live[1].ip)) && err.contains("--resume"),
+        "{err}"
+    );
+    assert_eq!(rest, "", "nothing after the bad line was probed");
+    let kept: Value = serde_json::from_slice(&std::fs::read(&checkpoint).unwrap()).unwrap();
+    assert_eq!(kept["targets"], "stdin (stream)");
+    assert_eq!(
+        (&kept["next"], &kept["pending"]),
+        (&Value::from("1"), &Value::Array(vec![]))
+    );
+    let report = surveyor_async(["report", "--db", &db].map(String::from).to_vec()).await;
+    assert!(!report.status.success(), "the stopped scan is not a census");
+
+    // The corrected input again: the checkpoint skips the first line's target.
+    let mut child = scan(&["--resume", checkpoint.to_str().unwrap()]);
+    let mut stdin = child.get().stdin.take().unwrap();
+    writeln!(
+        stdin,
+        "# zmap output\n{}\n{}\n{}",
+        live[0].ip, live[1].ip, live[2].ip
+    )
+    .unwrap();
+    drop(stdin);
+    let out = finish(child).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ips: Vec<String> = json_lines(&out)
+        .iter()
+        .map(|l| l["ip"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ips.len(), 2, "{ips:?}");
+    for host in &live[1..] {
+        assert!(ips.contains(&host.ip.to_string()), "{ips:?}");
+    }
+    let out = surveyor_async(
+        ["report", "--db", &db, "--format", "json"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let truth: Vec<TruthHost> = live.into_iter().cloned().collect();
+    check_census(&report, &truth);
+    bed.shutdown().await;
+}
