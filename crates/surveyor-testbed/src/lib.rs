@@ -323,7 +323,7 @@ pub struct TruthHost {
     pub rtt_ms: Option<u32>,
     /// Where every HTTPS connection to this host stalls, for ever: `"accepted"` (nothing is
     /// ever sent), `"server-hello"` (the rest of the TLS flight never comes) or
-    /// `"half-response"` (half of the first answer, then nothing). Its `expected_status` is
+    /// `"half-response"` (half of the first answer's head, then nothing). Its `expected_status` is
     /// then `io-timeout`. Left out of the JSON for hosts that do not stall.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall: Option<String>,

@@ -178,7 +178,7 @@ enum Cut {
 impl Cut {
     fn new(stall: Option<Stall>) -> Cut {
         match stall {
-            // Half of the response is cut by the host itself, which knows where it begins.
+            // The response is cut by the host itself, which knows where it begins.
             None | Some(Stall::HalfResponse) => Cut::Nothing,
             Some(Stall::Accepted) => Cut::Everything,
             Some(Stall::ServerHello) => Cut::AfterFirstRecord,

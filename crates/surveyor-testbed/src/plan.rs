@@ -77,8 +77,8 @@ pub(crate) enum Stall {
     /// The ServerHello arrives, the rest of the server's first TLS flight never does (a path
     /// MTU black hole: small packets pass, the full-size ones with the certificate are lost).
     ServerHello,
-    /// The TLS handshake completes and the request is read; half of the first response is
-    /// sent, the rest never comes.
+    /// The TLS handshake completes and the request is read; the first half of the first
+    /// response's head is sent, the rest never comes.
     HalfResponse,
 }
 

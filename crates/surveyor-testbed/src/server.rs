@@ -368,11 +368,13 @@ where
         let keep_alive = framed && request.keep_alive() && !response.close;
         let head_only = request.method == "HEAD";
         if service == Service::Https && host.plan.stall == Some(Stall::HalfResponse) {
-            // Half of the answer, then silence: the delay line keeps the connection open
-            // and says nothing more until the client gives up.
+            // Half of the answer's head, then silence: the delay line keeps the connection
+            // open and says nothing more until the client gives up. Never the whole head,
+            // which a client could take for an answer.
             let bytes = response.to_bytes(head_only, &http::http_date_now(), false);
+            let head = http::head_end(&bytes).unwrap_or(bytes.len());
             let _ = timeout(IDLE_TIMEOUT, async {
-                io.write_all(&bytes[..bytes.len() / 2]).await?;
+                io.write_all(&bytes[..head / 2]).await?;
                 io.flush().await
             })
             .await;
