@@ -449,6 +449,26 @@ struct TestbedArgs {
     /// reset) or `auto` (per-host while it fits).
     #[arg(long, default_value = "auto", value_parser = parse_listeners)]
     listeners: surveyor_testbed::Listeners,
+    /// Delay every host's answers by its own round-trip time, drawn from this range in
+    /// milliseconds (`20-200`, or `80` for all alike) and jittered by ±10 % per answer, as
+    /// far-away servers answer (docs/testbed.md, "Dark space and distance"). The truth's
+    /// `rtt_ms` gives each host's.
+    #[arg(long, value_name = "MS[-MS]", value_parser = parse_rtt)]
+    rtt: Option<surveyor_testbed::RttRange>,
+    /// Share of live hosts (0 to 1) whose HTTPS connections stall mid-way and stay silent
+    /// until the client gives up; the truth's `stall` says where, `expected_status` is
+    /// io-timeout.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    stall_share: f64,
+}
+
+fn parse_rtt(text: &str) -> Result<surveyor_testbed::RttRange, String> {
+    surveyor_testbed::RttRange::parse(text).ok_or_else(|| {
+        format!(
+            "expected milliseconds MIN-MAX or MS (at most {}), not {text:?}",
+            surveyor_testbed::RttRange::MAX_MS
+        )
+    })
 }
 
 fn parse_plan(text: &str) -> Result<ProbePlan, String> {
@@ -1582,6 +1602,8 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
         http_port,
         dns_port: args.dns,
         listeners: args.listeners,
+        rtt: args.rtt,
+        stall_share: args.stall_share,
         ..surveyor_testbed::FleetOptions::default()
     };
     let config = surveyor_testbed::TestbedConfig {
@@ -1630,6 +1652,8 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
             "smtp_port": bed.smtp_port(),
             "dns": bed.dns_addr().map(|a| a.to_string()),
             "listeners": if bed.shared_listeners() { "shared" } else { "per-host" },
+            "rtt": args.rtt.map(|r| r.to_string()),
+            "stalls": bed.truth().iter().filter(|h| h.stall.is_some()).count(),
         })
     );
     std::io::stdout().flush()?;
