@@ -1976,6 +1976,139 @@ fn a_security_update_added_as_data_is_named_without_a_rebuild() {
     assert_eq!(v["patch_level"]["days_behind_cu"], 0);
 }
 
+/// Where `benches/dark/testbed.sh` is, when this machine can make a private network
+/// namespace with nftables in it (root, `unshare`, `ip`, `nft`). Otherwise `None` after a
+/// note on stderr, except under `CI=true`, where it panics: CI must run the dark-space test.
+fn dark_space() -> Option<std::path::PathBuf> {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/dark/testbed.sh");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let missing: Vec<&str> = ["unshare", "ip", "nft"]
+        .into_iter()
+        .filter(|tool| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    let why = if !root {
+        "it needs root".to_string()
+    } else if !missing.is_empty() {
+        format!(
+            "{} missing (Debian: nftables, iproute2, util-linux)",
+            missing.join(", ")
+        )
+    } else {
+        return Some(script);
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("the dark-space test cannot run: {why} (CI=true: it must run)");
+    }
+    eprintln!("note: skipping the dark-space test: {why}");
+    None
+}
+
+/// The count before `label` in the scan's summary line (`…, 0 refused, 981 timed out, …`).
+fn summary_count(summary: &str, label: &str) -> u64 {
+    let end = summary
+        .find(&format!(" {label}"))
+        .unwrap_or_else(|| panic!("no {label:?} in {summary:?}"));
+    let start = summary[..end].rfind(' ').map_or(0, |i| i + 1);
+    summary[start..end].parse().unwrap()
+}
+
+/// Dark space and distance (docs/testbed.md): in a private network namespace where a /22 is
+/// dark but for 40 test-bed hosts 20 to 100 ms away, some of whose HTTPS connections stall,
+/// a connect-mode scan finds every answering host as the truth describes it (every Exchange
+/// host with its build), records the stalling ones as io-timeout, and sees every dark address
+/// time out: none is refused, as none would be on the Internet.
+#[test]
+fn a_scan_of_dark_space_finds_every_far_host_and_hears_nothing_from_the_dark() {
+    let Some(script) = dark_space() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.jsonl");
+    let db = format!("sqlite:{}", dir.path().join("dark.db").display());
+    let net = "127.91.0.0/22";
+    let scan = r#"exec "$SURVEYOR" scan "$NET" --ports "$PORT" --allow-loopback --as-of "$AS_OF" \
+        --db "$DB" --connect-timeout 1 --target-timeout 10 --concurrency 1024 --rate 0 \
+        --network-rate 0 --host-rate 0 --network-backoff 0"#;
+    let out = Command::new(script)
+        .args([
+            "--hosts",
+            "40",
+            "--seed",
+            "2",
+            "--net",
+            net,
+            "--hostile-share",
+            "0",
+        ])
+        .args([
+            "--rtt",
+            "20-100",
+            "--stall-share",
+            "0.1",
+            "--listeners",
+            "per-host",
+        ])
+        .args(["--", "sh", "-c", scan])
+        .env("SURVEYOR", env!("CARGO_BIN_EXE_surveyor"))
+        .env("TRUTH", &truth)
+        .env("NET", net)
+        .env("AS_OF", AS_OF)
+        .env("DB", &db)
+        .env_remove("DARK")
+        .env_remove("SURVEYOR_DB")
+        .env_remove("SURVEYOR_KB")
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let truth: Vec<TruthHost> = std::fs::read_to_string(&truth)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(truth.len(), 40);
+    assert!(truth
+        .iter()
+        .all(|h| h.rtt_ms.is_some_and(|r| (20..=100).contains(&r))));
+    let stalls: std::collections::BTreeSet<&str> =
+        truth.iter().filter_map(|h| h.stall.as_deref()).collect();
+    assert_eq!(stalls.len(), 3, "the seed stalls in every way: {stalls:?}");
+    assert!(
+        truth
+            .iter()
+            .filter(|h| h.exchange.is_some() && h.stall.is_none())
+            .count()
+            >= 20
+    );
+    // One line per live host with what the truth expects, Exchange builds included.
+    check_lines(&String::from_utf8(out.stdout).unwrap(), &truth);
+
+    let summary = stderr
+        .lines()
+        .find(|l| l.starts_with("surveyor: scan "))
+        .unwrap_or_else(|| panic!("no summary in {stderr}"));
+    let targets = summary_count(summary, "targets in");
+    assert!(targets >= 1022, "{summary}");
+    assert_eq!(summary_count(summary, "refused"), 0, "{summary}");
+    assert_eq!(summary_count(summary, "unreachable"), 0, "{summary}");
+    assert_eq!(
+        summary_count(summary, "timed out"),
+        targets - truth.len() as u64,
+        "every dark address times out: {summary}"
+    );
+}
+
 /// `zmap … | surveyor scan --targets-file -`: the real binary probes the first line while its
 /// stdin is still open; a bad line stops the scan, which drains, names the line, keeps its
 /// checkpoint and exits non-zero; the corrected input piped again resumes it without
