@@ -4,8 +4,8 @@
 //! Silence is the normal state of the Internet: most addresses never answer, and a connect
 //! timeout into a network that never answered says nothing about that network's health. What
 //! does is a network that answered and then fails: connections reset before a byte, TLS
-//! handshakes cut off, hosts that connect and then go quiet, or connect timeouts where most
-//! targets had answered. After a run of such failures new targets there wait, for a pause that
+//! handshakes cut off, hosts that connect and then go quiet, or connect timeouts where nearly
+//! every target had answered (a network that went dark on us). After a run of such failures new targets there wait, for a pause that
 //! doubles with each further run, up to a ceiling; any answer (even a refusal) ends it.
 //! Pressing on would hurt an overloaded network and waste our own time on a filtering one.
 
@@ -45,7 +45,7 @@ pub(crate) enum Outcome {
     /// The network is there and speaking: a connection, or a refusal.
     Answered,
     /// Nothing came back (connect timeout, unreachable): the Internet's usual answer, a
-    /// failure only where most targets answered.
+    /// failure only where nearly every target answered.
     Silent,
     /// A connection that failed after the network answered: reset or closed before a byte, a
     /// TLS handshake cut off, a host that went quiet mid-way.
@@ -60,7 +60,8 @@ struct Health {
     silences: u32,
     /// The current run of failures.
     failures: u32,
-    paused_until: Instant,
+    /// Set while (and after) a pause; an answer clears it.
+    paused_until: Option<Instant>,
     /// The last outcome, for forgetting quiet networks.
     touched: Instant,
 }
@@ -84,8 +85,10 @@ impl Networks {
     /// Until when a new target into `network` must wait, if it must.
     pub(crate) fn paused_until(&self, network: u128, now: Instant) -> Option<Instant> {
         let state = self.lock();
-        let until = state.get(&network)?.paused_until;
-        (until > now).then_some(until)
+        state
+            .get(&network)?
+            .paused_until
+            .filter(|&until| until > now)
     }
 
     /// Records what a probe into `network` found at `now`; pauses the network when a run of
@@ -100,7 +103,7 @@ impl Networks {
                 answers: 0,
                 silences: 0,
                 failures: 0,
-                paused_until: now,
+                paused_until: None,
                 touched: now,
             }),
         };
@@ -109,15 +112,18 @@ impl Networks {
             Outcome::Answered => {
                 health.answers = health.answers.saturating_add(1);
                 health.failures = 0;
-                health.paused_until = now;
+                // Not `now`: a probe finishing on another thread must not pause the network
+                // until an instant the engine has not reached yet.
+                health.paused_until = None;
                 false
             }
             Outcome::Failed => true,
             Outcome::Silent => {
                 health.silences = health.silences.saturating_add(1);
-                // Where most targets answered, silence is news; where most were silent (a
-                // sparse network: a few servers among dark addresses) it is not.
-                health.silences <= health.answers
+                // Where nearly every target answered (7 of 8), silence is news. Where many
+                // were silent (a few servers among dark addresses, or a dense network's
+                // gaps) it is not: a run of silence there is chance, not a failure.
+                health.silences.saturating_mul(SILENCE_NEWS) <= health.answers
             }
         };
         if !failed || self.policy.after == 0 {
@@ -132,7 +138,7 @@ impl Networks {
                 .first
                 .saturating_mul(factor)
                 .min(self.policy.max);
-            health.paused_until = now + pause;
+            health.paused_until = Some(now + pause);
             tracing::debug!(network, failures = health.failures, ?pause, "backing off");
         }
     }
@@ -145,7 +151,7 @@ impl Networks {
             .checked_sub(self.policy.max.max(FORGET_AFTER))
             .unwrap_or(now);
         self.lock()
-            .retain(|_, h| h.touched > horizon || h.paused_until > now);
+            .retain(|_, h| h.touched > horizon || h.paused_until.is_some_and(|u| u > now));
     }
 
     #[cfg(test)]
@@ -158,6 +164,11 @@ impl Networks {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// A silence counts as a failure while the network's answers are at least this many times
+/// its silences: in a network that answered 7 of 8 times, a run of 8 silences by chance has a
+/// probability of (1/8)^8, about 6 × 10^-8.
+const SILENCE_NEWS: u32 = 7;
 
 /// How long a network's record outlives its last outcome (at least the longest pause).
 const FORGET_AFTER: Duration = Duration::from_secs(60);
@@ -323,20 +334,33 @@ mod tests {
             Some(Duration::from_secs(1))
         );
         // Timeouts where every target had answered: a network that went dark on us.
+        let went_dark = [times(Answered, 60), times(Silent, 3)].concat();
         assert_eq!(
-            pause_after(&answered_then(Silent, 3), policy()),
+            pause_after(&went_dark, policy()),
             Some(Duration::from_secs(1))
         );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn silence_in_a_sparse_network_is_no_failure() {
+    async fn silence_in_a_sparse_or_dense_network_is_no_failure() {
         // One server among dark addresses: after its answer, silence outnumbers answers.
         let sparse = [vec![Answered], times(Silent, 50)].concat();
         assert_eq!(pause_after(&sparse, policy()), None);
-        // Two answers, then silence: only the first two silences count, never a run of three.
-        let sparse = [times(Answered, 2), times(Silent, 50)].concat();
+        // A few answers, then silence: too few answers for silence to be news.
+        let sparse = [times(Answered, 6), times(Silent, 50)].concat();
         assert_eq!(pause_after(&sparse, policy()), None);
+        // A dense network (three in five answer) with a run of ten silent addresses: chance.
+        let dense: Vec<Outcome> = [Answered, Silent, Answered, Silent, Answered]
+            .iter()
+            .copied()
+            .cycle()
+            .take(200)
+            .chain(times(Silent, 10))
+            .collect();
+        assert_eq!(pause_after(&dense, policy()), None);
+        // Seven answers in eight, then dark: the silences count.
+        let mostly = [times(Answered, 21), times(Silent, 3)].concat();
+        assert_eq!(pause_after(&mostly, policy()), Some(Duration::from_secs(1)));
         // Silence does not break a run of failures, an answer does.
         let run = [
             times(Answered, 1),
@@ -396,6 +420,15 @@ mod tests {
             nets.record(1, Silent, Instant::now());
         }
         assert_eq!(nets.paused_until(1, Instant::now()), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_recorded_after_the_engine_looked_pauses_nothing() {
+        let nets = Networks::new(policy());
+        let engine_now = Instant::now();
+        tokio::time::advance(Duration::from_millis(1)).await;
+        nets.record(7, Answered, Instant::now());
+        assert_eq!(nets.paused_until(7, engine_now), None);
     }
 
     #[test]
