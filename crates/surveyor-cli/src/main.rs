@@ -248,8 +248,10 @@ struct IngestArgs {
 
 #[derive(Args, Clone)]
 struct EngineArgs {
-    /// Targets probed at once.
-    #[arg(long, default_value_t = 256)]
+    /// Targets probed at once. `auto`: enough for --rate new targets a second that each wait
+    /// the whole --connect-timeout (as a silent address does), plus a quarter: 7,500 at the
+    /// defaults, 16,384 without a rate. Never more than the open-file limit allows.
+    #[arg(long, default_value = "auto", value_parser = parse_concurrency)]
     concurrency: usize,
     /// New targets per second over the whole scan (0: no limit).
     #[arg(long, default_value_t = 2000)]
@@ -260,8 +262,10 @@ struct EngineArgs {
     /// New targets per second to one address (0: no limit).
     #[arg(long, default_value_t = 10)]
     host_rate: u32,
-    /// Consecutive connect timeouts or unreachable errors into one /24 (IPv6: /48) before new
-    /// targets there pause (1 s, doubling per further run, at most 60 s; 0: never pause).
+    /// Consecutive failures into one /24 (IPv6: /48) that answered before new targets there
+    /// wait outside the window (1 s, doubling per further run, at most 60 s; 0: never):
+    /// resets, aborted TLS handshakes, hosts going quiet, and timeouts where nearly every
+    /// target had answered. Silence from a network that never answered is not a failure.
     #[arg(long, default_value_t = 8)]
     network_backoff: u32,
     /// Seed of the pseudo-random scan order; the same seed gives the same order.
@@ -279,8 +283,9 @@ struct EngineArgs {
     /// Stop admitting targets after this many seconds (the scan is then not marked finished).
     #[arg(long)]
     max_runtime: Option<f64>,
-    /// Seconds allowed for a TCP connect.
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds allowed for a TCP connect: long enough for one lost SYN to be sent again
+    /// (after 1 s) and answered from across the world.
+    #[arg(long, default_value_t = 3.0)]
     connect_timeout: f64,
     /// Seconds allowed for everything done with one target.
     #[arg(long, default_value_t = 20.0)]
@@ -584,7 +589,11 @@ fn raise_open_files() {
 
 async fn dispatch(command: Command, kb_dir: Option<&Path>) -> Result<()> {
     match command {
-        Command::Scan(args) => scan(*args, kb::load(kb_dir)?).await,
+        Command::Scan(args) => {
+            // Every probe in flight is a socket.
+            raise_open_files();
+            scan(*args, kb::load(kb_dir)?).await
+        }
         Command::Report(args) => report(args, kb_dir).await,
         Command::Rejudge(args) => rejudge::run(args, kb::load(kb_dir)?).await,
         Command::Prune(args) => prune(args).await,
@@ -723,8 +732,48 @@ fn secs(name: &str, v: f64) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// `--concurrency`: a number, or `auto` (0).
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s {
+        "auto" => Ok(0),
+        n => match n.parse::<usize>() {
+            Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+            _ => Err("a number from 1 to 100000, or auto".to_string()),
+        },
+    }
+}
+
+/// The window `--concurrency auto` chooses: `rate` targets a second that each wait the whole
+/// connect timeout (dark space) fill rate × timeout slots; a quarter more leaves room for
+/// live hosts and jitter. Without a rate, 16,384 (about 5,000 silent targets a second at 3 s).
+fn auto_concurrency(rate: u32, connect_timeout: Duration) -> usize {
+    if rate == 0 {
+        return 16_384;
+    }
+    let window = f64::from(rate) * connect_timeout.as_secs_f64() * 1.25;
+    (window.ceil() as usize).clamp(256, 100_000)
+}
+
+/// The window, lowered to what the open-file limit allows (each probe in flight holds a
+/// socket; the store, the output and the runtime need some too), with a warning when lowered.
+fn fit_open_files(concurrency: usize) -> usize {
+    const RESERVE: u64 = 256;
+    let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return concurrency;
+    };
+    let fits = usize::try_from(soft.saturating_sub(RESERVE).max(1)).unwrap_or(usize::MAX);
+    if concurrency > fits {
+        eprintln!(
+            "surveyor: --concurrency {concurrency} needs more open files than the limit \
+             ({soft}) allows; probing {fits} at once (raise it with `ulimit -n`)"
+        );
+        return fits;
+    }
+    concurrency
+}
+
 fn scan_config(args: &EngineArgs) -> Result<ScanConfig> {
-    if args.concurrency == 0 || args.concurrency > 100_000 {
+    if args.concurrency > 100_000 {
         bail!(
             "--concurrency must be between 1 and 100000, got {}",
             args.concurrency
@@ -752,10 +801,14 @@ fn scan_config(args: &EngineArgs) -> Result<ScanConfig> {
         Some(v) => Some(Duration::from_secs_f64(v)),
         None => None,
     };
+    let concurrency = match args.concurrency {
+        0 => auto_concurrency(args.rate, probe.connect_timeout),
+        n => n,
+    };
     Ok(ScanConfig {
         drain_timeout: probe.target_timeout.min(Duration::from_secs(10)),
         probe,
-        concurrency: args.concurrency,
+        concurrency: fit_open_files(concurrency),
         rate: NonZeroU32::new(args.rate),
         network_rate: NonZeroU32::new(args.network_rate),
         host_rate: NonZeroU32::new(args.host_rate),
@@ -1665,6 +1718,19 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_concurrency_holds_a_rate_of_silent_targets() {
+        let secs = Duration::from_secs;
+        assert_eq!(parse_concurrency("auto"), Ok(0));
+        assert_eq!(parse_concurrency("512"), Ok(512));
+        assert!(parse_concurrency("0").is_err() && parse_concurrency("100001").is_err());
+        // The defaults: 2,000 a second, each silent one waiting 3 s.
+        assert_eq!(auto_concurrency(2_000, secs(3)), 7_500);
+        assert_eq!(auto_concurrency(10, secs(3)), 256, "never below 256");
+        assert_eq!(auto_concurrency(200_000, secs(3)), 100_000);
+        assert_eq!(auto_concurrency(0, secs(3)), 16_384, "no rate");
+    }
 
     #[test]
     fn passwords_are_redacted() {
