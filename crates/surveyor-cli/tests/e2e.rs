@@ -2159,15 +2159,17 @@ async fn a_stream_on_stdin_is_probed_as_it_comes_and_a_bad_line_stops_it_resumab
     writeln!(stdin, "# zmap output\n{}", live[0].ip).unwrap();
     stdin.flush().unwrap();
     // The first line's observation comes out while stdin is still open: a scanner that read
-    // its input whole would wait here for ever.
-    let (first, mut stdout) = tokio::task::spawn_blocking(move || {
+    // its input whole would wait here for ever (the bound only keeps a failure from hanging).
+    let reading = tokio::task::spawn_blocking(move || {
         let mut reader = std::io::BufReader::new(stdout);
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
         (line, reader)
-    })
-    .await
-    .unwrap();
+    });
+    let (first, mut stdout) = tokio::time::timeout(std::time::Duration::from_secs(120), reading)
+        .await
+        .expect("an observation while stdin is still open")
+        .unwrap();
     let first: Value = serde_json::from_str(&first).expect("an observation");
     assert_eq!(first["ip"], live[0].ip.to_string());
 
