@@ -136,11 +136,12 @@ pub(crate) struct CreateArgs {
     /// limit).
     #[arg(long, default_value_t = 10)]
     host_rate: u32,
-    /// As `surveyor scan --network-backoff` (per worker).
+    /// As `surveyor scan --network-backoff` (per worker): failures in a row, after a network
+    /// answered, before its targets wait outside the window; silence alone never counts.
     #[arg(long, default_value_t = 8)]
     network_backoff: u32,
-    /// Seconds allowed for a TCP connect.
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds allowed for a TCP connect (as `surveyor scan`).
+    #[arg(long, default_value_t = 3.0)]
     connect_timeout: f64,
     /// Seconds allowed for everything done with one target.
     #[arg(long, default_value_t = 20.0)]
@@ -173,8 +174,9 @@ pub(crate) struct WorkerArgs {
     /// saves the checkpoint, and reads pause, cancel and the number of live workers.
     #[arg(long)]
     heartbeat: Option<f64>,
-    /// Targets probed at once by this worker.
-    #[arg(long, default_value_t = 256)]
+    /// Targets probed at once by this worker; `auto` as `surveyor scan --concurrency auto`
+    /// (enough for the census's rate against silent addresses, within the open-file limit).
+    #[arg(long, default_value = "auto", value_parser = crate::parse_concurrency)]
     concurrency: usize,
     /// Keep polling for work when none is left, instead of exiting.
     #[arg(long)]
@@ -747,9 +749,9 @@ pub(crate) async fn worker(args: WorkerArgs, kb: Arc<KnowledgeBase>) -> Result<(
         Some(v) => crate::secs("poll", v)?,
         None => heartbeat,
     };
-    if args.concurrency == 0 || args.concurrency > 100_000 {
+    if args.concurrency > 100_000 {
         bail!(
-            "--concurrency must be between 1 and 100000, got {}",
+            "--concurrency must be at most 100000, got {}",
             args.concurrency
         );
     }

@@ -608,7 +608,11 @@ async fn dispatch(command: Command, kb_dir: Option<&Path>) -> Result<()> {
             notify::run(command, &store).await
         }
         Command::Census(command) => census::run(command, kb_dir).await,
-        Command::Worker(args) => census::worker(*args, kb::load(kb_dir)?).await,
+        Command::Worker(args) => {
+            // A window big enough for silent space needs many sockets.
+            raise_open_files();
+            census::worker(*args, kb::load(kb_dir)?).await
+        }
         Command::Serve(args) => serve(args).await,
         Command::Demo(args) => {
             raise_open_files();

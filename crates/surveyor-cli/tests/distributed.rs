@@ -55,7 +55,19 @@ impl Drop for Worker {
 
 fn worker(db: &str, id: &str) -> Worker {
     let child = surveyor()
-        .args(["worker", "--db", db, "--id", id, "--lease", "2"])
+        // A window of 256 (the old default), so that a worker killed mid-shard has taken only
+        // part of its shard: `auto` would admit a test-sized shard whole at once.
+        .args([
+            "worker",
+            "--db",
+            db,
+            "--id",
+            id,
+            "--lease",
+            "2",
+            "--concurrency",
+            "256",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -368,14 +368,16 @@ struct ReceiveJob<'a> {
     found: mpsc::Sender<(u128, Target)>,
 }
 
+/// Open ports answered lately, for duplicate suppression.
+type Seen = HashSet<(Ipv4Addr, u16)>;
+
 /// Answers remembered for duplicate suppression: two generations of this many each.
 const SEEN: usize = 1 << 18;
 
 fn receive(job: ReceiveJob<'_>) {
     use std::io::Read;
     let mut packet = vec![0u8; 65_536];
-    let (mut seen, mut older): (HashSet<(Ipv4Addr, u16)>, HashSet<(Ipv4Addr, u16)>) =
-        (HashSet::new(), HashSet::new());
+    let (mut seen, mut older): (Seen, Seen) = (HashSet::new(), HashSet::new());
     loop {
         if job.stop.load(Ordering::Relaxed) {
             return;
