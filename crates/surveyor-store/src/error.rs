@@ -44,6 +44,17 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// The statement ran longer than the store's statement timeout
+    /// ([`crate::OpenOptions::statement_timeout`]) and the database cancelled it. Retryable:
+    /// the same query may be quick once the database is less busy.
+    #[error("the {backend} query to {action} took longer than the statement timeout")]
+    Timeout {
+        backend: Backend,
+        /// What the store was doing, e.g. "count the census".
+        action: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
     /// A value has no stored form: a NUL character (PostgreSQL text cannot hold one), or a
     /// certificate date RFC 3339 cannot write. Nothing of the call was stored.
     #[error("cannot store {what}")]
@@ -67,7 +78,7 @@ impl StoreError {
     /// busy or asked us to retry. Errors about the data itself are never retryable.
     pub fn is_retryable(&self) -> bool {
         match self {
-            StoreError::Connect { .. } => true,
+            StoreError::Connect { .. } | StoreError::Timeout { .. } => true,
             StoreError::Query {
                 backend, source, ..
             } => sqlx_is_retryable(*backend, source),
@@ -85,16 +96,32 @@ impl StoreError {
         backend: Backend,
         action: &'static str,
     ) -> impl FnOnce(sqlx::Error) -> Self {
-        move |source| StoreError::Query {
-            backend,
-            action,
-            source,
+        move |source| {
+            if is_cancelled(&source) {
+                StoreError::Timeout {
+                    backend,
+                    action,
+                    source,
+                }
+            } else {
+                StoreError::Query {
+                    backend,
+                    action,
+                    source,
+                }
+            }
         }
     }
 
     pub(crate) fn corrupt(what: impl Into<Cow<'static, str>>) -> Self {
         StoreError::Corrupt { what: what.into() }
     }
+}
+
+/// PostgreSQL's query_canceled (57014): the statement timeout, or an administrator's
+/// pg_cancel_backend, which is as transient. SQLite has no such code.
+fn is_cancelled(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
 }
 
 fn sqlx_is_retryable(backend: Backend, error: &sqlx::Error) -> bool {

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use surveyor_model::{ExchangeServer, Observation, Organisation};
@@ -627,6 +628,17 @@ impl fmt::Display for Backend {
     }
 }
 
+/// How [`open_with`] opens a store; the default is what [`open`] does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// PostgreSQL only: the server cancels any statement of this store that runs longer, and
+    /// the call fails with [`StoreError::Timeout`]; for readers that must answer in bounded
+    /// time (the API). Rounded up to whole milliseconds. Schema migrations run without it.
+    /// SQLite has no server to enforce it and ignores it; there a statement waits for another
+    /// connection's write lock for at most its busy timeout (5 s).
+    pub statement_timeout: Option<Duration>,
+}
+
 /// Opens the store a database URL names and applies that backend's migrations.
 ///
 /// - `postgres://…` or `postgresql://…`: PostgreSQL.
@@ -635,9 +647,14 @@ impl fmt::Display for Backend {
 ///
 /// Any other scheme is [`StoreError::InvalidUrl`]. Error messages never show the URL's password.
 pub async fn open(url: &str) -> Result<Store, StoreError> {
+    open_with(url, OpenOptions::default()).await
+}
+
+/// [`open`] with options.
+pub async fn open_with(url: &str, options: OpenOptions) -> Result<Store, StoreError> {
     match url::parse(url)? {
-        url::Target::Postgres(options) => {
-            let store = Arc::new(postgres::PgStore::connect(*options).await?);
+        url::Target::Postgres(connect) => {
+            let store = Arc::new(postgres::PgStore::connect(*connect, &options).await?);
             Ok(Store {
                 scans: store.clone(),
                 census: store.clone(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Executor, Postgres, QueryBuilder, Row};
 use surveyor_model::{ExchangeServer, Observation, Organisation};
 use time::OffsetDateTime;
 
@@ -17,9 +17,9 @@ use crate::pg_copy::{self, BinaryRows};
 use crate::rows::{self, Columns, FactsCache, StoredObservation, StoredScan};
 use crate::{
     Backend, CensusFilter, CensusGroup, CensusStore, Dimension, HostDetail, Judgements,
-    NewJudgement, NewScan, ObservationCursor, PrunePolicy, PruneReport, RegistryImport,
-    RegistryStore, ScanId, ScanRecord, ScanStore, ServerCursor, ServersPage, StoreError,
-    TrendPoint,
+    NewJudgement, NewScan, ObservationCursor, OpenOptions, PrunePolicy, PruneReport,
+    RegistryImport, RegistryStore, ScanId, ScanRecord, ScanStore, ServerCursor, ServersPage,
+    StoreError, TrendPoint,
 };
 use crate::{ExportOutcome, ExportRecord, NewExport, Role, StoredExport, TokenRecord, TokenStore};
 
@@ -98,10 +98,17 @@ impl PgStore {
             .map_err(StoreError::query(BACKEND, action))
     }
 
-    pub(crate) async fn connect(mut options: PgConnectOptions) -> Result<PgStore, StoreError> {
+    pub(crate) async fn connect(
+        mut options: PgConnectOptions,
+        open: &OpenOptions,
+    ) -> Result<PgStore, StoreError> {
         let target = crate::url::describe_pg(&options);
         if options.get_application_name().is_none() {
             options = options.application_name("surveyor");
+        }
+        if let Some(timeout) = open.statement_timeout {
+            // A startup option rather than a SET: every connection the pool opens has it.
+            options = options.options([("statement_timeout", timeout_millis(timeout))]);
         }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -113,13 +120,7 @@ impl PgStore {
                 target: target.clone(),
                 source,
             })?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                backend: BACKEND,
-                source,
-            })?;
+        migrate(&pool).await?;
         tracing::debug!(%target, "opened PostgreSQL store");
         Ok(PgStore { pool })
     }
@@ -761,6 +762,34 @@ fn token_from_row(row: &PgRow) -> Result<TokenRecord, StoreError> {
         created_at: get(row, "created_at")?,
         revoked_at: get(row, "revoked_at")?,
     })
+}
+
+/// Applies the migrations on one connection of the pool without the statement timeout: a
+/// migration may rewrite a large table, which the timeout meant for readers must not stop.
+async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    let migrate_error = |source| StoreError::Migrate {
+        backend: BACKEND,
+        source,
+    };
+    let mut conn = pool.acquire().await.map_err(|e| migrate_error(e.into()))?;
+    conn.execute("SET statement_timeout = 0")
+        .await
+        .map_err(|e| migrate_error(e.into()))?;
+    MIGRATOR.run(&mut *conn).await.map_err(migrate_error)?;
+    // RESET returns to the connection's startup value, the store's timeout.
+    conn.execute("RESET statement_timeout")
+        .await
+        .map_err(|e| migrate_error(e.into()))?;
+    Ok(())
+}
+
+/// PostgreSQL's statement_timeout in whole milliseconds, at least 1 (0 would turn it off) and
+/// at most the largest it takes.
+fn timeout_millis(timeout: Duration) -> u128 {
+    timeout
+        .as_nanos()
+        .div_ceil(1_000_000)
+        .clamp(1, i32::MAX as u128)
 }
 
 /// A transaction on the pool; failing to start one is a query error of `action`.

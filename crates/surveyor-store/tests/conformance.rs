@@ -4,8 +4,9 @@
 //! an unreachable PostgreSQL fails the test instead of skipping it).
 
 use std::net::IpAddr;
+use std::time::Duration;
 
-use sqlx::Connection;
+use sqlx::{Connection, Executor};
 use surveyor_model::observation::Confidence;
 use surveyor_model::observation::PatchLevel;
 use surveyor_model::{Attribution, AttributionRule, Organisation, PatchBand, Sector};
@@ -13,11 +14,11 @@ use surveyor_model::{
     Build, Evidence, ExchangeServer, ExchangeVerdict, Family, Fingerprint, Observation, Scheme,
     Signal, Status, Support, TlsInfo,
 };
-use surveyor_store::testing::{each_backend, sqlite};
+use surveyor_store::testing::{each_backend, postgres, sqlite};
 use surveyor_store::{
-    open, scan_as_of, Backend, CensusFilter, CensusGroup, Dimension, ExportOutcome, ExportRecord,
-    Judgements, KbRef, NewExport, NewJudgement, NewScan, ObservationCursor, PrunePolicy, Role,
-    ScanId, ScanRecord, ServerCursor, StoreError,
+    open, open_with, scan_as_of, Backend, CensusFilter, CensusGroup, Dimension, ExportOutcome,
+    ExportRecord, Judgements, KbRef, NewExport, NewJudgement, NewScan, ObservationCursor,
+    OpenOptions, PrunePolicy, Role, ScanId, ScanRecord, ServerCursor, StoreError,
 };
 use time::macros::{date, datetime};
 use time::OffsetDateTime;
@@ -755,6 +756,51 @@ async fn an_unreachable_server_is_a_retryable_connect_error_without_the_password
         error.to_string(),
         "cannot connect to the PostgreSQL database postgres://surveyor@127.0.0.1:1/census"
     );
+}
+
+#[tokio::test]
+async fn a_statement_over_the_timeout_is_a_retryable_timeout() {
+    let Some(db) = postgres().await else { return };
+    // The migrations of a fresh database take longer than 1 ms; they run without the timeout.
+    open_with(&db.url, timeout(Duration::from_millis(1)))
+        .await
+        .unwrap();
+    let store = open_with(&db.url, timeout(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    // Another session holds the scans table, so the store's read waits behind its lock.
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    holder
+        .execute("LOCK TABLE scans IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let error = store.scans.scans().await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Timeout {
+                backend: Backend::Postgres,
+                action: "read scans",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.is_retryable());
+    assert_eq!(
+        error.to_string(),
+        "the PostgreSQL query to read scans took longer than the statement timeout"
+    );
+    holder.execute("ROLLBACK").await.unwrap();
+    // The timed-out connection is fine once the lock is gone.
+    assert_eq!(store.scans.scans().await.unwrap(), Vec::new());
+}
+
+fn timeout(statement_timeout: Duration) -> OpenOptions {
+    OpenOptions {
+        statement_timeout: Some(statement_timeout),
+    }
 }
 
 #[tokio::test]
