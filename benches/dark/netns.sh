@@ -56,6 +56,10 @@ for net in "${dark[@]}"; do
 done
 
 ip link set lo up
+# SYN discovery sends frames on lo (AF_PACKET); lo takes frames from 127/8 to 127/8 only with
+# these two, set in this namespace alone.
+echo 1 >/proc/sys/net/ipv4/conf/lo/accept_local
+echo 1 >/proc/sys/net/ipv4/conf/lo/route_localnet
 # The input hook sees every packet delivered on lo, the SYNs to dark addresses among them:
 # dropped there, a connect() waits for its timeout and no reset comes back.
 joined=$(IFS=,; echo "${dark[*]}")

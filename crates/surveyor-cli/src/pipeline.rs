@@ -493,9 +493,10 @@ async fn run(
                     let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
                     let s = &source.stats;
                     eprintln!(
-                        "surveyor: SYN sweep: {} SYNs sent, {} excluded, {} open, {} closed, \
-                         {} duplicate answers, {} open ports dropped (probe queue full), {} \
-                         send errors",
+                        "surveyor: SYN sweep through the {}: {} SYNs sent, {} excluded, {} \
+                         open, {} closed, {} duplicate answers, {} open ports dropped (probe \
+                         queue full), {} send errors",
+                        source.path,
                         n(&s.sent),
                         n(&s.excluded),
                         n(&s.open),

@@ -99,6 +99,15 @@ fn capture(
     })
 }
 
+/// Lets this namespace's loopback take SYNs sent as frames (the link-layer path), or not (the
+/// sweep then sends through the IP layer).
+fn loopback_takes_frames(on: bool) {
+    for knob in syn::LOOPBACK_KNOBS {
+        let path = format!("/proc/sys/net/ipv4/conf/lo/{knob}");
+        std::fs::write(&path, if on { "1" } else { "0" }).unwrap();
+    }
+}
+
 /// A small deterministic generator for the random lists.
 struct Lcg(u64);
 
@@ -124,6 +133,9 @@ fn capture_inside() {
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for seed in 1..=6u64 {
+        // Both ways out: frames on the link layer, and the kernel's IP layer.
+        let frames = seed % 2 == 0;
+        loopback_takes_frames(frames);
         let mut rng = Lcg(seed);
         // Random prefixes in 127.64.0.0/10, plus documentation and private space that the
         // built-in exclusions must keep silent even when listed as targets.
@@ -186,6 +198,12 @@ fn capture_inside() {
                 CancellationToken::new(),
             )
             .unwrap();
+            assert_eq!(
+                matches!(source.path, syn::Path::Link { .. }),
+                frames,
+                "seed {seed}: {}",
+                source.path
+            );
             // Nothing listens: the kernel resets every SYN, nothing opens.
             use surveyor_scan::TargetSource;
             assert!(source.next_target().await.is_none());
@@ -226,6 +244,7 @@ fn dark_sweep_inside() {
     if !inside() {
         return;
     }
+    loopback_takes_frames(true);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let net: Ipv4Net = "127.60.0.0/22".parse().unwrap();
@@ -292,6 +311,11 @@ fn dark_sweep_inside() {
             CancellationToken::new(),
         )
         .unwrap();
+        assert!(
+            matches!(source.path, syn::Path::Link { .. }),
+            "{}",
+            source.path
+        );
         let (tx, mut rx) = mpsc::channel(1024);
         let collect = tokio::spawn(async move {
             let (mut seen, mut positions) = (BTreeSet::new(), BTreeSet::new());

@@ -7,20 +7,22 @@
 //! The sender checks every address against the exclusions (built-in, block, allow and opt-out
 //! lists) immediately before its SYN: no packet ever leaves for excluded space. IPv4 only.
 
+mod link;
 mod packet;
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use link::{Path, LOOPBACK_KNOBS};
 pub use packet::{Answer, Cookies, SOURCE_PORTS};
 
 use crate::targets::{Exclusions, Order, Target, TargetSpace};
@@ -97,6 +99,8 @@ pub struct SynSource {
     first: std::collections::VecDeque<(u128, Target)>,
     found: mpsc::Receiver<(u128, Target)>,
     pub stats: Arc<SynStats>,
+    /// How the SYNs leave this host.
+    pub path: Path,
     threads: Vec<std::thread::JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
@@ -149,12 +153,7 @@ pub fn check_space(space: &TargetSpace) -> Result<(), SynError> {
 
 /// Checks that this process may open raw sockets, before anything else happens.
 pub fn check_privileges() -> Result<(), SynError> {
-    raw_sender().map(drop)
-}
-
-fn raw_sender() -> Result<Socket, SynError> {
-    // IPPROTO_RAW: we write the IP header ourselves (IP_HDRINCL is implied).
-    Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255))).map_err(permission)
+    link::ip_sender().map(drop).map_err(permission)
 }
 
 fn raw_receiver() -> Result<Socket, SynError> {
@@ -182,7 +181,6 @@ pub fn start(
     cancel: CancellationToken,
 ) -> Result<SynSource, SynError> {
     check_space(&space)?;
-    let sender = raw_sender()?;
     let receiver = raw_receiver()?;
     // Wake up now and then to notice the end of the sweep.
     receiver.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -192,6 +190,11 @@ pub fn start(
         Some(ip) => ip,
         None => source_towards(&space)?,
     };
+    let first = match space.nets().first() {
+        Some(IpNet::V4(net)) => net.network(),
+        _ => Ipv4Addr::LOCALHOST,
+    };
+    let (sender, path) = link::Sender::open(source, first).map_err(permission)?;
     let cookies = Cookies::default();
     let stats = Arc::new(SynStats::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -216,7 +219,7 @@ pub fn start(
             .name("syn-sender".into())
             .spawn(move || {
                 send_sweep(SendJob {
-                    socket: sender,
+                    sender,
                     space: &space,
                     order,
                     from,
@@ -257,6 +260,7 @@ pub fn start(
         first: std::collections::VecDeque::new(),
         found,
         stats,
+        path,
         threads: vec![sending, receiving],
         stop,
     })
@@ -277,7 +281,7 @@ fn source_towards(space: &TargetSpace) -> Result<Ipv4Addr, SynError> {
 }
 
 struct SendJob<'a> {
-    socket: Socket,
+    sender: link::Sender,
     space: &'a TargetSpace,
     order: Order,
     from: u128,
@@ -297,7 +301,7 @@ const RECEIVE_BUFFER: usize = 32 << 20;
 /// How often the sender notes its position for the frontier.
 const MARK_EVERY: u128 = 1_024;
 
-fn send_sweep(job: SendJob<'_>) {
+fn send_sweep(mut job: SendJob<'_>) {
     let started = Instant::now();
     let mut buf = Vec::with_capacity(64);
     let mut sent: u64 = 0;
@@ -319,13 +323,13 @@ fn send_sweep(job: SendJob<'_>) {
             job.stats.excluded.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        if packet::syn(&mut buf, job.cookies, job.source, ip, target.port).is_err() {
+        let prefix = job.sender.prefix();
+        if packet::syn(&mut buf, prefix, job.cookies, job.source, ip, target.port).is_err() {
             job.stats.send_errors.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let to = SockAddr::from(SocketAddrV4::new(ip, 0));
         loop {
-            match job.socket.send_to(&buf, &to) {
+            match job.sender.send(&buf, ip) {
                 Ok(_) => break,
                 // The device queue is full: let it drain.
                 Err(e) if e.raw_os_error() == Some(105) => {

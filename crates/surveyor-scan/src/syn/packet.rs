@@ -47,10 +47,11 @@ impl Cookies {
     }
 }
 
-/// Writes a SYN from `source` to (ip, port) into `buf` (cleared first): IPv4 header and TCP
-/// header, both checksums set.
+/// Writes a SYN from `source` to (ip, port) into `buf` (cleared first) after `prefix` (a
+/// link-layer header, or nothing): IPv4 header and TCP header, both checksums set.
 pub fn syn(
     buf: &mut Vec<u8>,
+    prefix: &[u8],
     cookies: &Cookies,
     source: Ipv4Addr,
     ip: Ipv4Addr,
@@ -73,6 +74,7 @@ pub fn syn(
         .calc_checksum_ipv4(&ipv4, &[])
         .map_err(std::io::Error::other)?;
     buf.clear();
+    buf.extend_from_slice(prefix);
     ipv4.write(buf)?;
     tcp.write(buf)?;
     Ok(())
@@ -140,7 +142,7 @@ mod tests {
     fn a_syn_carries_the_cookie_and_valid_checksums() {
         let cookies = Cookies::default();
         let mut buf = Vec::new();
-        syn(&mut buf, &cookies, US, THEM, 443).unwrap();
+        syn(&mut buf, &[], &cookies, US, THEM, 443).unwrap();
         let ip = Ipv4HeaderSlice::from_slice(&buf).unwrap();
         assert_eq!((ip.source_addr(), ip.destination_addr()), (US, THEM));
         assert_eq!(ip.header_checksum(), ip.to_header().calc_header_checksum());
@@ -163,6 +165,16 @@ mod tests {
                 .calc_checksum_ipv4_raw(US.octets(), THEM.octets(), &[])
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn a_link_layer_header_goes_in_front_unchanged() {
+        let cookies = Cookies::default();
+        let (mut bare, mut framed) = (Vec::new(), Vec::new());
+        syn(&mut bare, &[], &cookies, US, THEM, 443).unwrap();
+        syn(&mut framed, &[9; 14], &cookies, US, THEM, 443).unwrap();
+        assert_eq!(&framed[..14], &[9; 14]);
+        assert_eq!(&framed[14..], &bare[..]);
     }
 
     #[test]
