@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use surveyor_model::{Family, PatchBand, Support};
 use time::OffsetDateTime;
 
+use crate::sql::{Bind, Sql};
 use crate::ScanId;
 
 /// A dimension a census can be grouped and filtered by.
@@ -216,13 +217,6 @@ pub struct PruneReport {
     pub observations_deleted: u64,
 }
 
-/// A bound value of a generated statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Bind {
-    Int(i64),
-    Text(String),
-}
-
 /// The bits of SQL the two backends spell differently.
 pub(crate) struct Dialect {
     /// The n-th (1-based) parameter: `$n` or `?`.
@@ -230,13 +224,6 @@ pub(crate) struct Dialect {
     /// The two-argument minimum and maximum: `LEAST`/`GREATEST` or SQLite's `min`/`max`.
     pub least: &'static str,
     pub greatest: &'static str,
-}
-
-/// A statement and its parameters in order.
-#[derive(Debug)]
-pub(crate) struct Sql {
-    pub text: String,
-    pub binds: Vec<Bind>,
 }
 
 struct Builder<'d> {

@@ -26,10 +26,9 @@ mod overlap;
 mod pg_copy;
 mod postgres;
 mod postgres_jobs;
-mod postgres_notify;
 mod rows;
+mod sql;
 mod sqlite;
-mod sqlite_notify;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod url;

@@ -12,7 +12,7 @@ use crate::jobs::{
     check_new, Beat, CensusJob, CensusJobStore, Claim, Completion, Control, JobState, NewCensusJob,
     ShardKey, ShardLease, ShardProgress, ShardRecord, ShardState,
 };
-use crate::postgres::{begin, PgStore};
+use crate::postgres::PgStore;
 use crate::{Backend, ScanId, StoreError};
 
 const BACKEND: Backend = Backend::Postgres;
@@ -41,7 +41,7 @@ impl CensusJobStore for PgStore {
             .map_err(|_| StoreError::Unencodable {
                 what: Cow::Borrowed("a shard of more than 2^63 targets"),
             })?;
-        let mut tx = begin(&self.pool, action).await?;
+        let mut tx = self.begin(action).await?;
         let scan: Option<i64> = sqlx::query_scalar("SELECT id FROM scans WHERE id = $1")
             .bind(job.scan.0)
             .fetch_optional(&mut *tx)
@@ -126,7 +126,7 @@ impl CensusJobStore for PgStore {
         check_owner(owner)?;
         let action = "claim census work";
         let secs = lease.as_secs_f64();
-        let mut tx = begin(&self.pool, action).await?;
+        let mut tx = self.begin(action).await?;
         // A finisher that died first: its census is one step from complete.
         let finish: Option<i64> = sqlx::query_scalar(
             "UPDATE census_jobs SET finish_owner = $1, \
@@ -218,7 +218,7 @@ impl CensusJobStore for PgStore {
         progress: &ShardProgress,
     ) -> Result<Beat, StoreError> {
         let action = "heartbeat a census shard";
-        let mut tx = begin(&self.pool, action).await?;
+        let mut tx = self.begin(action).await?;
         // Only the holder writes: a worker whose lease was taken over changes nothing.
         let held = sqlx::query(
             "UPDATE census_shards SET lease_expires = now() + make_interval(secs => $4), \
@@ -284,7 +284,7 @@ impl CensusJobStore for PgStore {
         progress: &ShardProgress,
     ) -> Result<Completion, StoreError> {
         let action = "complete a census shard";
-        let mut tx = begin(&self.pool, action).await?;
+        let mut tx = self.begin(action).await?;
         // Completions of one job take turns on its row, so that of two workers finishing the
         // last two shards at once, the second sees the first's shard done and only it finishes.
         let state: Option<String> =
@@ -363,7 +363,7 @@ impl CensusJobStore for PgStore {
 
     async fn control(&self, name: &str, order: Control) -> Result<Option<JobState>, StoreError> {
         let action = "change a census job's state";
-        let mut tx = begin(&self.pool, action).await?;
+        let mut tx = self.begin(action).await?;
         let row: Option<(i64, String)> =
             sqlx::query_as("SELECT id, state FROM census_jobs WHERE name = $1 FOR UPDATE")
                 .bind(name)

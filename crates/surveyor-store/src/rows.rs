@@ -21,6 +21,13 @@ use crate::{NewScan, ScanId, ScanRecord, StoreError};
 /// 65535 bind parameters per statement.
 pub(crate) const INSERT_CHUNK: usize = 1000;
 
+/// The columns of an `observations` row in the order every backend writes them ([`Columns`]).
+pub(crate) const OBSERVATION_COLUMNS: &str =
+    "scan_id, ip, port, scheme, observed_at, status, error, tls, \
+     http_server, fingerprint, exchange_family, exchange_build, exchange_version_name, \
+     exchange_support, exchange_verdict, exchange_cu, exchange_patch, exchange_facts_id, \
+     organisation, sector, attribution, asn, country";
+
 /// The columns of one `observations` row, ready to bind.
 pub(crate) struct Columns {
     pub ip: IpAddr,
