@@ -46,6 +46,7 @@ pub use notifications::{
     AttemptOutcome, Channel, DeliveryRecord, FindingKey, NewNotification, Notification,
     NotificationStatus, NotificationStore, NotifiedFinding, Suppression,
 };
+pub use url::redact_url;
 
 /// The id of a scan, as the store assigned it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -71,6 +71,20 @@ fn scheme_of(url: &str) -> Option<&str> {
     (scheme.len() >= 2 && starts_alpha && rest_ok).then_some(scheme)
 }
 
+/// A database URL for messages and logs, never with its password: a PostgreSQL URL rebuilt
+/// from its parsed form as user, host, port and database (so that a password in the query
+/// string goes too), an SQLite one as given (a file path holds none), anything else as its
+/// scheme alone.
+pub fn redact_url(url: &str) -> String {
+    match parse(url) {
+        Ok(Target::Postgres(options)) => describe_pg(&options),
+        Ok(Target::Sqlite(_)) => url.trim().to_string(),
+        Err(StoreError::InvalidUrl { url_scheme, .. }) if url_scheme.is_empty() => String::new(),
+        Err(StoreError::InvalidUrl { url_scheme, .. }) => format!("{url_scheme}:…"),
+        Err(_) => "…".to_string(),
+    }
+}
+
 /// A PostgreSQL target for messages and logs: user, host, port and database, never the
 /// password.
 pub(crate) fn describe_pg(options: &PgConnectOptions) -> String {
@@ -149,6 +163,30 @@ mod tests {
         check("sqlite:", Err("sqlite"));
         check("", Err(""));
         check("postgres://u@127.0.0.1:notaport/d", Err("postgres"));
+    }
+
+    #[test]
+    fn redacted_urls_keep_where_but_never_a_password() {
+        for (url, redacted) in [
+            (
+                "postgres://scan:hunter2@127.0.0.1/census",
+                "postgres://scan@127.0.0.1:5432/census",
+            ),
+            (
+                "postgresql://scan@127.0.0.1/census?password=hunter2&sslmode=disable",
+                "postgres://scan@127.0.0.1:5432/census",
+            ),
+            ("postgres://u:hunter2@127.0.0.1:x/d", "postgres:…"),
+            ("mysql://root:hunter2@127.0.0.1/x", "mysql:…"),
+            (
+                "sqlite:///var/lib/surveyor.db",
+                "sqlite:///var/lib/surveyor.db",
+            ),
+            (" census.db ", "census.db"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_url(url), redacted, "url {url:?}");
+        }
     }
 
     #[test]
