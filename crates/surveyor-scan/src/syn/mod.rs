@@ -33,6 +33,9 @@ use crate::{ScanProgress, TargetSource};
 pub struct SynConfig {
     /// SYNs per second over the whole sweep; `None`: as fast as the sender goes.
     pub rate: Option<NonZeroU32>,
+    /// Replaces `rate` while the sweep runs (a census worker's share of the census's rate
+    /// changes as workers come and go).
+    pub live_rate: Option<tokio::sync::watch::Receiver<Option<NonZeroU32>>>,
     /// How long answers are awaited after the last SYN (ZMap's default is 8 s).
     pub cooldown: Duration,
     /// The address SYNs come from; `None`: the one the kernel routes from towards the
@@ -50,6 +53,7 @@ impl Default for SynConfig {
     fn default() -> SynConfig {
         SynConfig {
             rate: None,
+            live_rate: None,
             cooldown: DEFAULT_COOLDOWN,
             source: None,
             queue: 65_536,
@@ -214,7 +218,7 @@ pub fn start(
             sweep_end.clone(),
             marks.clone(),
         );
-        let rate = config.rate;
+        let pacer = Pacer::new(config.rate, config.live_rate);
         std::thread::Builder::new()
             .name("syn-sender".into())
             .spawn(move || {
@@ -226,7 +230,7 @@ pub fn start(
                     exclusions: &exclusions,
                     cookies: &cookies,
                     source,
-                    rate,
+                    pacer,
                     stats: &stats,
                     stop: &stop,
                     cancel: &cancel,
@@ -288,7 +292,7 @@ struct SendJob<'a> {
     exclusions: &'a Exclusions,
     cookies: &'a Cookies,
     source: Ipv4Addr,
-    rate: Option<NonZeroU32>,
+    pacer: Pacer,
     stats: &'a SynStats,
     stop: &'a AtomicBool,
     cancel: &'a CancellationToken,
@@ -302,9 +306,7 @@ const RECEIVE_BUFFER: usize = 32 << 20;
 const MARK_EVERY: u128 = 1_024;
 
 fn send_sweep(mut job: SendJob<'_>) {
-    let started = Instant::now();
     let mut buf = Vec::with_capacity(64);
-    let mut sent: u64 = 0;
     let mut position = job.from;
     for (pos, target) in job.space.walk(job.order, job.from) {
         position = pos;
@@ -316,6 +318,7 @@ fn send_sweep(mut job: SendJob<'_>) {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push_back((Instant::now(), pos));
+            job.pacer.follow();
         }
         // Checked here, immediately before the packet: no SYN to excluded space, ever.
         let IpAddr::V4(ip) = target.ip else { continue };
@@ -341,21 +344,60 @@ fn send_sweep(mut job: SendJob<'_>) {
                 }
             }
         }
-        sent += 1;
         job.stats.sent.fetch_add(1, Ordering::Relaxed);
-        if let Some(rate) = job.rate {
-            // Sleep once ahead by more than a millisecond: exact on average, few syscalls.
-            let due = started + Duration::from_secs_f64(sent as f64 / f64::from(rate.get()));
-            let now = Instant::now();
-            if due > now + Duration::from_millis(1) {
-                std::thread::sleep(due - now);
-            }
-        }
+        job.pacer.sent_one();
     }
     job.marks
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push_back((Instant::now(), position + 1));
+}
+
+/// Paces the sender at a rate that may change while it runs.
+struct Pacer {
+    rate: Option<NonZeroU32>,
+    live: Option<tokio::sync::watch::Receiver<Option<NonZeroU32>>>,
+    /// Since when, and how many SYNs sent since, at the current rate.
+    since: Instant,
+    sent: u64,
+}
+
+impl Pacer {
+    fn new(
+        rate: Option<NonZeroU32>,
+        mut live: Option<tokio::sync::watch::Receiver<Option<NonZeroU32>>>,
+    ) -> Pacer {
+        let rate = live.as_mut().map_or(rate, |l| *l.borrow_and_update());
+        Pacer {
+            rate,
+            live,
+            since: Instant::now(),
+            sent: 0,
+        }
+    }
+
+    /// Takes up a new live rate, if there is one; counted afresh from now.
+    fn follow(&mut self) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        if live.has_changed().unwrap_or(false) {
+            self.rate = *live.borrow_and_update();
+            self.since = Instant::now();
+            self.sent = 0;
+        }
+    }
+
+    fn sent_one(&mut self) {
+        self.sent += 1;
+        let Some(rate) = self.rate else { return };
+        // Sleep once ahead by more than a millisecond: exact on average, few syscalls.
+        let due = self.since + Duration::from_secs_f64(self.sent as f64 / f64::from(rate.get()));
+        let now = Instant::now();
+        if due > now + Duration::from_millis(1) {
+            std::thread::sleep(due - now);
+        }
+    }
 }
 
 struct ReceiveJob<'a> {
@@ -463,5 +505,28 @@ fn advance_frontier(job: &ReceiveJob<'_>, now: Instant) {
     drop(marks);
     if let Some(pos) = settled {
         job.progress.with_frontier(|f| f.next = f.next.max(pos));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pacer_takes_up_a_new_rate_and_counts_afresh() {
+        let (tx, rx) = tokio::sync::watch::channel(NonZeroU32::new(1_000));
+        let mut pacer = Pacer::new(NonZeroU32::new(5), Some(rx));
+        // The live value wins over the configured one from the start.
+        assert_eq!(pacer.rate, NonZeroU32::new(1_000));
+        pacer.sent_one();
+        pacer.sent_one();
+        assert_eq!(pacer.sent, 2);
+        pacer.follow();
+        assert_eq!((pacer.rate, pacer.sent), (NonZeroU32::new(1_000), 2));
+        tx.send(None).unwrap();
+        pacer.follow();
+        assert_eq!((pacer.rate, pacer.sent), (None, 0));
+        let fixed = Pacer::new(NonZeroU32::new(7), None);
+        assert_eq!(fixed.rate, NonZeroU32::new(7));
     }
 }
