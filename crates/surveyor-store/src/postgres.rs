@@ -65,8 +65,6 @@ impl Flavour for Postgres {
         greatest: "GREATEST",
     };
     const BEGIN_WRITE: &'static str = "BEGIN";
-    /// The verdict facts a row refers to are read once per distinct id (`facts_of`), not
-    /// once per row.
     const SELECT_OBSERVATIONS: &'static str = "SELECT o.id, o.scan_id, host(o.ip) AS ip, \
          o.port, o.scheme, o.observed_at, o.status, o.error, o.tls::text AS tls, o.http_server, \
          o.fingerprint::text AS fingerprint, o.exchange_family, o.exchange_build, \

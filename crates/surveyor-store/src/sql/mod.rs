@@ -8,8 +8,8 @@
 //! (registry, tokens and the export log) and `notify.rs` ([`crate::NotificationStore`]).
 //!
 //! Statements are [`Sql`] values: text with `$n` parameters (sqlx's SQLite driver numbers
-//! `$n` as PostgreSQL does) and the [`Bind`] values in order, so that no generic function
-//! needs sqlx's encoding bounds.
+//! `$n` as PostgreSQL does) and the [`Bind`] values in order, so that only the one impl of
+//! [`Exec`] states sqlx's encoding and executor bounds.
 
 mod notify;
 mod reads;
@@ -178,7 +178,9 @@ pub(crate) trait Flavour:
     const DIALECT: Dialect;
     /// The statement that begins a transaction which writes.
     const BEGIN_WRITE: &'static str;
-    /// `SELECT … FROM observations o` with the columns [`observation_from_row`] reads.
+    /// `SELECT … FROM observations o` with the columns [`observation_from_row`] reads. The
+    /// verdict facts a row refers to are read once per distinct id
+    /// ([`SqlStore::facts_of`]), not once per row.
     const SELECT_OBSERVATIONS: &'static str;
     /// What follows a text parameter that fills a JSON column.
     const JSON_PARAM: &'static str;
