@@ -234,6 +234,72 @@ fn capture_inside() {
     }
 }
 
+/// A test-bed of `hosts` in `net`, the rest of `net` silent: nftables drops every packet to
+/// an address of it that holds no host, as the Internet's empty space does.
+async fn dark_bed(net: Ipv4Net, hosts: usize, seed: u64) -> surveyor_testbed::Testbed {
+    let bed = surveyor_testbed::Testbed::start(surveyor_testbed::TestbedConfig {
+        hosts,
+        seed,
+        net,
+        port: 0,
+    })
+    .await
+    .unwrap();
+    let live: Vec<String> = bed.truth().iter().map(|h| h.ip.to_string()).collect();
+    let rules = format!(
+        "table ip dark {{\n\
+           set live {{ type ipv4_addr; elements = {{ {} }}; }}\n\
+           chain in {{ type filter hook input priority 0; \
+             ip daddr {net} ip daddr != @live drop; }}\n\
+         }}\n",
+        live.join(", ")
+    );
+    let nft = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn();
+    let mut nft = nft.expect("nft (Debian package nftables) is installed");
+    use std::io::Write;
+    nft.stdin
+        .take()
+        .unwrap()
+        .write_all(rules.as_bytes())
+        .unwrap();
+    assert!(nft.wait().unwrap().success(), "nft rules load");
+    bed
+}
+
+/// The hosts of the test-bed that answer a probe.
+fn answering(bed: &surveyor_testbed::Testbed) -> BTreeSet<IpAddr> {
+    bed.truth()
+        .iter()
+        .filter(|h| h.expected_status.as_deref().is_none_or(|s| s == "success"))
+        .map(|h| h.ip)
+        .collect()
+}
+
+/// Probes what `source` yields until it ends: the addresses observed and their positions.
+async fn probe_all(
+    config: &ScanConfig,
+    source: &mut syn::SynSource,
+    exclusions: &Exclusions,
+) -> (surveyor_scan::ScanStats, BTreeSet<IpAddr>, BTreeSet<u128>) {
+    let (tx, mut rx) = mpsc::channel(1024);
+    let collect = tokio::spawn(async move {
+        let (mut seen, mut positions) = (BTreeSet::new(), BTreeSet::new());
+        while let Some((position, obs)) = rx.recv().await {
+            let obs: surveyor_model::Observation = obs;
+            seen.insert(obs.ip);
+            positions.insert(position);
+        }
+        (seen, positions)
+    });
+    let stats =
+        surveyor_scan::run_source(config, source, exclusions, tx, CancellationToken::new()).await;
+    let (seen, positions) = collect.await.unwrap();
+    (stats, seen, positions)
+}
+
 #[test]
 fn a_sweep_of_dark_space_finds_and_probes_every_live_host() {
     in_namespace("dark_sweep_inside");
@@ -248,37 +314,7 @@ fn dark_sweep_inside() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let net: Ipv4Net = "127.60.0.0/22".parse().unwrap();
-        let bed = surveyor_testbed::Testbed::start(surveyor_testbed::TestbedConfig {
-            hosts: 40,
-            seed: 3,
-            net,
-            port: 0,
-        })
-        .await
-        .unwrap();
-        let live: Vec<String> = bed.truth().iter().map(|h| h.ip.to_string()).collect();
-        // Everything of the /22 that holds no host drops every packet: silent, as the
-        // Internet's empty space is.
-        let rules = format!(
-            "table ip dark {{\n\
-               set live {{ type ipv4_addr; elements = {{ {} }}; }}\n\
-               chain in {{ type filter hook input priority 0; \
-                 ip daddr {net} ip daddr != @live drop; }}\n\
-             }}\n",
-            live.join(", ")
-        );
-        let nft = Command::new("nft")
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn();
-        let mut nft = nft.expect("nft (Debian package nftables) is installed");
-        use std::io::Write;
-        nft.stdin
-            .take()
-            .unwrap()
-            .write_all(rules.as_bytes())
-            .unwrap();
-        assert!(nft.wait().unwrap().success(), "nft rules load");
+        let bed = dark_bed(net, 40, 3).await;
 
         let space = Arc::new(TargetSpace::new(
             vec![Entry::Net(IpNet::V4(net))],
@@ -316,32 +352,9 @@ fn dark_sweep_inside() {
             "{}",
             source.path
         );
-        let (tx, mut rx) = mpsc::channel(1024);
-        let collect = tokio::spawn(async move {
-            let (mut seen, mut positions) = (BTreeSet::new(), BTreeSet::new());
-            while let Some((position, obs)) = rx.recv().await {
-                let obs: surveyor_model::Observation = obs;
-                seen.insert(obs.ip);
-                positions.insert(position);
-            }
-            (seen, positions)
-        });
-        let stats = surveyor_scan::run_source(
-            &config,
-            &mut source,
-            &exclusions,
-            tx,
-            CancellationToken::new(),
-        )
-        .await;
-        let (probed, observed) = collect.await.unwrap();
+        let (stats, probed, observed) = probe_all(&config, &mut source, &exclusions).await;
         let syn = &source.stats;
-        let answering: BTreeSet<IpAddr> = bed
-            .truth()
-            .iter()
-            .filter(|h| h.expected_status.as_deref().is_none_or(|s| s == "success"))
-            .map(|h| h.ip)
-            .collect();
+        let answering = answering(&bed);
         assert!(!answering.is_empty());
         for ip in &answering {
             assert!(probed.contains(ip), "{ip} answers but was not probed");
@@ -359,6 +372,122 @@ fn dark_sweep_inside() {
         let frontier = config.progress.frontier();
         assert_eq!(frontier.pending, observed);
         assert_eq!(frontier.next, 1024);
+        bed.shutdown().await;
+    });
+}
+
+#[test]
+fn an_interrupted_sweep_resumes_where_it_stopped() {
+    in_namespace("resume_inside");
+}
+
+#[test]
+fn resume_inside() {
+    if !inside() {
+        return;
+    }
+    loopback_takes_frames(true);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let net: Ipv4Net = "127.61.0.0/20".parse().unwrap();
+        let bed = dark_bed(net, 60, 11).await;
+        let space = Arc::new(TargetSpace::new(
+            vec![Entry::Net(IpNet::V4(net))],
+            &[bed.port()],
+        ));
+        let exclusions = Exclusions::builtin(true);
+        let order = Order {
+            seed: 5,
+            ..Order::default()
+        };
+        let config = || ScanConfig {
+            rate: None,
+            network_rate: None,
+            host_rate: None,
+            concurrency: 64,
+            probe: surveyor_scan::ProbeConfig {
+                connect_timeout: Duration::from_secs(2),
+                target_timeout: Duration::from_secs(4),
+                ..surveyor_scan::ProbeConfig::default()
+            },
+            ..ScanConfig::default()
+        };
+        let syn_config = SynConfig {
+            // 4,096 SYNs take a second at least: the stop below comes mid-sweep.
+            rate: std::num::NonZeroU32::new(4_000),
+            cooldown: Duration::from_millis(500),
+            source: Some(Ipv4Addr::LOCALHOST),
+            ..SynConfig::default()
+        };
+
+        // The first run: stopped mid-sweep. Its observations count as stored (the pipeline
+        // completes a position once its batch commits) except two, as if the scan was killed
+        // before their batch went in.
+        let first = config();
+        let stop = CancellationToken::new();
+        let mut source = syn::start(
+            space.clone(),
+            order,
+            0,
+            exclusions.clone(),
+            syn_config.clone(),
+            first.progress.clone(),
+            stop.clone(),
+        )
+        .unwrap();
+        let stopping = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                stop.cancel();
+            })
+        };
+        let (_, probed_first, observed) = probe_all(&first, &mut source, &exclusions).await;
+        stopping.await.unwrap();
+        let sent_first = source.stats.sent.load(Ordering::Relaxed);
+        drop(source);
+        let unstored: Vec<u128> = observed.iter().copied().take(2).collect();
+        first
+            .progress
+            .complete(observed.iter().copied().filter(|p| !unstored.contains(p)));
+        let checkpoint = first.progress.frontier();
+        assert!(
+            checkpoint.next > 0 && checkpoint.next < 4096,
+            "stopped mid-sweep: {}",
+            checkpoint.next
+        );
+        let unstored: BTreeSet<u128> = unstored.into_iter().collect();
+        assert_eq!(checkpoint.pending, unstored);
+
+        // The resumed run: what was pending first, then the sweep from the frontier on.
+        let second = config();
+        second.progress.resume_from(checkpoint.clone());
+        let mut source = syn::start(
+            space.clone(),
+            order,
+            checkpoint.next,
+            exclusions.clone(),
+            syn_config,
+            second.progress.clone(),
+            CancellationToken::new(),
+        )
+        .unwrap();
+        source.first(checkpoint.pending.iter().map(|&p| (p, space.at(order, p))));
+        let (_, probed_second, observed_second) =
+            probe_all(&second, &mut source, &exclusions).await;
+        // Every SYN of the shard went out once over both runs.
+        assert_eq!(
+            sent_first + source.stats.sent.load(Ordering::Relaxed),
+            4096,
+            "first run sent {sent_first}, stopped at {}",
+            checkpoint.next
+        );
+        assert!(checkpoint.pending.is_subset(&observed_second));
+        let probed: BTreeSet<IpAddr> = probed_first.union(&probed_second).copied().collect();
+        for ip in answering(&bed) {
+            assert!(probed.contains(&ip), "{ip} answers but was never probed");
+        }
+        assert_eq!(second.progress.frontier().next, 4096);
         bed.shutdown().await;
     });
 }

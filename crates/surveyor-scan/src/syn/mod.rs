@@ -307,9 +307,9 @@ const MARK_EVERY: u128 = 1_024;
 
 fn send_sweep(mut job: SendJob<'_>) {
     let mut buf = Vec::with_capacity(64);
-    let mut position = job.from;
+    // The first position not yet sent: where a resumed sweep goes on.
+    let mut next = job.from;
     for (pos, target) in job.space.walk(job.order, job.from) {
-        position = pos;
         if pos % MARK_EVERY == 0 {
             if job.stop.load(Ordering::Relaxed) || job.cancel.is_cancelled() {
                 break;
@@ -320,6 +320,7 @@ fn send_sweep(mut job: SendJob<'_>) {
                 .push_back((Instant::now(), pos));
             job.pacer.follow();
         }
+        next = pos + 1;
         // Checked here, immediately before the packet: no SYN to excluded space, ever.
         let IpAddr::V4(ip) = target.ip else { continue };
         if !job.exclusions.allows(target.ip) {
@@ -350,7 +351,7 @@ fn send_sweep(mut job: SendJob<'_>) {
     job.marks
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push_back((Instant::now(), position + 1));
+        .push_back((Instant::now(), next));
 }
 
 /// Paces the sender at a rate that may change while it runs.
