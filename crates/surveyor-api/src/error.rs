@@ -1,10 +1,14 @@
-//! The API's one error type: a status code and a message safe to show a client.
+//! The API's one error type: a status code and a message safe to show a client, written as
+//! the one error body every endpoint documents.
 
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 use surveyor_store::StoreError;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -20,13 +24,26 @@ pub enum ApiError {
     Forbidden(String),
     /// The token's request rate is used up; come back after this long.
     #[error("too many requests: this token's rate is used up, retry after {} s", .0.as_secs())]
-    TooManyRequests(std::time::Duration),
+    TooManyRequests(Duration),
     /// Not ready to answer (readiness: the store is unreachable).
     #[error("{0}")]
     Unavailable(String),
     /// The store failed; the cause is logged, never sent to the client.
     #[error("storage error")]
     Store(#[from] StoreError),
+}
+
+/// Every error the API answers: a stable code and a message safe to show.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `gone`, `too_many_requests`, …
+    code: String,
+    message: String,
 }
 
 impl ApiError {
@@ -45,13 +62,19 @@ impl ApiError {
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
-}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let message = match &self {
-            // Our own messages about the request, safe to show.
+    /// How long the client should wait before asking again, when we can say.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::TooManyRequests(wait) => Some(*wait),
+            _ => None,
+        }
+    }
+
+    /// The body: our own messages about the request as they are, the store's causes only
+    /// in the server log.
+    fn body(&self, status: StatusCode) -> ErrorBody {
+        let message = match self {
             ApiError::Store(
                 e @ (StoreError::InvalidQuery(_)
                 | StoreError::UnknownScan(_)
@@ -68,21 +91,25 @@ impl IntoResponse for ApiError {
             .unwrap_or("error")
             .to_ascii_lowercase()
             .replace(' ', "_");
-        let mut response = (
-            status,
-            Json(json!({ "error": { "code": code, "message": message } })),
-        )
-            .into_response();
-        if let ApiError::TooManyRequests(wait) = &self {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(wait.as_secs()),
-            );
+        ErrorBody {
+            error: ErrorDetail { code, message },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, Json(self.body(status))).into_response();
+        if let Some(wait) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer realm=\"surveyor\""),
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"surveyor\""),
             );
         }
         response

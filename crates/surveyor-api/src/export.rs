@@ -6,8 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,15 +15,15 @@ use serde_json::{json, Value};
 use surveyor_model::observation::CveStatus;
 use surveyor_model::{Observation, Signal};
 use surveyor_notify::shadowserver;
-use surveyor_store::{
-    CensusFilter, ExportOutcome, ExportRecord, NewExport, ScanId, ServerCursor, Store,
-};
+use surveyor_store::{CensusFilter, ExportOutcome, NewExport, ScanId, ServerCursor, Store};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::openapi::ErrorBody;
-use crate::{authorize, census_filter, query_params, resolve_scan, Access, ApiError, AppState};
+use crate::error::ErrorBody;
+use crate::params::Params;
+use crate::wire::ExportEntry;
+use crate::{authorize, census_filter, resolve_scan, Access, ApiError, AppState};
 
 /// Servers read from the store per page while streaming; pages in flight are bounded by the
 /// channel, so memory stays flat however large the export.
@@ -131,7 +130,7 @@ pub(crate) async fn get_export(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(format): Path<String>,
-    query: Result<Query<ExportParams>, QueryRejection>,
+    query: Result<Params<ExportParams>, ApiError>,
 ) -> Result<Response, ApiError> {
     let caller = authorize(&state, &headers, Access::Export).await?;
     let token = caller
@@ -142,11 +141,7 @@ pub(crate) async fn get_export(
             "no export format {format:?} (formats: csv, jsonl, parquet, shadowserver)"
         ))
     })?;
-    let params = query_params(
-        query,
-        "scan, as_of, family, cu, version, support, patch, sector, organisation, asn, country, \
-         pseudonymise",
-    )?;
+    let Params(params) = query?;
     let filter = census_filter!(params)?;
     // Researchers see no addresses or names; analysts and admins may choose.
     let must = token.role == surveyor_store::Role::Researcher;
@@ -239,17 +234,18 @@ pub(crate) struct AuditParams {
 pub(crate) async fn get_export_log(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<AuditParams>, QueryRejection>,
-) -> Result<Json<Vec<ExportRecord>>, ApiError> {
+    query: Result<Params<AuditParams>, ApiError>,
+) -> Result<Json<Vec<ExportEntry>>, ApiError> {
     authorize(&state, &headers, Access::Admin).await?;
-    let params = query_params(query, "limit")?;
+    let Params(params) = query?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
             "`limit` must be 1 to 10000, not {limit}"
         )));
     }
-    Ok(Json(state.store.tokens.exports(limit).await?))
+    let entries = state.store.tokens.exports(limit).await?;
+    Ok(Json(entries.into_iter().map(ExportEntry::from).collect()))
 }
 
 /// What an export may show.

@@ -2,16 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use surveyor_model::{Observation, Organisation, Support};
-use surveyor_store::{CensusFilter, Dimension, ScanRecord, ServerCursor};
+use serde::Deserialize;
+use surveyor_model::Support;
+use surveyor_store::{CensusFilter, Dimension, ServerCursor};
 
-use crate::openapi::ErrorBody;
-use crate::{authorize, census_filter, query_params, resolve_scan, Access, ApiError, AppState};
+use crate::error::ErrorBody;
+use crate::params::Params;
+use crate::wire::{self, HostsPage, OrganisationServers, Organisations};
+use crate::{authorize, census_filter, resolve_scan, Access, ApiError, AppState};
 
 /// The most servers one page of `/hosts` holds.
 pub(crate) const MAX_PAGE: u32 = 1000;
@@ -36,16 +37,6 @@ pub(crate) struct HostsParams {
     cursor: Option<String>,
 }
 
-/// One page of servers and where the next one starts.
-#[derive(Debug, Serialize)]
-pub(crate) struct HostsPage {
-    scan: ScanRecord,
-    /// The servers as the scan recorded them (the observation JSON of `docs/output.md`).
-    hosts: Vec<Observation>,
-    /// Hand back as `cursor` for the next page; `null` on the last page.
-    next_cursor: Option<String>,
-}
-
 /// `GET /api/v1/hosts`: a scan's Exchange servers with filters, cursor-paginated.
 #[utoipa::path(get, path = "/api/v1/hosts", tag = "hosts", params(HostsParams),
     security(("bearer" = [])),
@@ -61,14 +52,10 @@ pub(crate) struct HostsPage {
 pub(crate) async fn get_hosts(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<HostsParams>, QueryRejection>,
+    query: Result<Params<HostsParams>, ApiError>,
 ) -> Result<Json<HostsPage>, ApiError> {
     authorize(&state, &headers, Access::HostLevel).await?;
-    let params = query_params(
-        query,
-        "scan, as_of, family, cu, version, support, patch, sector, organisation, asn, country, \
-         limit, cursor",
-    )?;
+    let Params(params) = query?;
     let filter = census_filter!(params)?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -84,7 +71,7 @@ pub(crate) async fn get_hosts(
         .servers_page(scan.id, &filter, after, limit)
         .await?;
     Ok(Json(HostsPage {
-        scan,
+        scan: wire::Scan::from(&scan),
         hosts: page.servers,
         next_cursor: page.next.map(ServerCursor::token),
     }))
@@ -107,23 +94,6 @@ pub(crate) struct OrganisationsParams {
     as_of: Option<String>,
 }
 
-/// One organisation of the registry with its servers in the scan.
-#[derive(Debug, Serialize)]
-pub(crate) struct OrganisationServers {
-    #[serde(flatten)]
-    organisation: Organisation,
-    servers: u64,
-    /// Of those, how many run a build out of support.
-    unsupported: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct Organisations {
-    /// The scan the counts come from; `null` before the first finished scan (counts are 0).
-    scan: Option<ScanRecord>,
-    organisations: Vec<OrganisationServers>,
-}
-
 #[utoipa::path(get, path = "/api/v1/organisations", tag = "hosts", params(OrganisationsParams),
     security(("bearer" = [])),
     responses(
@@ -139,10 +109,10 @@ pub(crate) struct Organisations {
 pub(crate) async fn get_organisations(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<OrganisationsParams>, QueryRejection>,
+    query: Result<Params<OrganisationsParams>, ApiError>,
 ) -> Result<Json<Organisations>, ApiError> {
     authorize(&state, &headers, Access::HostLevel).await?;
-    let params = query_params(query, "scan, as_of")?;
+    let Params(params) = query?;
     let store = &state.store;
     let scan = match resolve_scan(store, params.scan, params.as_of.as_deref()).await {
         Ok(scan) => Some(scan),
@@ -185,7 +155,7 @@ pub(crate) async fn get_organisations(
         })
         .collect();
     Ok(Json(Organisations {
-        scan,
+        scan: scan.as_ref().map(wire::Scan::from),
         organisations,
     }))
 }

@@ -7,12 +7,13 @@ mod hosts;
 mod limits;
 mod metrics;
 mod openapi;
+mod params;
 mod parquet_file;
+mod wire;
 
 use std::future::Future;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -24,14 +25,28 @@ use tokio::net::TcpListener;
 pub use error::ApiError;
 pub use export::PseudonymKey;
 pub use metrics::{metrics_router, Metrics};
-use openapi::ErrorBody;
+
+use error::ErrorBody;
+use params::{NoParams, Params};
 
 /// The census of one scan, as `surveyor report --format json` prints it and
 /// `GET /api/v1/census` returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CensusReport {
     pub scan: ScanRecord,
     pub census: Census,
+}
+
+/// Written in the API's wire format ([`wire::CensusBody`]), so that the report and the API
+/// print the same bytes and a store change cannot alter either.
+impl Serialize for CensusReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        wire::CensusBody {
+            scan: wire::Scan::from(&self.scan),
+            census: &self.census,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// The census of `scan`, or of the latest finished scan. `Ok(None)` when there is none yet.
@@ -95,6 +110,11 @@ pub fn router_with_metrics(
     config: ApiConfig,
     metrics: std::sync::Arc<Metrics>,
 ) -> Router {
+    metrics::counted(routes(store, config), metrics)
+}
+
+/// The API's routes, as every request meets them past the edge's layers and the metrics.
+fn routes(store: Store, config: ApiConfig) -> Router {
     Router::new()
         .merge(dashboard::routes())
         .route("/api/v1/census", get(get_census))
@@ -107,7 +127,7 @@ pub fn router_with_metrics(
         .route("/api/v1/exports", get(export::get_export_log))
         .route("/api/v1/exports/{format}", get(export::get_export))
         .route("/api/v1/openapi.json", get(openapi::get_openapi))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(get_health))
         .route("/readyz", get(get_ready))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(AppState {
@@ -115,10 +135,12 @@ pub fn router_with_metrics(
             config,
             limits: std::sync::Arc::new(limits::RateLimits::new(config.requests_per_minute)),
         })
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            metrics::track,
-        ))
+}
+
+/// The process lives (and its edge lets requests in).
+async fn get_health(query: Result<Params<NoParams>, ApiError>) -> Result<&'static str, ApiError> {
+    query?;
+    Ok("ok")
 }
 
 /// Ready when the store answers: a load balancer sends no analyst to an API whose database
@@ -129,7 +151,11 @@ pub fn router_with_metrics(
         (status = 200, description = "ready", body = String),
         (status = 503, description = "The store does not answer", body = ErrorBody),
     ))]
-async fn get_ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+async fn get_ready(
+    State(state): State<AppState>,
+    query: Result<Params<NoParams>, ApiError>,
+) -> Result<&'static str, ApiError> {
+    query?;
     match state.store.census.latest_finished_scan().await {
         Ok(_) => Ok("ready"),
         Err(error) => {
@@ -273,7 +299,9 @@ async fn resolve_scan(
             let day = time::Date::parse(day, format).map_err(|_| {
                 ApiError::BadRequest(format!("`as_of` {day:?} is not a date YYYY-MM-DD"))
             })?;
-            surveyor_store::scan_as_of(store.scans.as_ref(), day).await?
+            return surveyor_store::scan_as_of(store.scans.as_ref(), day)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no scan had finished by {day}")));
         }
         (None, None) => store.census.latest_finished_scan().await?,
     };
@@ -282,8 +310,11 @@ async fn resolve_scan(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 struct CensusQuery {
     scan: Option<i64>,
+    /// YYYY-MM-DD: the newest scan finished by that day, as `surveyor report --as-of`.
+    as_of: Option<String>,
 }
 
 /// The census table of one scan (the latest finished one by default).
@@ -300,13 +331,15 @@ struct CensusQuery {
 async fn get_census(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<CensusQuery>, QueryRejection>,
+    query: Result<Params<CensusQuery>, ApiError>,
 ) -> Result<Json<CensusReport>, ApiError> {
     authorize(&state, &headers, Access::Aggregates).await?;
     let store = &state.store;
-    let Query(query) =
-        query.map_err(|_| ApiError::BadRequest("`scan` must be a scan id (an integer)".into()))?;
-    let scan = query.scan.map(ScanId);
+    let Params(query) = query?;
+    let scan = match (query.scan, query.as_of.as_deref()) {
+        (scan, None) => scan.map(ScanId),
+        (scan, as_of) => Some(resolve_scan(store, scan, as_of).await?.id),
+    };
     match census_report(store, scan).await? {
         Some(report) => Ok(Json(report)),
         None => match scan {
@@ -328,9 +361,12 @@ async fn get_census(
 async fn get_scans(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<Vec<ScanRecord>>, ApiError> {
+    query: Result<Params<NoParams>, ApiError>,
+) -> Result<Json<Vec<wire::Scan>>, ApiError> {
     authorize(&state, &headers, Access::Aggregates).await?;
-    Ok(Json(state.store.scans.scans().await?))
+    query?;
+    let scans = state.store.scans.scans().await?;
+    Ok(Json(scans.iter().map(wire::Scan::from).collect()))
 }
 
 /// The census dimensions and filters of `/statistics` and `/trends`.
@@ -462,24 +498,6 @@ fn parse_country(value: &str) -> Option<String> {
     ok.then(|| value.to_ascii_uppercase())
 }
 
-fn params(query: Result<Query<CensusParams>, QueryRejection>) -> Result<CensusParams, ApiError> {
-    query_params(
-        query,
-        "scan, as_of, group_by, family, cu, version, support, patch, sector, organisation, asn, \
-         country, judgements (trends)",
-    )
-}
-
-/// A query string parsed into an endpoint's parameters, or a 400 that names the ones it takes.
-fn query_params<T>(query: Result<Query<T>, QueryRejection>, known: &str) -> Result<T, ApiError> {
-    query.map(|Query(p)| p).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "bad query: {} (parameters: {known})",
-            e.body_text()
-        ))
-    })
-}
-
 /// The census filter of any parameters struct with the nine filter fields.
 macro_rules! census_filter {
     ($params:expr) => {
@@ -499,14 +517,6 @@ macro_rules! census_filter {
 }
 pub(crate) use census_filter;
 
-/// One scan's servers counted by the requested dimensions.
-#[derive(Debug, Serialize)]
-struct Statistics {
-    scan: ScanRecord,
-    group_by: Vec<Dimension>,
-    groups: Vec<surveyor_store::CensusGroup>,
-}
-
 /// One scan's servers counted by the dimensions in `group_by`, with filters.
 #[utoipa::path(get, path = "/api/v1/statistics", tag = "census", params(CensusParams),
     security((), ("bearer" = [])),
@@ -522,9 +532,9 @@ struct Statistics {
 async fn get_statistics(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<CensusParams>, QueryRejection>,
-) -> Result<Json<Statistics>, ApiError> {
-    let params = params(query)?;
+    query: Result<Params<CensusParams>, ApiError>,
+) -> Result<Json<wire::Statistics>, ApiError> {
+    let Params(params) = query?;
     let group_by = params.group_by()?;
     authorize(&state, &headers, params.access(&group_by)).await?;
     if params.judgements.is_some() {
@@ -536,10 +546,10 @@ async fn get_statistics(
     let store = &state.store;
     let scan = resolve_scan(store, params.scan, params.as_of.as_deref()).await?;
     let groups = store.census.statistics(scan.id, &group_by, &filter).await?;
-    Ok(Json(Statistics {
-        scan,
-        group_by,
-        groups,
+    Ok(Json(wire::Statistics {
+        scan: wire::Scan::from(&scan),
+        group_by: group_by.into_iter().map(wire::Dimension::from).collect(),
+        groups: groups.into_iter().map(wire::Group::from).collect(),
     }))
 }
 
@@ -557,9 +567,9 @@ async fn get_statistics(
 async fn get_trends(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<CensusParams>, QueryRejection>,
-) -> Result<Json<Vec<surveyor_store::TrendPoint>>, ApiError> {
-    let params = params(query)?;
+    query: Result<Params<CensusParams>, ApiError>,
+) -> Result<Json<Vec<wire::TrendPoint>>, ApiError> {
+    let Params(params) = query?;
     let group_by = params.group_by()?;
     authorize(&state, &headers, params.access(&group_by)).await?;
     if params.scan.is_some() || params.as_of.is_some() {
@@ -576,12 +586,13 @@ async fn get_trends(
             ))
         })?,
     };
+    let points = state
+        .store
+        .census
+        .trend_of(&group_by, &filter, which)
+        .await?;
     Ok(Json(
-        state
-            .store
-            .census
-            .trend_of(&group_by, &filter, which)
-            .await?,
+        points.into_iter().map(wire::TrendPoint::from).collect(),
     ))
 }
 
@@ -601,8 +612,10 @@ async fn get_host(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(ip): Path<String>,
-) -> Result<Json<surveyor_store::HostDetail>, ApiError> {
+    query: Result<Params<NoParams>, ApiError>,
+) -> Result<Json<wire::Host>, ApiError> {
     authorize(&state, &headers, Access::HostLevel).await?;
+    query?;
     let ip: std::net::IpAddr = ip
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("{ip:?} is not an IP address")))?;
@@ -610,5 +623,5 @@ async fn get_host(
     if detail.ports.is_empty() && detail.history.is_empty() {
         return Err(ApiError::NotFound(format!("no scan has seen {ip}")));
     }
-    Ok(Json(detail))
+    Ok(Json(wire::Host::from(detail)))
 }

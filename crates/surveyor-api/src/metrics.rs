@@ -20,6 +20,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::params::{NoParams, Params};
+use crate::ApiError;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     /// The route template (`/api/v1/hosts/{ip}`), or `unmatched`.
@@ -80,12 +83,13 @@ impl Metrics {
     }
 }
 
+/// `router` with every request it answers counted and timed into `metrics`.
+pub(crate) fn counted(router: Router, metrics: Arc<Metrics>) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(metrics, track))
+}
+
 /// Counts and times every request the API answers.
-pub(crate) async fn track(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -116,8 +120,9 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(|State(metrics): State<Arc<Metrics>>| async move {
-                (
+            get(|State(metrics): State<Arc<Metrics>>, query: Result<Params<NoParams>, ApiError>| async move {
+                query?;
+                Ok::<_, ApiError>((
                     StatusCode::OK,
                     [(
                         header::CONTENT_TYPE,
@@ -125,7 +130,7 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
                     )],
                     metrics.encode(),
                 )
-                    .into_response()
+                    .into_response())
             }),
         )
         .with_state(metrics)

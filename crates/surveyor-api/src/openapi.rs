@@ -5,22 +5,11 @@ use std::sync::OnceLock;
 
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-/// Every error the API answers: a stable code and a message safe to show.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // A schema only: errors are written by `ApiError::into_response`.
-pub(crate) struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ErrorDetail {
-    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `gone`, `too_many_requests`, …
-    code: String,
-    message: String,
-}
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::params::{NoParams, Params};
+use crate::ApiError;
 
 struct BearerAuth;
 
@@ -65,6 +54,9 @@ pub(crate) fn document() -> &'static utoipa::openapi::OpenApi {
     DOC.get_or_init(ApiDoc::openapi)
 }
 
-pub(crate) async fn get_openapi() -> Json<&'static utoipa::openapi::OpenApi> {
-    Json(document())
+pub(crate) async fn get_openapi(
+    query: Result<Params<NoParams>, ApiError>,
+) -> Result<Json<&'static utoipa::openapi::OpenApi>, ApiError> {
+    query?;
+    Ok(Json(document()))
 }

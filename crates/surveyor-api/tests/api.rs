@@ -324,3 +324,179 @@ async fn access_control_on_postgres() {
     };
     access_control(surveyor_store::open(&db.url).await.unwrap()).await;
 }
+
+/// One endpoint: its path in the OpenAPI document (or the route), a request to it with
+/// parameters it does not know, and those parameters.
+struct Unknown {
+    route: &'static str,
+    uri: &'static str,
+    unknown: &'static [&'static str],
+}
+
+/// Refused with a 400 that names each unknown parameter.
+async fn check_refused(store: &Store, token: &str, case: &Unknown) {
+    let (status, body) = request(store, ApiConfig::default(), case.uri, Some(token)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{}: {body}", case.uri);
+    assert_eq!(body["error"]["code"], "bad_request", "{}", case.uri);
+    let message = body["error"]["message"].as_str().unwrap();
+    for name in case.unknown {
+        assert!(
+            message.contains(&format!("{name:?}")),
+            "{}: {message}",
+            case.uri
+        );
+    }
+}
+
+async fn unknown_parameters(store: Store) {
+    seed_scan(
+        &store,
+        &[observation(
+            "192.0.2.1",
+            Some((Family::E2016, "15.1.2507.61", Support::Unsupported)),
+        )],
+        true,
+    )
+    .await;
+    let admin = token(&store, Role::Admin).await;
+    let cases = [
+        Unknown {
+            route: "/api/v1/census",
+            uri: "/api/v1/census?as_of=2026-11-23&foo=1",
+            unknown: &["foo"],
+        },
+        Unknown {
+            route: "/api/v1/scans",
+            uri: "/api/v1/scans?limit=5&order=asc",
+            unknown: &["limit", "order"],
+        },
+        Unknown {
+            route: "/api/v1/statistics",
+            uri: "/api/v1/statistics?group_by=family&fmaily=2016&x",
+            unknown: &["fmaily", "x"],
+        },
+        Unknown {
+            route: "/api/v1/trends",
+            uri: "/api/v1/trends?group_by=support&since=2026-01-01",
+            unknown: &["since"],
+        },
+        Unknown {
+            route: "/api/v1/hosts",
+            uri: "/api/v1/hosts?page=2",
+            unknown: &["page"],
+        },
+        Unknown {
+            route: "/api/v1/hosts/{ip}",
+            uri: "/api/v1/hosts/192.0.2.1?verbose=1",
+            unknown: &["verbose"],
+        },
+        Unknown {
+            route: "/api/v1/organisations",
+            uri: "/api/v1/organisations?sector=hospital",
+            unknown: &["sector"],
+        },
+        Unknown {
+            route: "/api/v1/exports/{format}",
+            uri: "/api/v1/exports/csv?format=csv",
+            unknown: &["format"],
+        },
+        Unknown {
+            route: "/api/v1/exports",
+            uri: "/api/v1/exports?offset=10",
+            unknown: &["offset"],
+        },
+        Unknown {
+            route: "/readyz",
+            uri: "/readyz?probe=1",
+            unknown: &["probe"],
+        },
+        Unknown {
+            route: "/healthz",
+            uri: "/healthz?probe=1",
+            unknown: &["probe"],
+        },
+        Unknown {
+            route: "/api/v1/openapi.json",
+            uri: "/api/v1/openapi.json?v=3",
+            unknown: &["v"],
+        },
+    ];
+    for case in &cases {
+        check_refused(&store, &admin, case).await;
+    }
+    // Every documented operation is among the cases.
+    let (_, doc) = get(&store, "/api/v1/openapi.json").await;
+    for path in doc["paths"].as_object().unwrap().keys() {
+        assert!(
+            cases.iter().any(|c| c.route == path),
+            "{path} has no unknown-parameter case"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_parameters_on_sqlite() {
+    let db = testing::sqlite();
+    unknown_parameters(surveyor_store::open(&db.url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn unknown_parameters_on_postgres() {
+    let Some(db) = testing::postgres().await else {
+        return;
+    };
+    unknown_parameters(surveyor_store::open(&db.url).await.unwrap()).await;
+}
+
+/// `/census?as_of=DAY` reads the newest scan finished by that day, as `report --as-of` does.
+async fn census_as_of(store: Store) {
+    let first = seed_scan(
+        &store,
+        &[observation(
+            "192.0.2.1",
+            Some((Family::E2016, "15.1.2507.61", Support::Unsupported)),
+        )],
+        true,
+    )
+    .await;
+    let (status, body) = get(&store, "/api/v1/census?as_of=2026-11-23").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scan"]["id"], first.0);
+    assert_eq!(body["census"]["servers"], 1);
+    for (uri, expected, says) in [
+        (
+            "/api/v1/census?as_of=2020-01-01",
+            StatusCode::NOT_FOUND,
+            "2020-01-01",
+        ),
+        (
+            "/api/v1/census?as_of=yesterday",
+            StatusCode::BAD_REQUEST,
+            "YYYY-MM-DD",
+        ),
+        (
+            "/api/v1/census?as_of=2026-11-23&scan=1",
+            StatusCode::BAD_REQUEST,
+            "not both",
+        ),
+    ] {
+        let (status, body) = get(&store, uri).await;
+        assert_eq!(status, expected, "{uri}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{uri}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn census_as_of_on_sqlite() {
+    let db = testing::sqlite();
+    census_as_of(surveyor_store::open(&db.url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn census_as_of_on_postgres() {
+    let Some(db) = testing::postgres().await else {
+        return;
+    };
+    census_as_of(surveyor_store::open(&db.url).await.unwrap()).await;
+}
