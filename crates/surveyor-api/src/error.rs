@@ -10,6 +10,10 @@ use serde::Serialize;
 use surveyor_store::StoreError;
 use utoipa::ToSchema;
 
+/// How long a client is asked to wait after a timeout: the overload that caused it is
+/// usually over by then, and a retry sooner would add to it.
+pub(crate) const RETRY_AFTER_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -28,6 +32,16 @@ pub enum ApiError {
     /// Not ready to answer (readiness: the store is unreachable).
     #[error("{0}")]
     Unavailable(String),
+    /// The request ran past the server's request timeout (`serve --request-timeout`).
+    #[error(
+        "the request took longer than this server allows ({} s); try again later, or ask for \
+         less",
+        .0.as_secs_f64()
+    )]
+    RequestTimeout(Duration),
+    /// The request's body is larger than the server accepts (`serve --max-body`).
+    #[error("the request body is larger than this server accepts ({0} bytes)")]
+    PayloadTooLarge(usize),
     /// The store failed; the cause is logged, never sent to the client.
     #[error("storage error")]
     Store(#[from] StoreError),
@@ -54,7 +68,10 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::RequestTimeout(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(StoreError::InvalidQuery(_)) => StatusCode::BAD_REQUEST,
             ApiError::Store(StoreError::UnknownScan(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(StoreError::ScanPruned(_)) => StatusCode::GONE,
@@ -67,6 +84,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::TooManyRequests(wait) => Some(*wait),
+            ApiError::RequestTimeout(_) => Some(RETRY_AFTER_TIMEOUT),
             _ => None,
         }
     }

@@ -1,6 +1,7 @@
 //! The HTTP API: reads the store and answers analysts' questions. It never runs scans.
 
 mod dashboard;
+mod edge;
 mod error;
 mod export;
 mod hosts;
@@ -22,6 +23,7 @@ use surveyor_model::{Census, Family, PatchBand, Sector, Support};
 use surveyor_store::{CensusFilter, Dimension, Role, ScanId, ScanRecord, Store, TokenRecord};
 use tokio::net::TcpListener;
 
+pub use edge::EdgeConfig;
 pub use error::ApiError;
 pub use export::PseudonymKey;
 pub use metrics::{metrics_router, Metrics};
@@ -165,28 +167,31 @@ async fn get_ready(
     }
 }
 
-/// Serves the API on a listener the binary bound, until `shutdown` completes.
+/// Serves the API on a listener the binary bound, behind the edge's limits, until
+/// `shutdown` completes and the open connections have drained (or the drain deadline passed).
 pub async fn serve(
     listener: TcpListener,
     store: Store,
     config: ApiConfig,
+    edge: EdgeConfig,
     metrics: std::sync::Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router_with_metrics(store, config, metrics))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The edge's request layers sit inside the metrics, so that their 503s and 413s count.
+    let app = metrics::counted(edge::layers(routes(store, config), &edge), metrics);
+    edge::serve(listener, app, &edge, shutdown).await
 }
 
-/// Serves `GET /metrics` on a listener of its own, until `shutdown` completes.
+/// Serves `GET /metrics` on a listener of its own, behind the same edge, until `shutdown`
+/// completes.
 pub async fn serve_metrics(
     listener: TcpListener,
     metrics: std::sync::Arc<Metrics>,
+    edge: EdgeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, metrics_router(metrics))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = edge::layers(metrics_router(metrics), &edge);
+    edge::serve(listener, app, &edge, shutdown).await
 }
 
 /// The SHA-256 (hex) the store keeps of a bearer token.

@@ -527,6 +527,7 @@ impl Server {
             listener,
             store,
             config,
+            surveyor_api::EdgeConfig::default(),
             surveyor_api::Metrics::new(),
             async {
                 let _ = stopped.await;

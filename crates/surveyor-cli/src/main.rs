@@ -387,6 +387,26 @@ struct ServeArgs {
     /// bind it where only the monitoring system reaches).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// Seconds a connection may take to send a whole request head (after accept, or after
+    /// the previous answer on a kept-alive connection); then it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    header_timeout: f64,
+    /// Seconds a request may take to its response head; past them the answer is 503 with
+    /// Retry-After (a streamed export's body goes on at the client's pace).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    request_timeout: f64,
+    /// Connections served at once; while all are taken, new ones wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// The largest request body accepted, in bytes; a larger one is refused with 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u32).range(0..=1 << 30))]
+    max_body: u32,
+    /// Seconds requests in flight may take to finish after Ctrl-C/SIGTERM; connections still
+    /// open then are closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    drain_timeout: f64,
 }
 
 #[derive(Args)]
@@ -1433,10 +1453,23 @@ async fn report_diff(store: &Store, args: &ReportArgs, before: ScanId) -> Result
     Ok(())
 }
 
+/// Serves the API with the edge's default limits (the demo).
 async fn serve_until(
     listen: SocketAddr,
     store: Store,
     config: surveyor_api::ApiConfig,
+    metrics_listen: Option<SocketAddr>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let edge = surveyor_api::EdgeConfig::default();
+    serve_edge_until(listen, store, config, edge, metrics_listen, shutdown).await
+}
+
+async fn serve_edge_until(
+    listen: SocketAddr,
+    store: Store,
+    config: surveyor_api::ApiConfig,
+    edge: surveyor_api::EdgeConfig,
     metrics_listen: Option<SocketAddr>,
     shutdown: CancellationToken,
 ) -> Result<()> {
@@ -1458,19 +1491,16 @@ async fn serve_until(
         );
         let (metrics, stop) = (metrics.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let served =
-                surveyor_api::serve_metrics(
-                    listener,
-                    metrics,
-                    async move { stop.cancelled().await },
-                )
-                .await;
+            let served = surveyor_api::serve_metrics(listener, metrics, edge, async move {
+                stop.cancelled().await
+            })
+            .await;
             if let Err(error) = served {
                 tracing::error!(%error, "the metrics listener failed");
             }
         });
     }
-    surveyor_api::serve(listener, store, config, metrics, async move {
+    surveyor_api::serve(listener, store, config, edge, metrics, async move {
         shutdown.cancelled().await
     })
     .await
@@ -1478,6 +1508,15 @@ async fn serve_until(
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    let edge = surveyor_api::EdgeConfig {
+        header_read_timeout: secs("header-timeout", args.header_timeout)?,
+        request_timeout: secs("request-timeout", args.request_timeout)?,
+        max_connections: args.max_connections as usize,
+        max_body_bytes: args.max_body as usize,
+        drain_timeout: secs("drain-timeout", args.drain_timeout)?,
+    };
+    // Every connection is a file descriptor.
+    raise_open_files();
     let store = open_store(&args.db.db).await?;
     let pseudonym_key = match &args.pseudonym_key_file {
         Some(path) => Some(read_pseudonym_key(path)?),
@@ -1488,10 +1527,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
         requests_per_minute: NonZeroU32::new(args.rate_per_token),
         pseudonym_key,
     };
-    serve_until(
+    serve_edge_until(
         args.listen,
         store,
         config,
+        edge,
         args.metrics_listen,
         shutdown_token(),
     )
