@@ -68,9 +68,9 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) | ApiError::RequestTimeout(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable(_)
+            | ApiError::RequestTimeout(_)
+            | ApiError::Store(StoreError::Timeout { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(StoreError::InvalidQuery(_)) => StatusCode::BAD_REQUEST,
             ApiError::Store(StoreError::UnknownScan(_)) => StatusCode::NOT_FOUND,
@@ -84,7 +84,9 @@ impl ApiError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::TooManyRequests(wait) => Some(*wait),
-            ApiError::RequestTimeout(_) => Some(RETRY_AFTER_TIMEOUT),
+            ApiError::RequestTimeout(_) | ApiError::Store(StoreError::Timeout { .. }) => {
+                Some(RETRY_AFTER_TIMEOUT)
+            }
             _ => None,
         }
     }
@@ -98,6 +100,12 @@ impl ApiError {
                 | StoreError::UnknownScan(_)
                 | StoreError::ScanPruned(_)),
             ) => e.to_string(),
+            // A busy database, not a broken one: logged as a warning, and the client told to
+            // come back.
+            ApiError::Store(error @ StoreError::Timeout { .. }) => {
+                tracing::warn!(%error, "a store query ran past the statement timeout");
+                "the store took too long to answer; try again later, or ask for less".to_string()
+            }
             ApiError::Store(error) => {
                 tracing::error!(%error, "store error while answering an API request");
                 "internal error; the server log has details".to_string()
@@ -131,5 +139,56 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Status, `Retry-After` and body of an error as a client gets it.
+    async fn answer(error: ApiError) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, retry, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_store_timeout_is_a_503_with_retry_after_that_shows_no_internals() {
+        let error = ApiError::Store(StoreError::Timeout {
+            backend: surveyor_store::Backend::Postgres,
+            action: "count the census",
+            source: sqlx::Error::PoolTimedOut,
+        });
+        let (status, retry, body) = answer(error).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("5"));
+        assert_eq!(body["error"]["code"], "service_unavailable");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("took too long"), "{message}");
+        assert!(
+            !message.contains("PostgreSQL") && !message.contains("census"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_store_failures_stay_500_without_retry_after() {
+        let error = ApiError::Store(StoreError::Query {
+            backend: surveyor_store::Backend::Postgres,
+            action: "count the census",
+            source: sqlx::Error::RowNotFound,
+        });
+        let (status, retry, body) = answer(error).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(retry, None);
+        assert_eq!(body["error"]["code"], "internal_server_error");
     }
 }

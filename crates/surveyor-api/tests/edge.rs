@@ -1,5 +1,6 @@
 //! The HTTP edge of `surveyor_api::serve` on a loopback listener: the body limit, the cap on
-//! connections, the request timeout and the shutdown drain, as a client on the wire meets them.
+//! connections, the request timeout, the store's statement timeout and the shutdown drain, as
+//! a client on the wire meets them.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -245,5 +246,30 @@ async fn a_request_past_the_request_timeout_is_a_503_with_retry_after() {
     // The process still lives.
     assert_eq!(exchange(server.addr, &get("/healthz")).await.status, 200);
     drop(lock);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_statement_past_the_statement_timeout_is_a_503_with_retry_after() {
+    let Some(db) = testing::postgres().await else {
+        return;
+    };
+    let options = surveyor_store::OpenOptions {
+        statement_timeout: Some(Duration::from_millis(200)),
+    };
+    let store = surveyor_store::open_with(&db.url, options).await.unwrap();
+    // The request timeout stays far off: the database cancels the statement first.
+    let server = Server::start(store, EdgeConfig::default()).await;
+    let lock = lock_scans(&db.url).await;
+    let answer = exchange(server.addr, &get("/api/v1/scans")).await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.error_code(), "service_unavailable");
+    assert_eq!(answer.header("retry-after").as_deref(), Some("5"));
+    drop(lock);
+    // The database is free again, and so is the answer.
+    assert_eq!(
+        exchange(server.addr, &get("/api/v1/scans")).await.status,
+        200
+    );
     server.stop().await;
 }

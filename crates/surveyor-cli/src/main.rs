@@ -407,6 +407,11 @@ struct ServeArgs {
     /// open then are closed.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     drain_timeout: f64,
+    /// Seconds PostgreSQL lets one statement of the API run before it cancels it; the request
+    /// is then answered 503 with Retry-After. Below --request-timeout, so that a slow query
+    /// says so (SQLite has no statement timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 20.0)]
+    statement_timeout: f64,
 }
 
 #[derive(Args)]
@@ -1515,9 +1520,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_body_bytes: args.max_body as usize,
         drain_timeout: secs("drain-timeout", args.drain_timeout)?,
     };
+    let options = surveyor_store::OpenOptions {
+        statement_timeout: Some(secs("statement-timeout", args.statement_timeout)?),
+    };
     // Every connection is a file descriptor.
     raise_open_files();
-    let store = open_store(&args.db.db).await?;
+    let store = surveyor_store::open_with(&args.db.db, options)
+        .await
+        .with_context(|| format!("could not open the store {}", redact(&args.db.db)))?;
     let pseudonym_key = match &args.pseudonym_key_file {
         Some(path) => Some(read_pseudonym_key(path)?),
         None => None,
