@@ -690,6 +690,15 @@ async fn metrics_count_requests_by_route_template_on_their_own_router() {
     assert!(line.ends_with(" 3"), "{line}");
     assert!(!text.contains("192.0.2.1"));
     assert!(text.contains("surveyor_api_http_request_duration_seconds_bucket"));
+    // Like every endpoint, the scrape refuses parameters it does not know.
+    let odd = Request::get("/metrics?format=json")
+        .body(Body::empty())
+        .unwrap();
+    let response = surveyor_api::metrics_router(surveyor_api::Metrics::new())
+        .oneshot(odd)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
