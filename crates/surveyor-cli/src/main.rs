@@ -2,10 +2,9 @@
 //! handles signals, and glues the libraries together.
 
 mod census;
-mod input;
 mod kb;
 mod notify;
-mod pipeline;
+mod progress;
 mod registry;
 mod rejudge;
 mod report;
@@ -21,15 +20,18 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ipnet::{IpNet, Ipv4Net};
+use surveyor_run::input::{self, TargetStream};
+use surveyor_run::spec::{defaults, Probing, ProbingArgs, RunSettings, ScanSpec};
+use surveyor_run::{
+    run_scan, run_stream_scan, Checkpoint, Discovery, Durability, OutputFormat, ScanJob,
+};
 use surveyor_scan::targets::{self, Entry, InputFormat, OptOut};
 use surveyor_scan::{
-    Exclusions, Order, PortSpec, ProbeConfig, ProbePlan, ScanConfig, StopReason, TargetSpace,
+    Exclusions, Order, PortSpec, ProbeConfig, ScanConfig, StopReason, TargetSpace,
 };
 use surveyor_store::{ScanId, Store};
 use time::{Date, OffsetDateTime};
 use tokio_util::sync::CancellationToken;
-
-use crate::pipeline::{run_scan, run_stream_scan, Checkpoint, Durability, OutputFormat, ScanJob};
 
 /// The default embedded store, in the working directory.
 const DEFAULT_DB: &str = "sqlite:surveyor.db";
@@ -177,19 +179,11 @@ struct ScanArgs {
     opt_out_file: Option<PathBuf>,
     /// Ports to probe, comma separated, each optionally with its protocol (`8443/https`,
     /// `8081/http`, `2525/smtp`). Bare ports: 80 and 8080 HTTP, 25 and 587 SMTP, others HTTPS.
-    #[arg(long, default_value = "443", value_delimiter = ',', value_parser = parse_port_spec)]
+    #[arg(long, default_value = defaults::PORTS, value_delimiter = ',', value_parser = parse_port_spec)]
     ports: Vec<PortSpec>,
     /// Allow 127.0.0.0/8 and ::1 (for test-beds). Other reserved ranges stay excluded.
     #[arg(long)]
     allow_loopback: bool,
-    /// How open ports are found: `connect` (a TCP connect() per target, no privileges) or
-    /// `syn` (a stateless SYN sweep from raw sockets at --rate packets/s, IPv4 prefixes,
-    /// needs CAP_NET_RAW; open ports are probed while the sweep goes on).
-    #[arg(long, default_value = "connect", value_parser = ["connect", "syn"])]
-    discovery: String,
-    /// With `--discovery syn`: seconds to wait for late answers after the last SYN.
-    #[arg(long, value_name = "S", default_value_t = 8.0)]
-    cooldown: f64,
     /// With `--discovery syn`: the address SYNs come from (default: the one the kernel
     /// routes from towards the first target).
     #[arg(long, value_name = "IPV4")]
@@ -212,7 +206,7 @@ struct ScanArgs {
     resume: Option<PathBuf>,
     /// If the store fails, retry each batch for this many seconds before writing it to the
     /// spill file.
-    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    #[arg(long, value_name = "S", default_value_t = defaults::STORE_RETRY)]
     store_retry: f64,
     /// Where observations go when the store keeps failing (default
     /// `surveyor-spill-scan<ID>.jsonl`); `surveyor ingest FILE` loads them later.
@@ -253,24 +247,6 @@ struct EngineArgs {
     /// defaults, 16,384 without a rate. Never more than the open-file limit allows.
     #[arg(long, default_value = "auto", value_parser = parse_concurrency)]
     concurrency: usize,
-    /// New targets per second over the whole scan (0: no limit).
-    #[arg(long, default_value_t = 2000)]
-    rate: u32,
-    /// New targets per second into one /24 (IPv6: /48) (0: no limit).
-    #[arg(long, default_value_t = 200)]
-    network_rate: u32,
-    /// New targets per second to one address (0: no limit).
-    #[arg(long, default_value_t = 10)]
-    host_rate: u32,
-    /// Consecutive failures into one /24 (IPv6: /48) that answered before new targets there
-    /// wait outside the window (1 s, doubling per further run, at most 60 s; 0: never):
-    /// resets, aborted TLS handshakes, hosts going quiet, and timeouts where nearly every
-    /// target had answered. Silence from a network that never answered is not a failure.
-    #[arg(long, default_value_t = 8)]
-    network_backoff: u32,
-    /// Seed of the pseudo-random scan order; the same seed gives the same order.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
     /// Split the target space into this many disjoint shards…
     #[arg(long, default_value_t = 1)]
     shards: u32,
@@ -283,12 +259,38 @@ struct EngineArgs {
     /// Stop admitting targets after this many seconds (the scan is then not marked finished).
     #[arg(long)]
     max_runtime: Option<f64>,
+    #[command(flatten)]
+    probe: ProbeArgs,
+}
+
+/// How a scan probes: the flags `surveyor scan` and `surveyor census create` share, with the
+/// defaults of `surveyor_run::spec::defaults`.
+#[derive(Args, Clone)]
+pub(crate) struct ProbeArgs {
+    /// New targets per second over the whole scan (0: no limit).
+    #[arg(long, default_value_t = defaults::RATE)]
+    rate: u32,
+    /// New targets per second into one /24 (IPv6: /48) (0: no limit).
+    #[arg(long, default_value_t = defaults::NETWORK_RATE)]
+    network_rate: u32,
+    /// New targets per second to one address (0: no limit).
+    #[arg(long, default_value_t = defaults::HOST_RATE)]
+    host_rate: u32,
+    /// Consecutive failures into one /24 (IPv6: /48) that answered before new targets there
+    /// wait outside the window (1 s, doubling per further run, at most 60 s; 0: never):
+    /// resets, aborted TLS handshakes, hosts going quiet, and timeouts where nearly every
+    /// target had answered. Silence from a network that never answered is not a failure.
+    #[arg(long, default_value_t = defaults::NETWORK_BACKOFF)]
+    network_backoff: u32,
+    /// Seed of the pseudo-random scan order; the same seed gives the same order.
+    #[arg(long, default_value_t = defaults::SEED)]
+    seed: u64,
     /// Seconds allowed for a TCP connect: long enough for one lost SYN to be sent again
     /// (after 1 s) and answered from across the world.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = defaults::CONNECT_TIMEOUT)]
     connect_timeout: f64,
     /// Seconds allowed for everything done with one target.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = defaults::TARGET_TIMEOUT)]
     target_timeout: f64,
     /// Do not start NTLM handshakes (by default Exchange hosts are asked for the AD domain,
     /// server name and Windows build that an NTLM challenge discloses).
@@ -296,11 +298,39 @@ struct EngineArgs {
     no_ntlm: bool,
     /// What to ask HTTP(S) servers: `exchange` (the Exchange probe plan) or `banner` (TLS
     /// and one `GET /`, a banner grab that names no build).
-    #[arg(long, default_value = "exchange", value_parser = parse_plan)]
-    plan: ProbePlan,
+    #[arg(long, default_value = defaults::PLAN, value_parser = ["exchange", "banner"])]
+    plan: String,
     /// An URL where operators who see Surveyor in their logs learn who scans and how to opt out.
     #[arg(long)]
     info_url: Option<String>,
+    /// How open ports are found: `connect` (a TCP connect() per target, no privileges) or
+    /// `syn` (a stateless SYN sweep from raw sockets at --rate packets/s, IPv4 prefixes,
+    /// needs CAP_NET_RAW; open ports are probed while the sweep goes on).
+    #[arg(long, default_value = defaults::DISCOVERY, value_parser = ["connect", "syn"])]
+    discovery: String,
+    /// With `--discovery syn`: seconds to wait for late answers after the last SYN.
+    #[arg(long, value_name = "S", default_value_t = defaults::COOLDOWN)]
+    cooldown: f64,
+}
+
+impl ProbeArgs {
+    /// The flags as the spec takes them (`Probing::new` checks them).
+    pub(crate) fn args(&self) -> ProbingArgs {
+        ProbingArgs {
+            seed: self.seed,
+            rate: self.rate,
+            network_rate: self.network_rate,
+            host_rate: self.host_rate,
+            network_backoff: self.network_backoff,
+            connect_timeout: self.connect_timeout,
+            target_timeout: self.target_timeout,
+            ntlm: !self.no_ntlm,
+            plan: self.plan.clone(),
+            info_url: self.info_url.clone(),
+            discovery: self.discovery.clone(),
+            cooldown: self.cooldown,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -501,14 +531,6 @@ fn parse_rtt(text: &str) -> Result<surveyor_testbed::RttRange, String> {
     })
 }
 
-fn parse_plan(text: &str) -> Result<ProbePlan, String> {
-    match text {
-        "exchange" => Ok(ProbePlan::Exchange),
-        "banner" => Ok(ProbePlan::Banner),
-        _ => Err(format!("expected exchange or banner, not {text:?}")),
-    }
-}
-
 fn parse_listeners(text: &str) -> Result<surveyor_testbed::Listeners, String> {
     surveyor_testbed::Listeners::parse(text)
         .ok_or_else(|| format!("expected auto, per-host or shared, not {text:?}"))
@@ -664,7 +686,8 @@ async fn dispatch(command: Command, kb_dir: Option<&Path>) -> Result<()> {
 
 async fn ingest(args: IngestArgs) -> Result<()> {
     let store = open_store(&args.db.db).await?;
-    let (observations, finished) = pipeline::ingest(&store, &args.file).await?;
+    let loaded = surveyor_run::spill::ingest(&store, &args.file).await?;
+    let (observations, finished) = (loaded.observations, loaded.finished);
     eprintln!(
         "surveyor ingest: {observations} observations and {finished} scan ends from {} into {}",
         args.file.display(),
@@ -755,10 +778,7 @@ async fn wait_for_signal() {
 
 /// A duration flag in seconds: positive, at most an hour.
 fn secs(name: &str, v: f64) -> Result<Duration> {
-    if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
-        bail!("--{name} must be between 0 and 3600 seconds, got {v}");
-    }
-    Ok(Duration::from_secs_f64(v))
+    Ok(surveyor_run::spec::secs(name, v)?)
 }
 
 /// `--concurrency`: a number, or `auto` (0).
@@ -770,17 +790,6 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
             _ => Err("a number from 1 to 100000, or auto".to_string()),
         },
     }
-}
-
-/// The window `--concurrency auto` chooses: `rate` targets a second that each wait the whole
-/// connect timeout (dark space) fill rate × timeout slots; a quarter more leaves room for
-/// live hosts and jitter. Without a rate, 16,384 (about 5,000 silent targets a second at 3 s).
-fn auto_concurrency(rate: u32, connect_timeout: Duration) -> usize {
-    if rate == 0 {
-        return 16_384;
-    }
-    let window = f64::from(rate) * connect_timeout.as_secs_f64() * 1.25;
-    (window.ceil() as usize).clamp(256, 100_000)
 }
 
 /// The window, lowered to what the open-file limit allows (each probe in flight holds a
@@ -801,63 +810,36 @@ fn fit_open_files(concurrency: usize) -> usize {
     concurrency
 }
 
-fn scan_config(args: &EngineArgs) -> Result<ScanConfig> {
-    if args.concurrency > 100_000 {
-        bail!(
-            "--concurrency must be between 1 and 100000, got {}",
-            args.concurrency
-        );
-    }
-    if args.shards == 0 || args.shard >= args.shards {
+/// The run's own settings beside the spec: the window (fitted to the open-file limit), when
+/// to stop early, where SYNs come from.
+fn run_settings(args: &ScanArgs, probing: &Probing) -> Result<(usize, RunSettings, Order)> {
+    let engine = &args.engine;
+    if engine.shards == 0 || engine.shard >= engine.shards {
         bail!(
             "--shard must be below --shards (got shard {} of {})",
-            args.shard,
-            args.shards
+            engine.shard,
+            engine.shards
         );
     }
-    let probe = ProbeConfig {
-        connect_timeout: secs("connect-timeout", args.connect_timeout)?,
-        target_timeout: secs("target-timeout", args.target_timeout)?,
-        user_agent: surveyor_scan::default_user_agent(args.info_url.as_deref()),
-        ntlm: !args.no_ntlm,
-        plan: args.plan,
-        ..ProbeConfig::default()
-    };
-    let max_runtime = match args.max_runtime {
+    let max_runtime = match engine.max_runtime {
         Some(v) if !(v.is_finite() && v > 0.0) => {
             bail!("--max-runtime must be a positive number of seconds")
         }
         Some(v) => Some(Duration::from_secs_f64(v)),
         None => None,
     };
-    let concurrency = match args.concurrency {
-        0 => auto_concurrency(args.rate, probe.connect_timeout),
-        n => n,
-    };
-    Ok(ScanConfig {
-        drain_timeout: probe.target_timeout.min(Duration::from_secs(10)),
-        probe,
-        concurrency: fit_open_files(concurrency),
-        rate: NonZeroU32::new(args.rate),
-        network_rate: NonZeroU32::new(args.network_rate),
-        host_rate: NonZeroU32::new(args.host_rate),
-        max_targets: args.max_targets,
+    let run = RunSettings {
+        concurrency: engine.concurrency,
+        max_targets: engine.max_targets,
         max_runtime,
-        progress: Default::default(),
-        backoff: surveyor_scan::Backoff {
-            after: args.network_backoff,
-            ..surveyor_scan::Backoff::default()
-        },
-        live_limits: None,
-    })
-}
-
-fn scan_order(args: &EngineArgs) -> Order {
-    Order {
-        seed: args.seed,
-        shards: args.shards,
-        shard: args.shard,
-    }
+        source_ip: args.source_ip,
+    };
+    let order = Order {
+        seed: probing.seed,
+        shards: engine.shards,
+        shard: engine.shard,
+    };
+    Ok((fit_open_files(probing.window(run.concurrency)), run, order))
 }
 
 fn parse_input_format(s: &str) -> Result<InputFormat, String> {
@@ -929,12 +911,12 @@ fn target_stream(
     first: Vec<Entry>,
     ports: &[PortSpec],
     exclusions: &Exclusions,
-) -> Result<input::TargetStream> {
+) -> Result<TargetStream> {
     let (input, name) = match file {
         "-" => (input::Input::Stdin, "stdin".to_string()),
         path => (input::Input::Path(PathBuf::from(path)), path.to_string()),
     };
-    let mut stream = input::TargetStream {
+    let mut stream = TargetStream {
         input,
         name,
         format: args.input_format,
@@ -952,21 +934,6 @@ fn target_stream(
 fn parse_port_spec(s: &str) -> Result<PortSpec, String> {
     PortSpec::parse(s)
         .ok_or_else(|| format!("{s:?} is not PORT or PORT/PROTOCOL (1-65535; http, https, smtp)"))
-}
-
-/// One protocol per port: the first mention wins, repeats are dropped.
-fn check_ports(ports: &[PortSpec]) -> Result<Vec<PortSpec>> {
-    let mut out: Vec<PortSpec> = Vec::new();
-    for p in ports {
-        match out.iter().find(|o| o.port == p.port) {
-            Some(o) if o.scheme != p.scheme => {
-                bail!("--ports: port {} is given two protocols", p.port)
-            }
-            Some(_) => {}
-            None => out.push(*p),
-        }
-    }
-    Ok(out)
 }
 
 /// The prefix-to-AS table of `--asn-table`; every bad line is an error.
@@ -989,11 +956,17 @@ fn country_table(path: &Path) -> Result<Arc<surveyor_attrib::CountryTable>> {
 
 async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()> {
     let mut exclusions = Exclusions::builtin(args.allow_loopback);
-    if let Some(path) = &args.blocklist_file {
-        exclusions = exclusions.with_blocklist(read_cidr_file(path)?);
-    }
-    if let Some(path) = &args.allowlist_file {
-        exclusions = exclusions.with_allowlist(read_cidr_file(path)?);
+    let blocklist = match &args.blocklist_file {
+        Some(path) => read_cidr_file(path)?,
+        None => Vec::new(),
+    };
+    let allowlist = match &args.allowlist_file {
+        Some(path) => Some(read_cidr_file(path)?),
+        None => None,
+    };
+    exclusions = exclusions.with_blocklist(blocklist.clone());
+    if let Some(allow) = &allowlist {
+        exclusions = exclusions.with_allowlist(allow.clone());
     }
     if let Some(path) = &args.opt_out_file {
         let opt_out = OptOut::default();
@@ -1001,11 +974,15 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         exclusions = exclusions.with_opt_out(opt_out.clone());
         reload_opt_out_on_sighup(path.clone(), opt_out);
     }
-    let port_specs = check_ports(&args.ports)?;
-    let ports: Vec<u16> = port_specs.iter().map(|p| p.port).collect();
+    let port_specs = surveyor_run::spec::check_ports(&args.ports)?;
     let mut entries = collect_targets(&args, &exclusions)?;
+    let probing = Probing::new(&args.engine.probe.args())?;
+    let syn = matches!(
+        probing.discovery,
+        surveyor_run::spec::DiscoveryMode::Syn { .. }
+    );
     let stream = match &args.targets_file {
-        Some(_) if args.discovery == "syn" => bail!(
+        Some(_) if syn => bail!(
             "--discovery syn sweeps the prefixes given as arguments; a --targets-file is read \
              as a stream and its targets are probed with --discovery connect"
         ),
@@ -1018,8 +995,36 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         }
         None => None,
     };
-    let config = scan_config(&args.engine)?;
-    let order = scan_order(&args.engine);
+    let (window, run, order) = run_settings(&args, &probing)?;
+    let resume = args.resume.as_deref().map(Checkpoint::read).transpose()?;
+    let as_of = match (&resume, args.as_of) {
+        // A resumed scan keeps the date its verdicts were judged on.
+        (Some(c), None) => parse_date(&c.as_of).map_err(anyhow::Error::msg)?,
+        (_, Some(d)) => d,
+        (None, None) => today(),
+    };
+    let spec = ScanSpec {
+        description: describe(&args, stream.as_ref()),
+        nets: entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Net(net) => Some(*net),
+                Entry::Target(_) => None,
+            })
+            .collect(),
+        explicit: Vec::new(),
+        ports: port_specs.clone(),
+        allow_loopback: args.allow_loopback,
+        blocklist,
+        allowlist,
+        as_of,
+        probing,
+    }
+    .checked()?;
+    if syn {
+        surveyor_scan::syn::check_privileges()?;
+    }
+    let (config, discovery) = spec.probing.engine(window, &run);
     let store = open_store(&args.db.db).await?;
     let mut out: Box<dyn Write + Send> = if args.output == "-" {
         Box::new(std::io::BufWriter::new(std::io::stdout()))
@@ -1029,9 +1034,7 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
                 .with_context(|| format!("could not create {}", args.output))?,
         ))
     };
-    let description = describe(&args, stream.as_ref());
-    let space = TargetSpace::new(entries, &port_specs);
-    let (discovery, config) = discovery(&args, &space, config)?;
+    let space = spec.space();
     let (shard_len, len) = match &stream {
         None => (Some(space.shard_len(order)), Some(space.len())),
         Some(s) => match s.checked {
@@ -1047,24 +1050,21 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         _ => "targets as they are read".to_string(),
     };
     eprintln!(
-        "surveyor: scanning {of} ({description}, ports {ports:?}, seed {}, shard {}/{})",
-        order.seed, order.shard, order.shards
+        "surveyor: scanning {of} ({}, ports {:?}, seed {}, shard {}/{})",
+        spec.description,
+        spec.port_numbers(),
+        order.seed,
+        order.shard,
+        order.shards
     );
-    let resume = args.resume.as_deref().map(Checkpoint::read).transpose()?;
-    let as_of = match (&resume, args.as_of) {
-        // A resumed scan keeps the date its verdicts were judged on.
-        (Some(c), None) => parse_date(&c.as_of).map_err(anyhow::Error::msg)?,
-        (_, Some(d)) => d,
-        (None, None) => today(),
-    };
     let job = ScanJob {
         space,
-        ports,
+        ports: spec.port_numbers(),
         order,
         exclusions,
         as_of,
         config,
-        description,
+        description: spec.description,
         format: if args.output_format == "csv" {
             OutputFormat::Csv
         } else {
@@ -1095,12 +1095,18 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         kb,
         discovery,
         finish_scan: true,
+        exchange: Default::default(),
     };
     let checkpoint = job.checkpoint.clone();
+    let bar = progress::bar(&job, stream.as_ref());
     let outcome = match stream {
-        Some(stream) => run_stream_scan(job, stream, &store, &mut *out, shutdown_token()).await?,
-        None => run_scan(job, &store, &mut *out, shutdown_token()).await?,
+        Some(stream) => run_stream_scan(job, stream, &store, &mut *out, shutdown_token()).await,
+        None => run_scan(job, &store, &mut *out, shutdown_token()).await,
     };
+    if let Some(bar) = bar {
+        bar.abort();
+    }
+    let outcome = outcome?;
     print_summary(&outcome);
     if let Some(error) = &outcome.input_error {
         // What came before the line is stored; the checkpoint says where to continue.
@@ -1128,35 +1134,9 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
     Ok(())
 }
 
-/// The discovery mode `--discovery` asks for, checked before anything is stored or sent. In
-/// SYN mode `--rate` paces the SYNs; the probe window then takes the (few) open ports without
-/// a global rate, the per-network and per-host rates still apply to its probes.
-fn discovery(
-    args: &ScanArgs,
-    space: &TargetSpace,
-    mut config: ScanConfig,
-) -> Result<(pipeline::Discovery, ScanConfig)> {
-    if args.discovery != "syn" {
-        return Ok((pipeline::Discovery::Connect, config));
-    }
-    surveyor_scan::syn::check_space(space)?;
-    surveyor_scan::syn::check_privileges()?;
-    if !(args.cooldown.is_finite() && (0.0..=600.0).contains(&args.cooldown)) {
-        bail!("--cooldown must be between 0 and 600 seconds");
-    }
-    let syn = surveyor_scan::syn::SynConfig {
-        rate: config.rate,
-        cooldown: Duration::from_secs_f64(args.cooldown),
-        source: args.source_ip,
-        ..surveyor_scan::syn::SynConfig::default()
-    };
-    config.rate = None;
-    Ok((pipeline::Discovery::Syn(syn), config))
-}
-
 /// How the targets were given, stored with the scan (and compared by `--resume`): the
 /// arguments, and the file by name with its entries, or `(stream)` for an input read once.
-fn describe(args: &ScanArgs, stream: Option<&input::TargetStream>) -> String {
+fn describe(args: &ScanArgs, stream: Option<&TargetStream>) -> String {
     let mut parts: Vec<String> = args.targets.clone();
     if let Some(stream) = stream {
         parts.push(match stream.checked {
@@ -1167,7 +1147,24 @@ fn describe(args: &ScanArgs, stream: Option<&input::TargetStream>) -> String {
     parts.join(" ")
 }
 
-fn print_summary(o: &pipeline::ScanOutcome) {
+/// The lines a scan ends with on stderr: what a SYN sweep did, where a spill file is, and the
+/// summary (`surveyor: scan N: …`, which scripts and tests read).
+fn print_summary(o: &surveyor_run::ScanOutcome) {
+    if let Some(n) = &o.syn {
+        eprintln!(
+            "surveyor: SYN sweep through the {}: {} SYNs sent, {} excluded, {} open, {} closed, \
+             {} duplicate answers, {} open ports dropped (probe queue full), {} send errors",
+            n.path, n.sent, n.excluded, n.open, n.closed, n.duplicates, n.dropped, n.send_errors
+        );
+    }
+    if let Some(path) = &o.spill_path {
+        eprintln!(
+            "surveyor: the store failed; {} lines kept in {}: load them with `surveyor ingest {}`",
+            o.spilled,
+            path.display(),
+            path.display()
+        );
+    }
     let s = &o.stats;
     let stopped = match s.stopped {
         None => "",
@@ -1652,8 +1649,9 @@ async fn demo(args: DemoArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         asns: None,
         countries: None,
         kb,
-        discovery: pipeline::Discovery::Connect,
+        discovery: Discovery::Connect,
         finish_scan: true,
+        exchange: Default::default(),
     };
     let outcome = run_scan(job, &store, &mut *out, shutdown.clone()).await?;
     bed.shutdown().await;
@@ -1774,16 +1772,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auto_concurrency_holds_a_rate_of_silent_targets() {
-        let secs = Duration::from_secs;
+    fn concurrency_is_a_number_or_auto() {
         assert_eq!(parse_concurrency("auto"), Ok(0));
         assert_eq!(parse_concurrency("512"), Ok(512));
         assert!(parse_concurrency("0").is_err() && parse_concurrency("100001").is_err());
-        // The defaults: 2,000 a second, each silent one waiting 3 s.
-        assert_eq!(auto_concurrency(2_000, secs(3)), 7_500);
-        assert_eq!(auto_concurrency(10, secs(3)), 256, "never below 256");
-        assert_eq!(auto_concurrency(200_000, secs(3)), 100_000);
-        assert_eq!(auto_concurrency(0, secs(3)), 16_384, "no rate");
     }
 
     #[test]

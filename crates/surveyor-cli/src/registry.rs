@@ -76,7 +76,7 @@ pub async fn run(command: RegistryCommand, store: &Store) -> Result<()> {
             Ok(())
         }
         RegistryCommand::Export { format, .. } => {
-            let registry = load(store).await?;
+            let registry = surveyor_run::pipeline::load_registry(store).await?;
             if format == "json" {
                 println!("{}", registry.to_json());
             } else {
@@ -85,16 +85,6 @@ pub async fn run(command: RegistryCommand, store: &Store) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// The registry in the store; empty before the first import.
-pub async fn load(store: &Store) -> Result<Registry> {
-    let organisations = store
-        .registry
-        .organisations()
-        .await
-        .context("could not read the registry")?;
-    Registry::new(organisations).context("the stored registry does not validate")
 }
 
 /// The taxonomy as a table or JSON.

@@ -9,12 +9,13 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result};
 use surveyor_scan::targets::{
     read_entries, Entry, InputFormat, LineParser, StreamError, StreamWalk,
 };
 use surveyor_scan::{Exclusions, Frontier, Order, PortSpec, Target, TargetSource};
 use tokio::sync::mpsc;
+
+use crate::RunError;
 
 /// Targets the reader may have ready ahead of the engine: enough that the engine never waits
 /// on a fast input, few enough that a stop leaves little read and not probed.
@@ -56,12 +57,12 @@ impl TargetStream {
     /// Checks a regular file whole before anything is sent, as Surveyor always has: a bad line
     /// is an error naming it, and nothing is scanned. Counts its entries and targets, holding
     /// none. Other inputs (stdin, pipes) are read once, as they come.
-    pub fn check(&mut self, exclusions: &Exclusions) -> Result<()> {
+    pub fn check(&mut self, exclusions: &Exclusions) -> Result<(), RunError> {
         let Input::Path(path) = &self.input else {
             return Ok(());
         };
         let is_file = std::fs::metadata(path)
-            .with_context(|| format!("could not read {}", path.display()))?
+            .map_err(RunError::file("read", path))?
             .is_file();
         if !is_file {
             return Ok(());
@@ -87,7 +88,7 @@ impl TargetStream {
         order: Order,
         frontier: &Frontier,
         exclusions: Exclusions,
-    ) -> Result<StreamSource> {
+    ) -> Result<StreamSource, RunError> {
         let input = open(&self.input)?;
         let (tx, rx) = mpsc::channel(AHEAD);
         let error = Arc::new(Mutex::new(None));
@@ -120,19 +121,30 @@ impl TargetStream {
                     *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
                 }
             })
-            .context("could not start the thread that reads the targets")?;
+            .map_err(RunError::file(
+                "start the thread that reads",
+                &self.input.path(),
+            ))?;
         Ok(StreamSource { rx, error })
     }
 }
 
-fn open(input: &Input) -> Result<Box<dyn BufRead + Send>> {
+impl Input {
+    fn path(&self) -> PathBuf {
+        match self {
+            Input::Stdin => PathBuf::from("stdin"),
+            Input::Path(path) => path.clone(),
+        }
+    }
+}
+
+fn open(input: &Input) -> Result<Box<dyn BufRead + Send>, RunError> {
     const BUFFER: usize = 64 * 1024;
     Ok(match input {
         Input::Stdin => Box::new(std::io::BufReader::with_capacity(BUFFER, std::io::stdin())),
         Input::Path(path) => Box::new(std::io::BufReader::with_capacity(
             BUFFER,
-            std::fs::File::open(path)
-                .with_context(|| format!("could not read {}", path.display()))?,
+            std::fs::File::open(path).map_err(RunError::file("read", path))?,
         )),
     })
 }
