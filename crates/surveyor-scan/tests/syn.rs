@@ -278,6 +278,22 @@ fn answering(bed: &surveyor_testbed::Testbed) -> BTreeSet<IpAddr> {
         .collect()
 }
 
+/// The L7 side of the sweeps below: no rates (the SYN sweep paces itself), short deadlines.
+fn probe_config() -> ScanConfig {
+    ScanConfig {
+        rate: None,
+        network_rate: None,
+        host_rate: None,
+        concurrency: 64,
+        probe: surveyor_scan::ProbeConfig {
+            connect_timeout: Duration::from_secs(2),
+            target_timeout: Duration::from_secs(4),
+            ..surveyor_scan::ProbeConfig::default()
+        },
+        ..ScanConfig::default()
+    }
+}
+
 /// Probes what `source` yields until it ends: the addresses observed and their positions.
 async fn probe_all(
     config: &ScanConfig,
@@ -321,18 +337,7 @@ fn dark_sweep_inside() {
             &[bed.port()],
         ));
         let exclusions = Exclusions::builtin(true);
-        let config = ScanConfig {
-            rate: None,
-            network_rate: None,
-            host_rate: None,
-            concurrency: 64,
-            probe: surveyor_scan::ProbeConfig {
-                connect_timeout: Duration::from_secs(2),
-                target_timeout: Duration::from_secs(4),
-                ..surveyor_scan::ProbeConfig::default()
-            },
-            ..ScanConfig::default()
-        };
+        let config = probe_config();
         let mut source = syn::start(
             space.clone(),
             Order::default(),
@@ -400,18 +405,6 @@ fn resume_inside() {
             seed: 5,
             ..Order::default()
         };
-        let config = || ScanConfig {
-            rate: None,
-            network_rate: None,
-            host_rate: None,
-            concurrency: 64,
-            probe: surveyor_scan::ProbeConfig {
-                connect_timeout: Duration::from_secs(2),
-                target_timeout: Duration::from_secs(4),
-                ..surveyor_scan::ProbeConfig::default()
-            },
-            ..ScanConfig::default()
-        };
         let syn_config = SynConfig {
             // 4,096 SYNs take a second at least: the stop below comes mid-sweep.
             rate: std::num::NonZeroU32::new(4_000),
@@ -423,7 +416,7 @@ fn resume_inside() {
         // The first run: stopped mid-sweep. Its observations count as stored (the pipeline
         // completes a position once its batch commits) except two, as if the scan was killed
         // before their batch went in.
-        let first = config();
+        let first = probe_config();
         let stop = CancellationToken::new();
         let mut source = syn::start(
             space.clone(),
@@ -460,7 +453,7 @@ fn resume_inside() {
         assert_eq!(checkpoint.pending, unstored);
 
         // The resumed run: what was pending first, then the sweep from the frontier on.
-        let second = config();
+        let second = probe_config();
         second.progress.resume_from(checkpoint.clone());
         let mut source = syn::start(
             space.clone(),
