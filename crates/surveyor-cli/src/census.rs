@@ -103,7 +103,8 @@ pub(crate) struct CreateArgs {
     /// lets a takeover or a new worker pick up work sooner).
     #[arg(long)]
     shards: u32,
-    /// Rates are over the whole census, split evenly across the workers holding leases.
+    // Rates are over the whole census, split evenly across the workers holding leases; with
+    // `--discovery syn` each worker sends SYNs at its share of --rate (docs/scaling.md).
     #[command(flatten)]
     probe: ProbeArgs,
 }
@@ -191,12 +192,6 @@ async fn open_postgres(url: &str) -> Result<Store> {
 
 async fn create(store: &Store, args: CreateArgs, kb: &KnowledgeBase) -> Result<()> {
     let probing = Probing::new(&args.probe.args())?;
-    if !matches!(
-        probing.discovery,
-        surveyor_run::spec::DiscoveryMode::Connect
-    ) {
-        bail!("--discovery syn: census workers connect; SYN mode for workers is not built yet");
-    }
     let exclusions = Exclusions::builtin(args.allow_loopback);
     let blocklist = match &args.blocklist_file {
         Some(path) => crate::read_cidr_file(path)?,

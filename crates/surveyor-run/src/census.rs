@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::Checkpoint;
 use crate::output::OutputFormat;
 use crate::pipeline::{kb_ref, run_scan, Discovery, Durability, ScanJob};
-use crate::spec::{RunSettings, ScanSpec};
+use crate::spec::{DiscoveryMode, RunSettings, ScanSpec};
 use crate::RunError;
 
 /// A census to record.
@@ -329,6 +329,9 @@ pub async fn run_worker(
     shutdown: CancellationToken,
     events: Events,
 ) -> Result<(), RunError> {
+    if let Some(name) = &config.census {
+        check_census(&store, name).await?;
+    }
     let ctx = Worker {
         store,
         config,
@@ -371,6 +374,25 @@ pub async fn run_worker(
     out.flush().map_err(RunError::output)
 }
 
+/// What a worker started for one census can check before it claims: that it may send SYNs,
+/// if the census sweeps with them (the same one-line error as `surveyor scan`).
+async fn check_census(store: &Store, name: &str) -> Result<(), RunError> {
+    let job = store
+        .jobs
+        .job(name)
+        .await
+        .map_err(RunError::store("read the census jobs"))?;
+    let Some(job) = job else { return Ok(()) };
+    let syn = job
+        .params
+        .get("discovery")
+        .is_some_and(|d| d.as_str() == Some("syn"));
+    if syn {
+        surveyor_scan::syn::check_privileges()?;
+    }
+    Ok(())
+}
+
 struct Worker {
     store: Store,
     config: WorkerConfig,
@@ -390,13 +412,16 @@ pub fn share(total: u32, live_leases: u32) -> Option<NonZeroU32> {
 struct RateSplit {
     spec: ScanSpec,
     limits: watch::Sender<RateLimits>,
+    /// In SYN mode, the sender's rate; the probe window then has no global rate.
+    syn_rate: Option<watch::Sender<Option<NonZeroU32>>>,
 }
 
 impl RateSplit {
     fn limits(spec: &ScanSpec, live_leases: u32) -> RateLimits {
         let p = &spec.probing;
+        let syn = matches!(p.discovery, DiscoveryMode::Syn { .. });
         RateLimits {
-            rate: share(p.rate, live_leases),
+            rate: share(p.rate, live_leases).filter(|_| !syn),
             network_rate: share(p.network_rate, live_leases),
             host_rate: share(p.host_rate, live_leases),
         }
@@ -404,6 +429,9 @@ impl RateSplit {
 
     fn send(&self, live_leases: u32) {
         let _ = self.limits.send(RateSplit::limits(&self.spec, live_leases));
+        if let Some(syn_rate) = &self.syn_rate {
+            let _ = syn_rate.send(share(self.spec.probing.rate, live_leases));
+        }
     }
 }
 
@@ -453,15 +481,21 @@ async fn run_shard(
     let owner = ctx.config.owner.clone();
     let spec = census_spec(ctx, &claimed).await?;
     let window = (ctx.config.fit_window)(spec.probing.window(ctx.config.concurrency));
-    let (mut config, discovery) = spec.probing.engine(window, &RunSettings::default());
-    if !matches!(discovery, Discovery::Connect) {
-        return Err(RunError::Refused(format!(
-            "census {name:?} sweeps with SYNs; census workers connect, SYN mode for workers is \
-             not built yet (docs/scaling.md)"
-        )));
-    }
+    let (mut config, mut discovery) = spec.probing.engine(window, &RunSettings::default());
     let (limits_tx, limits_rx) = watch::channel(RateSplit::limits(&spec, claimed.live_leases));
     config.live_limits = Some(limits_rx);
+    // In SYN mode the worker's share of the census's rate paces its SYNs, and changes with
+    // the live leases as the L7 limits do.
+    let syn_rate = match &mut discovery {
+        Discovery::Connect => None,
+        Discovery::Syn(syn) => {
+            surveyor_scan::syn::check_privileges()?;
+            let (tx, rx) = watch::channel(share(spec.probing.rate, claimed.live_leases));
+            syn.rate = *rx.borrow();
+            syn.live_rate = Some(rx);
+            Some(tx)
+        }
+    };
     let progress = config.progress.clone();
     let mut exclusions = spec.exclusions();
     if let Some(opt_out) = &ctx.config.opt_out {
@@ -537,6 +571,7 @@ async fn run_shard(
             split: RateSplit {
                 spec: spec.clone(),
                 limits: limits_tx,
+                syn_rate,
             },
             live_leases: claimed.live_leases,
             name: name.clone(),
@@ -769,6 +804,51 @@ mod tests {
         assert_eq!(share(3000, 0).map(NonZeroU32::get), Some(3000));
         assert_eq!(share(10, 4).map(NonZeroU32::get), Some(2));
         assert_eq!(share(2, 5).map(NonZeroU32::get), Some(1));
+    }
+
+    #[test]
+    fn a_syn_census_splits_its_rate_into_the_syns_and_leaves_the_window_unpaced() {
+        let spec = |discovery| {
+            let mut probing = crate::spec::Probing::new(&crate::spec::ProbingArgs {
+                rate: 3000,
+                network_rate: 300,
+                ..Default::default()
+            })
+            .unwrap();
+            probing.discovery = discovery;
+            ScanSpec {
+                description: "test".into(),
+                nets: vec!["192.0.2.0/24".parse().unwrap()],
+                explicit: Vec::new(),
+                ports: vec![surveyor_scan::PortSpec::from(443)],
+                allow_loopback: false,
+                blocklist: Vec::new(),
+                allowlist: None,
+                as_of: time::macros::date!(2026 - 11 - 23),
+                probing,
+            }
+        };
+        let syn = DiscoveryMode::Syn {
+            cooldown: Duration::from_secs(1),
+        };
+        let (limits, mut limits_rx) = watch::channel(RateSplit::limits(&spec(syn), 1));
+        let (syn_rate, mut syn_rx) = watch::channel(share(3000, 1));
+        let split = RateSplit {
+            spec: spec(syn),
+            limits,
+            syn_rate: Some(syn_rate),
+        };
+        split.send(3);
+        let l7 = *limits_rx.borrow_and_update();
+        assert_eq!(
+            l7.rate, None,
+            "the window takes open ports without a global rate"
+        );
+        assert_eq!(l7.network_rate.map(NonZeroU32::get), Some(100));
+        assert_eq!(syn_rx.borrow_and_update().map(NonZeroU32::get), Some(1000));
+        // Connect mode: the rate is the window's, and there is no sender to pace.
+        let connect = RateSplit::limits(&spec(DiscoveryMode::Connect), 3);
+        assert_eq!(connect.rate.map(NonZeroU32::get), Some(1000));
     }
 
     #[test]
