@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ipnet::{IpNet, Ipv4Net};
-use surveyor_run::input::{self, TargetStream};
+use surveyor_run::input::TargetStream;
 use surveyor_run::spec::{defaults, Probing, ProbingArgs, RunSettings, ScanSpec};
 use surveyor_run::{
     run_scan, run_stream_scan, Checkpoint, Discovery, Durability, OutputFormat, ScanJob,
@@ -903,34 +903,6 @@ fn collect_targets(args: &ScanArgs, exclusions: &Exclusions) -> Result<Vec<Entry
     Ok(entries)
 }
 
-/// `--targets-file` as a stream after the arguments' `first` entries; a regular file is
-/// checked whole here, before anything is stored or sent.
-fn target_stream(
-    args: &ScanArgs,
-    file: &str,
-    first: Vec<Entry>,
-    ports: &[PortSpec],
-    exclusions: &Exclusions,
-) -> Result<TargetStream> {
-    let (input, name) = match file {
-        "-" => (input::Input::Stdin, "stdin".to_string()),
-        path => (input::Input::Path(PathBuf::from(path)), path.to_string()),
-    };
-    let mut stream = TargetStream {
-        input,
-        name,
-        format: args.input_format,
-        first,
-        ports: ports.to_vec(),
-        checked: None,
-    };
-    stream.check(exclusions)?;
-    if stream.checked.is_some_and(|c| c.targets == 0) {
-        bail!("no targets: {file} holds none and no arguments were given");
-    }
-    Ok(stream)
-}
-
 fn parse_port_spec(s: &str) -> Result<PortSpec, String> {
     PortSpec::parse(s)
         .ok_or_else(|| format!("{s:?} is not PORT or PORT/PROTOCOL (1-65535; http, https, smtp)"))
@@ -988,7 +960,14 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         ),
         Some(file) => {
             let first = std::mem::take(&mut entries);
-            Some(target_stream(&args, file, first, &port_specs, &exclusions)?)
+            let format = args.input_format;
+            Some(TargetStream::open(
+                file,
+                format,
+                first,
+                &port_specs,
+                &exclusions,
+            )?)
         }
         None if entries.is_empty() => {
             bail!("no targets: give addresses or prefixes as arguments or with --targets-file")
@@ -1024,7 +1003,7 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
     if syn {
         surveyor_scan::syn::check_privileges()?;
     }
-    let (config, discovery) = spec.probing.engine(window, &run);
+    let engine = spec.probing.engine(window, &run);
     let store = open_store(&args.db.db).await?;
     let mut out: Box<dyn Write + Send> = if args.output == "-" {
         Box::new(std::io::BufWriter::new(std::io::stdout()))
@@ -1058,13 +1037,7 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         order.shards
     );
     let job = ScanJob {
-        space,
-        ports: spec.port_numbers(),
-        order,
         exclusions,
-        as_of,
-        config,
-        description: spec.description,
         format: if args.output_format == "csv" {
             OutputFormat::Csv
         } else {
@@ -1092,10 +1065,7 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
             .as_deref()
             .map(country_table)
             .transpose()?,
-        kb,
-        discovery,
-        finish_scan: true,
-        exchange: Default::default(),
+        ..ScanJob::new(&spec, order, engine, kb)
     };
     let checkpoint = job.checkpoint.clone();
     let bar = progress::bar(&job, stream.as_ref());

@@ -24,7 +24,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::Checkpoint;
-use crate::output::OutputFormat;
 use crate::pipeline::{kb_ref, run_scan, Discovery, Durability, ScanJob};
 use crate::spec::{DiscoveryMode, RunSettings, ScanSpec};
 use crate::RunError;
@@ -501,21 +500,13 @@ async fn run_shard(
     if let Some(opt_out) = &ctx.config.opt_out {
         exclusions = exclusions.with_opt_out(opt_out.clone());
     }
+    let order = Order {
+        seed: spec.probing.seed,
+        shards: claimed.job.shards,
+        shard: claimed.shard,
+    };
     let mut job = ScanJob {
-        space: spec.space(),
-        ports: spec.port_numbers(),
-        order: Order {
-            seed: spec.probing.seed,
-            shards: claimed.job.shards,
-            shard: claimed.shard,
-        },
         exclusions,
-        as_of: spec.as_of,
-        config,
-        description: spec.description.clone(),
-        format: OutputFormat::Jsonl,
-        checkpoint: None,
-        resume: None,
         durability: Durability {
             retry_for: ctx.config.retry_for,
             spill: Some(PathBuf::from(format!(
@@ -523,13 +514,10 @@ async fn run_shard(
                 claimed.job.scan, claimed.shard
             ))),
         },
-        ptr: None,
         asns: ctx.config.asns.clone(),
         countries: ctx.config.countries.clone(),
-        kb: ctx.config.kb.clone(),
-        discovery,
         finish_scan: false,
-        exchange: Default::default(),
+        ..ScanJob::new(&spec, order, (config, discovery), ctx.config.kb.clone())
     };
     let template = match &claimed.checkpoint {
         Some(value) => serde_json::from_value::<Checkpoint>(value.clone()).map_err(|e| {

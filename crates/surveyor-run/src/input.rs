@@ -54,6 +54,37 @@ pub struct Checked {
 }
 
 impl TargetStream {
+    /// `file` (`-` for stdin) as a stream after the arguments' `first` entries; a regular file
+    /// is checked whole here, before anything is stored or sent, and must hold a target if
+    /// `first` holds none.
+    pub fn open(
+        file: &str,
+        format: InputFormat,
+        first: Vec<Entry>,
+        ports: &[PortSpec],
+        exclusions: &Exclusions,
+    ) -> Result<TargetStream, RunError> {
+        let (input, name) = match file {
+            "-" => (Input::Stdin, "stdin".to_string()),
+            path => (Input::Path(PathBuf::from(path)), path.to_string()),
+        };
+        let mut stream = TargetStream {
+            input,
+            name,
+            format,
+            first,
+            ports: ports.to_vec(),
+            checked: None,
+        };
+        stream.check(exclusions)?;
+        if stream.checked.is_some_and(|c| c.targets == 0) {
+            return Err(RunError::Refused(format!(
+                "no targets: {file} holds none and no arguments were given"
+            )));
+        }
+        Ok(stream)
+    }
+
     /// Checks a regular file whole before anything is sent, as Surveyor always has: a bad line
     /// is an error naming it, and nothing is scanned. Counts its entries and targets, holding
     /// none. Other inputs (stdin, pipes) are read once, as they come.

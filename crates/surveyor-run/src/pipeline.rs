@@ -22,6 +22,7 @@ use crate::checkpoint::Checkpoint;
 use crate::enrich::{Enricher, ENRICH_WINDOW};
 use crate::input::TargetStream;
 use crate::output::{OutputFormat, Writer};
+use crate::spec::ScanSpec;
 use crate::spill::{Spill, SpillLine};
 use crate::RunError;
 
@@ -80,6 +81,43 @@ pub struct ScanJob {
     /// Counts the Exchange servers judged so far, for a progress display beside
     /// `config.progress`.
     pub exchange: Arc<AtomicU64>,
+}
+
+impl ScanJob {
+    /// The job of shard `order` of `spec`, run with `config` and `discovery` (from
+    /// `Probing::engine`) and judged by `kb`; the rest as a plain scan has it: JSON lines, no
+    /// checkpoint, the default store retry and spill file, no DNS, no AS or country table,
+    /// finished once walked.
+    pub fn new(
+        spec: &ScanSpec,
+        order: Order,
+        (config, discovery): (ScanConfig, Discovery),
+        kb: Arc<KnowledgeBase>,
+    ) -> ScanJob {
+        ScanJob {
+            space: spec.space(),
+            ports: spec.port_numbers(),
+            order,
+            exclusions: spec.exclusions(),
+            as_of: spec.as_of,
+            config,
+            description: spec.description.clone(),
+            format: OutputFormat::Jsonl,
+            checkpoint: None,
+            resume: None,
+            durability: Durability {
+                retry_for: Duration::from_secs_f64(crate::spec::defaults::STORE_RETRY),
+                spill: None,
+            },
+            ptr: None,
+            asns: None,
+            countries: None,
+            kb,
+            discovery,
+            finish_scan: true,
+            exchange: Arc::default(),
+        }
+    }
 }
 
 /// How a scan finds open ports.
