@@ -42,8 +42,8 @@ pub mod defaults {
     pub const CONNECT_TIMEOUT: f64 = 3.0;
     /// Seconds for everything done with one target.
     pub const TARGET_TIMEOUT: f64 = 20.0;
-    /// Seconds a SYN sweep waits for late answers (ZMap's default).
-    pub const COOLDOWN: f64 = 8.0;
+    /// Seconds a SYN sweep waits for late answers (the engine's, ZMap's default).
+    pub const COOLDOWN: f64 = surveyor_scan::syn::DEFAULT_COOLDOWN.as_secs_f64();
     /// Ports probed.
     pub const PORTS: &str = "443";
     /// What HTTP(S) servers are asked.
