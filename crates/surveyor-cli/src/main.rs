@@ -267,13 +267,14 @@ struct EngineArgs {
 /// defaults of `surveyor_run::spec::defaults`.
 #[derive(Args, Clone)]
 pub(crate) struct ProbeArgs {
-    /// New targets per second over the whole scan (0: no limit).
+    /// New targets per second over the whole scan (0: no limit); a census's is split evenly
+    /// across the workers holding leases (with `--discovery syn`: SYNs per second).
     #[arg(long, default_value_t = defaults::RATE)]
     rate: u32,
-    /// New targets per second into one /24 (IPv6: /48) (0: no limit).
+    /// New targets per second into one /24 (IPv6: /48) (0: no limit); split as --rate.
     #[arg(long, default_value_t = defaults::NETWORK_RATE)]
     network_rate: u32,
-    /// New targets per second to one address (0: no limit).
+    /// New targets per second to one address (0: no limit); split as --rate.
     #[arg(long, default_value_t = defaults::HOST_RATE)]
     host_rate: u32,
     /// Consecutive failures into one /24 (IPv6: /48) that answered before new targets there
