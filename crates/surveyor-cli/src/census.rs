@@ -292,7 +292,10 @@ async fn status(store: &Store, name: Option<&str>, format: &str, url: &str) -> R
     let jobs = match name {
         Some(name) => match store.jobs.job(name).await? {
             Some(job) => vec![job],
-            None => bail!("no census named {name:?} in {}", crate::redact(url)),
+            None => bail!(
+                "no census named {name:?} in {}",
+                surveyor_store::redact_url(url)
+            ),
         },
         None => store.jobs.jobs().await?,
     };
@@ -310,7 +313,7 @@ async fn status(store: &Store, name: Option<&str>, format: &str, url: &str) -> R
         return Ok(());
     }
     if all.is_empty() {
-        println!("no census in {}", crate::redact(url));
+        println!("no census in {}", surveyor_store::redact_url(url));
     }
     for s in &all {
         print!("{}", render_status(s, now));
@@ -402,7 +405,10 @@ pub(crate) async fn worker(args: WorkerArgs, kb: Arc<KnowledgeBase>) -> Result<(
     };
     if let Some(name) = &args.name {
         if store.jobs.job(name).await?.is_none() {
-            bail!("no census named {name:?} in {}", crate::redact(&args.db.db));
+            bail!(
+                "no census named {name:?} in {}",
+                surveyor_store::redact_url(&args.db.db)
+            );
         }
     }
     let opt_out = match &args.opt_out_file {

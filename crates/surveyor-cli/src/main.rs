@@ -678,7 +678,7 @@ async fn dispatch(command: Command, kb_dir: Option<&Path>) -> Result<()> {
             eprintln!(
                 "surveyor migrate: {} store {} is at migration {version} ({description})",
                 store.backend,
-                redact(&db.db)
+                surveyor_store::redact_url(&db.db)
             );
             Ok(())
         }
@@ -692,7 +692,7 @@ async fn ingest(args: IngestArgs) -> Result<()> {
     eprintln!(
         "surveyor ingest: {observations} observations and {finished} scan ends from {} into {}",
         args.file.display(),
-        redact(&args.db.db)
+        surveyor_store::redact_url(&args.db.db)
     );
     Ok(())
 }
@@ -727,23 +727,12 @@ fn today() -> Date {
 }
 
 async fn open_store(url: &str) -> Result<Store> {
-    surveyor_store::open(url)
-        .await
-        .with_context(|| format!("could not open the store {}", redact(url)))
-}
-
-/// Hides a password in a database URL before it is printed.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+    surveyor_store::open(url).await.with_context(|| {
+        format!(
+            "could not open the store {}",
+            surveyor_store::redact_url(url)
+        )
+    })
 }
 
 /// Cancelled on the first Ctrl-C (or SIGTERM), so scans stop cleanly and servers drain.
@@ -1199,7 +1188,10 @@ async fn report(args: ReportArgs, kb_dir: Option<&Path>) -> Result<()> {
         (Some(id), _) => Some(ScanId(id)),
         (None, Some(day)) => match surveyor_store::scan_as_of(store.scans.as_ref(), day).await? {
             Some(scan) => Some(scan.id),
-            None => bail!("no scan had finished by {day} in {}", redact(&args.db.db)),
+            None => bail!(
+                "no scan had finished by {day} in {}",
+                surveyor_store::redact_url(&args.db.db)
+            ),
         },
         (None, None) => None,
     };
@@ -1211,7 +1203,7 @@ async fn report(args: ReportArgs, kb_dir: Option<&Path>) -> Result<()> {
         }) else {
             bail!(
                 "no finished scan in {}: run `surveyor scan` first",
-                redact(&args.db.db)
+                surveyor_store::redact_url(&args.db.db)
             );
         };
         stale_judgement_note(kb.as_deref(), &record);
@@ -1233,10 +1225,13 @@ async fn report(args: ReportArgs, kb_dir: Option<&Path>) -> Result<()> {
     }
     let Some(report) = surveyor_api::census_report(&store, scan).await? else {
         match scan {
-            Some(id) => bail!("no scan with id {id} in {}", redact(&args.db.db)),
+            Some(id) => bail!(
+                "no scan with id {id} in {}",
+                surveyor_store::redact_url(&args.db.db)
+            ),
             None => bail!(
                 "no finished scan in {}: run `surveyor scan` first",
-                redact(&args.db.db)
+                surveyor_store::redact_url(&args.db.db)
             ),
         }
     };
@@ -1401,7 +1396,7 @@ async fn report_diff(store: &Store, args: &ReportArgs, before: ScanId) -> Result
             Some(scan) => scan.id,
             None => bail!(
                 "no finished scan in {}: run `surveyor scan` first",
-                redact(&args.db.db)
+                surveyor_store::redact_url(&args.db.db)
             ),
         },
     };
@@ -1410,7 +1405,10 @@ async fn report_diff(store: &Store, args: &ReportArgs, before: ScanId) -> Result
         async move {
             match store.census.exchange_servers(scan).await {
                 Err(surveyor_store::StoreError::UnknownScan(_)) => {
-                    bail!("no scan with id {scan} in {}", redact(&args.db.db))
+                    bail!(
+                        "no scan with id {scan} in {}",
+                        surveyor_store::redact_url(&args.db.db)
+                    )
                 }
                 other => Ok(other?),
             }
@@ -1495,7 +1493,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
     raise_open_files();
     let store = surveyor_store::open_with(&args.db.db, options)
         .await
-        .with_context(|| format!("could not open the store {}", redact(&args.db.db)))?;
+        .with_context(|| {
+            format!(
+                "could not open the store {}",
+                surveyor_store::redact_url(&args.db.db)
+            )
+        })?;
     let pseudonym_key = match &args.pseudonym_key_file {
         Some(path) => Some(read_pseudonym_key(path)?),
         None => None,
@@ -1747,15 +1750,5 @@ mod tests {
         assert_eq!(parse_concurrency("auto"), Ok(0));
         assert_eq!(parse_concurrency("512"), Ok(512));
         assert!(parse_concurrency("0").is_err() && parse_concurrency("100001").is_err());
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgres://u:secret@db:5432/x"),
-            "postgres://u:***@db:5432/x"
-        );
-        assert_eq!(redact("postgres://u@db/x"), "postgres://u@db/x");
-        assert_eq!(redact("sqlite:surveyor.db"), "sqlite:surveyor.db");
     }
 }
