@@ -1,13 +1,14 @@
 //! The API over a real store, on SQLite and on PostgreSQL.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use surveyor_api::ApiConfig;
 use surveyor_model::{
-    Build, Evidence, ExchangeVerdict, Family, Fingerprint, Observation, Scheme, Signal, Status,
-    Support,
+    Evidence, ExchangeVerdict, Family, Fingerprint, Observation, Scheme, Signal, Status, Support,
 };
 use surveyor_store::{testing, NewScan, Role, ScanId, Store};
 use time::macros::{date, datetime};
@@ -15,25 +16,12 @@ use tower::ServiceExt;
 
 fn observation(ip: &str, verdict: Option<(Family, &str, Support)>) -> Observation {
     let exchange = verdict.map(|(family, build, support)| ExchangeVerdict {
-        family,
-        build: build.parse::<Build>().unwrap(),
-        version_name: format!("{} test", family.product_name()),
-        cu: None,
-        support,
         evidence: vec![Evidence {
             signal: Signal::OwaVersionHeader,
             source: "GET /owa/".into(),
             value: build.into(),
         }],
-        build_precision: None,
-        confidence: None,
-        support_reason: None,
-        esu_patched: false,
-        patch_level: Default::default(),
-        upgrade_path: None,
-        cves: Vec::new(),
-        exchange_online: None,
-        inconsistencies: Vec::new(),
+        ..common::verdict(family, build, support)
     });
     Observation {
         ip: ip.parse().unwrap(),

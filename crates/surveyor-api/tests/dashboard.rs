@@ -5,6 +5,8 @@
 //! says so and passes, except under `CI=true`, where it fails. Chromium only ever loads pages
 //! from the API on 127.0.0.1, and its flags stop it from calling anywhere else.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,8 +17,8 @@ use serde_json::Value;
 use surveyor_api::ApiConfig;
 use surveyor_model::observation::Confidence;
 use surveyor_model::{
-    Attribution, AttributionRule, Build, Evidence, ExchangeVerdict, Family, Fingerprint,
-    Observation, Scheme, Sector, Signal, Status, Support,
+    Attribution, AttributionRule, Evidence, ExchangeVerdict, Family, Fingerprint, Observation,
+    Scheme, Sector, Signal, Status, Support,
 };
 use surveyor_store::{testing, NewScan, Role, ScanId, Store};
 use time::macros::{date, datetime};
@@ -434,25 +436,12 @@ fn observation(
     sector: Option<Sector>,
 ) -> Observation {
     let exchange = verdict.map(|(family, build, support)| ExchangeVerdict {
-        family,
-        build: build.parse::<Build>().unwrap(),
-        version_name: format!("{} test", family.product_name()),
-        cu: None,
-        support,
         evidence: vec![Evidence {
             signal: Signal::OwaVersionHeader,
             source: "GET /owa/".into(),
             value: build.into(),
         }],
-        build_precision: None,
-        confidence: None,
-        support_reason: None,
-        esu_patched: false,
-        patch_level: Default::default(),
-        upgrade_path: None,
-        cves: Vec::new(),
-        exchange_online: None,
-        inconsistencies: Vec::new(),
+        ..common::verdict(family, build, support)
     });
     Observation {
         ip: ip.parse().unwrap(),

@@ -1,6 +1,8 @@
 //! Host lists, organisations, exports and their audit log, and per-token rates, over a real
 //! store on SQLite and PostgreSQL.
 
+mod common;
+
 use std::num::NonZeroU32;
 
 use axum::body::Body;
@@ -11,8 +13,8 @@ use parquet::record::Field;
 use serde_json::Value;
 use surveyor_api::{ApiConfig, PseudonymKey};
 use surveyor_model::{
-    Attribution, AttributionRule, Build, Evidence, ExchangeVerdict, Family, Fingerprint,
-    Observation, Organisation, Scheme, Sector, Signal, Status, Support,
+    Attribution, AttributionRule, Evidence, Family, Fingerprint, Observation, Organisation, Scheme,
+    Sector, Signal, Status, Support,
 };
 use surveyor_store::{testing, NewScan, Role, ScanId, Store};
 use time::macros::{date, datetime};
@@ -46,23 +48,7 @@ fn server(i: usize) -> Observation {
                 value: "klinikum.local".into(),
             }],
         },
-        exchange: Some(ExchangeVerdict {
-            family,
-            build: build.parse::<Build>().unwrap(),
-            version_name: format!("{} test", family.product_name()),
-            cu: None,
-            support,
-            evidence: Vec::new(),
-            build_precision: None,
-            confidence: None,
-            support_reason: None,
-            esu_patched: false,
-            patch_level: Default::default(),
-            upgrade_path: None,
-            cves: Vec::new(),
-            exchange_online: None,
-            inconsistencies: Vec::new(),
-        }),
+        exchange: Some(common::verdict(family, build, support)),
         attribution: Some(Attribution {
             organisation: if hospital { "klinikum" } else { "stadt" }.into(),
             sector: if hospital {

@@ -2,6 +2,8 @@
 //! with parameters drawn from hostile and plausible values, with and without tokens, on both
 //! backends. No answer may be a 5xx, and every error must be the documented error body.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -10,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use surveyor_api::ApiConfig;
-use surveyor_model::{Build, ExchangeVerdict, Family, Fingerprint, Observation, Scheme, Status};
+use surveyor_model::{ExchangeVerdict, Family, Fingerprint, Observation, Scheme, Status};
 use surveyor_store::{testing, NewScan, Role, Store};
 use time::macros::{date, datetime};
 use tower::ServiceExt;
@@ -94,21 +96,9 @@ fn observation(
         http_server: None,
         fingerprint: Fingerprint::default(),
         exchange: Some(ExchangeVerdict {
-            family,
-            build: build.parse::<Build>().unwrap(),
             version_name: "test".into(),
             cu: Some("CU23".into()),
-            support,
-            evidence: Vec::new(),
-            build_precision: None,
-            confidence: None,
-            support_reason: None,
-            esu_patched: false,
-            patch_level: Default::default(),
-            upgrade_path: None,
-            cves: Vec::new(),
-            exchange_online: None,
-            inconsistencies: Vec::new(),
+            ..common::verdict(family, build, support)
         }),
         attribution: None,
         asn: None,

@@ -3,6 +3,8 @@
 //! type that would change what clients read fails here; a change meant to be made rewrites the
 //! files (`SURVEYOR_WIRE_UPDATE=1`) and shows in the commit's diff.
 
+mod common;
+
 use std::path::PathBuf;
 
 use axum::body::Body;
@@ -10,8 +12,8 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use surveyor_api::ApiConfig;
 use surveyor_model::{
-    Attribution, AttributionRule, Build, Evidence, ExchangeVerdict, Family, Fingerprint,
-    Observation, Organisation, Scheme, Sector, Signal, Status, Support,
+    Attribution, AttributionRule, Evidence, ExchangeVerdict, Family, Fingerprint, Observation,
+    Organisation, Scheme, Sector, Signal, Status, Support,
 };
 use surveyor_store::{testing, KbRef, NewJudgement, NewScan, Role, Store};
 use time::macros::{date, datetime};
@@ -62,21 +64,8 @@ fn observation(last: u8, exchange: Option<(Family, &str, Support)>, org: &str) -
             }],
         },
         exchange: exchange.map(|(family, build, support)| ExchangeVerdict {
-            family,
-            build: build.parse::<Build>().unwrap(),
-            version_name: format!("{} test", family.product_name()),
             cu: Some("CU23".into()),
-            support,
-            evidence: Vec::new(),
-            build_precision: None,
-            confidence: None,
-            support_reason: None,
-            esu_patched: false,
-            patch_level: Default::default(),
-            upgrade_path: None,
-            cves: Vec::new(),
-            exchange_online: None,
-            inconsistencies: Vec::new(),
+            ..common::verdict(family, build, support)
         }),
         attribution: Some(Attribution {
             organisation: org.into(),
