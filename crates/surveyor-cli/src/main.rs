@@ -7,7 +7,6 @@ mod notify;
 mod progress;
 mod registry;
 mod rejudge;
-mod report;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -1180,7 +1179,10 @@ async fn report(args: ReportArgs, kb_dir: Option<&Path>) -> Result<()> {
         if args.format == "json" {
             println!("{}", serde_json::to_string_pretty(&points)?);
         } else {
-            print!("{}", report::render_trend(&args.group_by, &points));
+            print!(
+                "{}",
+                surveyor_api::text::render_trend(&args.group_by, &points)
+            );
         }
         return Ok(());
     }
@@ -1218,7 +1220,7 @@ async fn report(args: ReportArgs, kb_dir: Option<&Path>) -> Result<()> {
         } else {
             print!(
                 "{}",
-                report::render_groups(&record, &args.group_by, &groups)
+                surveyor_api::text::render_groups(&record, &args.group_by, &groups)
             );
         }
         return Ok(());
@@ -1239,7 +1241,7 @@ async fn report(args: ReportArgs, kb_dir: Option<&Path>) -> Result<()> {
     if args.format == "json" {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report::render(&report));
+        print!("{}", surveyor_api::text::render(&report));
     }
     Ok(())
 }
@@ -1419,7 +1421,10 @@ async fn report_diff(store: &Store, args: &ReportArgs, before: ScanId) -> Result
         let doc = serde_json::json!({ "before": before.0, "after": after.0, "diff": diff });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        print!("{}", report::render_diff(before.0, after.0, &diff));
+        print!(
+            "{}",
+            surveyor_api::text::render_diff(before.0, after.0, &diff)
+        );
     }
     Ok(())
 }
@@ -1641,7 +1646,7 @@ async fn demo(args: DemoArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
     let report = surveyor_api::census_report(&store, Some(outcome.scan))
         .await?
         .context("the demo scan is missing from the store")?;
-    print!("{}", report::render(&report));
+    print!("{}", surveyor_api::text::render(&report));
     let by_sector = [
         surveyor_store::Dimension::Sector,
         surveyor_store::Dimension::Support,
@@ -1652,7 +1657,7 @@ async fn demo(args: DemoArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         .await?;
     print!(
         "\n{}",
-        report::render_groups(&report.scan, &by_sector, &groups)
+        surveyor_api::text::render_groups(&report.scan, &by_sector, &groups)
     );
     std::io::stdout().flush()?;
     if args.no_serve {

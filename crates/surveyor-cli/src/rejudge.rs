@@ -107,7 +107,7 @@ async fn print(
         changes.exchange_online
     );
     if let Some(after) = after {
-        print!("{}", crate::report::render(&after));
+        print!("{}", surveyor_api::text::render(&after));
     }
     Ok(())
 }
