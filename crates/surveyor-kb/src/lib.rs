@@ -15,6 +15,7 @@ pub mod esu;
 pub mod exchange_online;
 mod knowledge;
 pub mod lifecycle;
+mod show;
 mod table;
 mod verdict;
 
@@ -26,5 +27,6 @@ pub use esu::{EsuPeriod, EsuTable};
 pub use exchange_online::{ExchangeOnlineTable, MinimumBuild};
 pub use knowledge::{KbError, KbStamp, KnowledgeBase, Sources, FILES};
 pub use lifecycle::{end_of_support, support_on, Lifecycle, LifecycleTable};
+pub use show::{check_summary, enforcement_document, ShowError, Shown};
 pub use table::TableError;
 pub use verdict::{classify, version_name, Assessment};
