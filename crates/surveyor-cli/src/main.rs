@@ -507,90 +507,19 @@ struct TestbedArgs {
     /// `per-host` (an empty address refuses, as on the Internet; bounded by the open-file
     /// limit), `shared` (one loopback-only listener per port; empty addresses accept and
     /// reset) or `auto` (per-host while it fits).
-    #[arg(long, default_value = "auto", value_parser = parse_listeners)]
+    #[arg(long, default_value = "auto")]
     listeners: surveyor_testbed::Listeners,
     /// Delay every host's answers by its own round-trip time, drawn from this range in
     /// milliseconds (`20-200`, or `80` for all alike) and jittered by ±10 % per answer, as
     /// far-away servers answer (docs/testbed.md, "Dark space and distance"). The truth's
     /// `rtt_ms` gives each host's.
-    #[arg(long, value_name = "MS[-MS]", value_parser = parse_rtt)]
+    #[arg(long, value_name = "MS[-MS]")]
     rtt: Option<surveyor_testbed::RttRange>,
     /// Share of live hosts (0 to 1) whose HTTPS connections stall mid-way and stay silent
     /// until the client gives up; the truth's `stall` says where, `expected_status` is
     /// io-timeout.
     #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
     stall_share: f64,
-}
-
-fn parse_rtt(text: &str) -> Result<surveyor_testbed::RttRange, String> {
-    surveyor_testbed::RttRange::parse(text).ok_or_else(|| {
-        format!(
-            "expected milliseconds MIN-MAX or MS (at most {}), not {text:?}",
-            surveyor_testbed::RttRange::MAX_MS
-        )
-    })
-}
-
-fn parse_listeners(text: &str) -> Result<surveyor_testbed::Listeners, String> {
-    surveyor_testbed::Listeners::parse(text)
-        .ok_or_else(|| format!("expected auto, per-host or shared, not {text:?}"))
-}
-
-/// Splits `--ports` of the test-bed into its https, http and smtp ports.
-fn testbed_ports(list: &[String]) -> Result<(u16, Option<u16>, Option<u16>)> {
-    let (mut https, mut http, mut smtp) = (None, None, None);
-    for item in list {
-        let (port, proto) = match item.trim().split_once('/') {
-            Some((p, proto)) => (p, proto.trim().to_ascii_lowercase()),
-            None => {
-                let proto = match item.trim() {
-                    "80" | "8080" => "http",
-                    "25" | "587" => "smtp",
-                    _ => "https",
-                };
-                (item.trim(), proto.to_string())
-            }
-        };
-        let port: u16 = port
-            .parse()
-            .with_context(|| format!("--ports: {item:?} is not a port"))?;
-        let slot = match proto.as_str() {
-            "https" => &mut https,
-            "http" => &mut http,
-            "smtp" => &mut smtp,
-            other => bail!("--ports: {other:?} is not https, http or smtp"),
-        };
-        if slot.replace(port).is_some() {
-            bail!("--ports: two ports for {proto}");
-        }
-    }
-    Ok((https.unwrap_or(0), http, smtp))
-}
-
-fn parse_weights(spec: &str) -> Result<surveyor_testbed::FamilyWeights> {
-    let mut w = surveyor_testbed::FamilyWeights::default();
-    for pair in spec.split(',') {
-        let (family, n) = pair
-            .split_once('=')
-            .with_context(|| format!("--weights: {pair:?} is not FAMILY=N"))?;
-        let n: u32 = n
-            .trim()
-            .parse()
-            .with_context(|| format!("--weights: {n:?} is not a number"))?;
-        let slot = match family.trim().to_ascii_lowercase().as_str() {
-            "se" => &mut w.se,
-            "2019" => &mut w.ex2019,
-            "2016" => &mut w.ex2016,
-            "2013" => &mut w.ex2013,
-            "2010" => &mut w.ex2010,
-            "2007" => &mut w.ex2007,
-            other => {
-                bail!("--weights: unknown family {other:?} (se, 2019, 2016, 2013, 2010, 2007)")
-            }
-        };
-        *slot = n;
-    }
-    Ok(w)
 }
 
 fn main() -> ExitCode {
@@ -1674,16 +1603,19 @@ async fn demo(args: DemoArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
 }
 
 async fn testbed(args: TestbedArgs) -> Result<()> {
-    let (port, http_port, smtp_port) = testbed_ports(&args.ports)?;
+    let ports = surveyor_testbed::ServicePorts::parse(&args.ports)
+        .map_err(|e| anyhow::anyhow!("--ports: {e}"))?;
     let options = surveyor_testbed::FleetOptions {
         family_weights: match &args.weights {
-            Some(spec) => parse_weights(spec)?,
+            Some(spec) => spec
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--weights: {e}"))?,
             None => surveyor_testbed::FamilyWeights::default(),
         },
         hostile_share: args.hostile_share,
         non_exchange_share: args.non_exchange_share,
-        smtp_port,
-        http_port,
+        smtp_port: ports.smtp,
+        http_port: ports.http,
         dns_port: args.dns,
         listeners: args.listeners,
         rtt: args.rtt,
@@ -1694,7 +1626,7 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
         hosts: args.hosts,
         seed: args.seed,
         net: args.net,
-        port,
+        port: ports.https,
     };
     let bed = surveyor_testbed::Testbed::start_with(config, options)
         .await

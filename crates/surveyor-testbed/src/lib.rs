@@ -154,6 +154,20 @@ impl std::fmt::Display for RttRange {
     }
 }
 
+impl std::str::FromStr for RttRange {
+    type Err = OptionError;
+
+    /// [`RttRange::parse`], saying what was expected.
+    fn from_str(text: &str) -> Result<RttRange, OptionError> {
+        RttRange::parse(text).ok_or_else(|| {
+            OptionError(format!(
+                "expected milliseconds MIN-MAX or MS (at most {}), not {text:?}",
+                RttRange::MAX_MS
+            ))
+        })
+    }
+}
+
 /// How the fleet's hosts get their sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Listeners {
@@ -177,6 +191,69 @@ impl Listeners {
             "shared" => Some(Listeners::Shared),
             _ => None,
         }
+    }
+}
+
+impl std::str::FromStr for Listeners {
+    type Err = OptionError;
+
+    fn from_str(text: &str) -> Result<Listeners, OptionError> {
+        Listeners::parse(text)
+            .ok_or_else(|| OptionError(format!("expected auto, per-host or shared, not {text:?}")))
+    }
+}
+
+/// A fleet option given as text that does not parse; the message says what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct OptionError(String);
+
+/// The ports a fleet serves: HTTPS on every host, optionally plain HTTP and SMTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServicePorts {
+    /// 0 picks a free port.
+    pub https: u16,
+    pub http: Option<u16>,
+    pub smtp: Option<u16>,
+}
+
+impl ServicePorts {
+    /// Reads `PORT/SERVICE` items (`443/https`, `0/smtp`); a bare port is HTTP for 80 and
+    /// 8080, SMTP for 25 and 587, else HTTPS. At most one port per service; no HTTPS port
+    /// means 0.
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<ServicePorts, OptionError> {
+        let (mut https, mut http, mut smtp) = (None, None, None);
+        for item in items {
+            let item = item.as_ref();
+            let (port, proto) = match item.trim().split_once('/') {
+                Some((p, proto)) => (p, proto.trim().to_ascii_lowercase()),
+                None => {
+                    let proto = match item.trim() {
+                        "80" | "8080" => "http",
+                        "25" | "587" => "smtp",
+                        _ => "https",
+                    };
+                    (item.trim(), proto.to_string())
+                }
+            };
+            let port: u16 = port
+                .parse()
+                .map_err(|e| OptionError(format!("{item:?} is not a port: {e}")))?;
+            let slot = match proto.as_str() {
+                "https" => &mut https,
+                "http" => &mut http,
+                "smtp" => &mut smtp,
+                other => return Err(OptionError(format!("{other:?} is not https, http or smtp"))),
+            };
+            if slot.replace(port).is_some() {
+                return Err(OptionError(format!("two ports for {proto}")));
+            }
+        }
+        Ok(ServicePorts {
+            https: https.unwrap_or(0),
+            http,
+            smtp,
+        })
     }
 }
 
@@ -256,6 +333,40 @@ impl Default for FamilyWeights {
             ex2010: 3,
             ex2007: 1,
         }
+    }
+}
+
+impl std::str::FromStr for FamilyWeights {
+    type Err = OptionError;
+
+    /// Reads `FAMILY=N` pairs, comma separated (`se=8,2019=45`); families not named keep
+    /// their default weight.
+    fn from_str(spec: &str) -> Result<FamilyWeights, OptionError> {
+        let mut w = FamilyWeights::default();
+        for pair in spec.split(',') {
+            let (family, n) = pair
+                .split_once('=')
+                .ok_or_else(|| OptionError(format!("{pair:?} is not FAMILY=N")))?;
+            let n: u32 = n
+                .trim()
+                .parse()
+                .map_err(|e| OptionError(format!("{n:?} is not a number: {e}")))?;
+            let slot = match family.trim().to_ascii_lowercase().as_str() {
+                "se" => &mut w.se,
+                "2019" => &mut w.ex2019,
+                "2016" => &mut w.ex2016,
+                "2013" => &mut w.ex2013,
+                "2010" => &mut w.ex2010,
+                "2007" => &mut w.ex2007,
+                other => {
+                    return Err(OptionError(format!(
+                        "unknown family {other:?} (se, 2019, 2016, 2013, 2010, 2007)"
+                    )))
+                }
+            };
+            *slot = n;
+        }
+        Ok(w)
     }
 }
 
@@ -1153,5 +1264,60 @@ mod support_tests {
             }
         }
         assert!(exchange.iter().any(|t| t.family == "SE"));
+    }
+}
+
+#[cfg(test)]
+mod option_tests {
+    use super::*;
+
+    #[test]
+    fn service_ports_take_a_service_or_guess_it_from_the_port() {
+        let check = |items: &[&str], expected: Result<ServicePorts, &str>| {
+            let got = ServicePorts::parse(items).map_err(|e| e.to_string());
+            assert_eq!(got, expected.map_err(str::to_string), "{items:?}");
+        };
+        let ports = |https, http, smtp| ServicePorts { https, http, smtp };
+        check(&[], Ok(ports(0, None, None)));
+        check(&["443", "80", "25"], Ok(ports(443, Some(80), Some(25))));
+        check(&["0/https", " 0/SMTP "], Ok(ports(0, None, Some(0))));
+        check(&["8443/https", "8080"], Ok(ports(8443, Some(8080), None)));
+        check(
+            &["x/https"],
+            Err("\"x/https\" is not a port: invalid digit found in string"),
+        );
+        check(&["25/ftp"], Err("\"ftp\" is not https, http or smtp"));
+        check(&["443", "8443"], Err("two ports for https"));
+    }
+
+    #[test]
+    fn family_weights_replace_only_the_families_named() {
+        let w: FamilyWeights = "se=8, 2019 = 45,2007=0".parse().unwrap();
+        assert_eq!((w.se, w.ex2019, w.ex2007), (8, 45, 0));
+        assert_eq!(w.ex2016, FamilyWeights::default().ex2016);
+        let err = |spec: &str| spec.parse::<FamilyWeights>().unwrap_err().to_string();
+        assert_eq!(err("se"), "\"se\" is not FAMILY=N");
+        assert_eq!(
+            err("se=x"),
+            "\"x\" is not a number: invalid digit found in string"
+        );
+        assert_eq!(
+            err("2003=1"),
+            "unknown family \"2003\" (se, 2019, 2016, 2013, 2010, 2007)"
+        );
+    }
+
+    #[test]
+    fn rtt_and_listeners_say_what_they_expected() {
+        assert_eq!("20-200".parse(), Ok(RttRange::new(20, 200).unwrap()));
+        assert_eq!(
+            "20000".parse::<RttRange>().unwrap_err().to_string(),
+            "expected milliseconds MIN-MAX or MS (at most 10000), not \"20000\""
+        );
+        assert_eq!("shared".parse(), Ok(Listeners::Shared));
+        assert_eq!(
+            "all".parse::<Listeners>().unwrap_err().to_string(),
+            "expected auto, per-host or shared, not \"all\""
+        );
     }
 }
