@@ -5,20 +5,18 @@
 //! it is planned, because it is part of the outbox row and its idempotency key; `send` only
 //! supplies what delivery needs (the webhook secret, the SMTP relay) and the retry policy.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
 use surveyor_notify::deliver::{self, Clock, DeliveryConfig, RetryPolicy};
 use surveyor_notify::intelmq::Feed;
 use surveyor_notify::{
-    files, NetworkContacts, Plan, PlanConfig, Rendered, Routes, SendReport, SmtpConfig, SmtpTls,
+    files, NetworkContacts, OutboxStatus, PlanConfig, Routes, SendReport, SmtpConfig, SmtpTls,
     Templates, WebhookConfig,
 };
-use surveyor_store::{Notification, NotificationStatus, ScanId, Store, Suppression};
+use surveyor_store::{ScanId, Store, Suppression};
 use time::{Date, OffsetDateTime};
 
 use crate::DbArg;
@@ -235,7 +233,7 @@ async fn plan(args: PlanArgs, store: &Store) -> Result<()> {
     let mut doc = match &args.out {
         Some(dir) => files::write_plan(dir, &plan, &rendered)
             .with_context(|| format!("could not write the bundles to {}", dir.display()))?,
-        None => summary(&plan, &rendered),
+        None => surveyor_notify::plan_summary(&plan, &rendered),
     };
     let routes = Routes {
         webhook: args.webhook.clone(),
@@ -308,54 +306,21 @@ async fn send(args: SendArgs, store: &Store) -> Result<()> {
 }
 
 async fn status(args: StatusArgs, store: &Store) -> Result<()> {
-    let notifications = store
-        .notifications
-        .notifications(args.scan.map(ScanId))
-        .await?;
-    let mut rows = Vec::with_capacity(notifications.len());
-    let mut counts: BTreeMap<&str, usize> = ["pending", "delivered", "failed"]
-        .into_iter()
-        .map(|s| (s, 0))
-        .collect();
-    for n in &notifications {
-        *counts.entry(n.status.as_str()).or_default() += 1;
-        let log = store.notifications.deliveries(n.id).await?;
-        rows.push(status_row(n, serde_json::to_value(log)?));
-    }
-    let suppressions = store
-        .notifications
-        .suppressions(OffsetDateTime::now_utc())
-        .await?;
+    let now = OffsetDateTime::now_utc();
+    let status =
+        OutboxStatus::read(store.notifications.as_ref(), args.scan.map(ScanId), now).await?;
     if args.format == "json" {
-        let doc = json!({
-            "counts": counts,
-            "notifications": rows,
-            "suppressions": suppressions,
-        });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        println!("{}", serde_json::to_string_pretty(&status.document())?);
         return Ok(());
     }
-    println!("id\tscan\tbundle\tchannel\tdestination\tstatus\tattempts\tlast error");
-    for r in &rows {
-        println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            r["id"],
-            r["scan"],
-            r["bundle"].as_str().unwrap_or(""),
-            r["channel"].as_str().unwrap_or(""),
-            r["destination"].as_str().unwrap_or(""),
-            r["status"].as_str().unwrap_or(""),
-            r["attempts"],
-            r["last_error"].as_str().unwrap_or("")
-        );
-    }
+    print!("{}", status.table());
     eprintln!(
         "surveyor notify: {} notifications: {} pending, {} delivered, {} failed; {} suppressions",
-        notifications.len(),
-        counts["pending"],
-        counts["delivered"],
-        counts["failed"],
-        suppressions.len()
+        status.rows.len(),
+        status.counts["pending"],
+        status.counts["delivered"],
+        status.counts["failed"],
+        status.suppressions.len()
     );
     Ok(())
 }
@@ -380,56 +345,6 @@ async fn suppress(args: SuppressArgs, store: &Store) -> Result<()> {
         .map_or("until lifted".to_string(), |d| format!("until {d}"));
     eprintln!("surveyor notify: {} is suppressed {until}", args.target);
     Ok(())
-}
-
-/// The plan as the manifest describes it, without files.
-fn summary(plan: &Plan, rendered: &[Rendered]) -> Value {
-    let bundles: Vec<Value> = rendered
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.bundle.id,
-                "recipient": r.bundle.recipient,
-                "language": r.bundle.recipient.language,
-                "findings": r.bundle.findings.len(),
-                "reminders": r.bundle.findings.iter().filter(|f| f.reminder).count(),
-                "subject": r.email.subject,
-            })
-        })
-        .collect();
-    json!({
-        "scan": plan.scan.0,
-        "as_of": plan.as_of.to_string(),
-        "bundles": bundles,
-        "unrouted": plan.unrouted.iter().map(|(ip, port)| json!({"ip": ip, "port": port})).collect::<Vec<_>>(),
-        "suppressed": plan.suppressed,
-        "within_window": plan.within_window,
-    })
-}
-
-/// One notification without its payload, with its delivery log.
-fn status_row(n: &Notification, deliveries: Value) -> Value {
-    json!({
-        "id": n.id,
-        "scan": n.scan.0,
-        "bundle": n.payload.get("bundle"),
-        "recipient": n.recipient,
-        "channel": n.channel,
-        "destination": n.destination,
-        "idempotency_key": n.idempotency_key,
-        "status": n.status,
-        "attempts": n.attempts,
-        "created_at": rfc3339(n.created_at),
-        "next_attempt_at": (n.status == NotificationStatus::Pending).then(|| rfc3339(n.next_attempt_at)),
-        "delivered_at": n.delivered_at.map(rfc3339),
-        "last_error": n.last_error,
-        "deliveries": deliveries,
-    })
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }
 
 /// Raw `send` flags into the library's validated delivery config.

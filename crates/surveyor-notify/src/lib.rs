@@ -3,7 +3,8 @@
 //! English), and delivered by webhook, SMTP or files through an outbox in the store.
 //!
 //! - [`plan::plan`] (pure) decides who is told what; [`render`] turns a bundle into the
-//!   payload the outbox keeps; [`files`] writes bundles and a manifest to a directory.
+//!   payload the outbox keeps; [`files`] writes bundles and a manifest to a directory;
+//!   [`show`] is what the binary shows of a plan and of the outbox.
 //! - [`deliver`] takes due notifications from the store's outbox, sends each, logs every attempt
 //!   and retries with exponential back-off; receivers drop repeats by idempotency key.
 
@@ -14,6 +15,7 @@ pub mod intelmq;
 pub mod plan;
 pub mod render;
 pub mod shadowserver;
+pub mod show;
 
 pub use deliver::{
     Clock, DeliveryConfig, RetryPolicy, SendReport, SmtpConfig, SmtpTls, WebhookConfig,
@@ -21,6 +23,7 @@ pub use deliver::{
 pub use email::{Email, Part, Templates};
 pub use plan::{plan, Bundle, Finding, Language, NetworkContacts, Plan, PlanConfig, Reason};
 pub use render::{enqueue, idempotency_key, render, render_all, EnqueueReport, Rendered, Routes};
+pub use show::{plan_summary, OutboxStatus};
 
 /// Why planning, rendering or delivery failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
