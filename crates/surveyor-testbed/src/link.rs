@@ -1,6 +1,5 @@
-//! Distance in user space: a delay line between a connection's socket and the host that
-//! serves it, which holds every byte the host sends for one round trip and can cut the
-//! connection off for ever mid-way.
+//! Distance in user space: a delay line on a connection's socket that holds every byte the
+//! host sends for one round trip and can cut the connection off for ever mid-way.
 //!
 //! The kernel answers the SYN, so a user-space server cannot make `connect()` slow. What it
 //! controls is when its bytes leave: the host starts one round trip after the accept (the
@@ -10,13 +9,23 @@
 //! would over a link with that round-trip time; only `connect()` itself stays instant.
 //! Bytes from the client pass at once: the delay line charges the whole round trip to the
 //! answer, where the client can see it.
+//!
+//! Runtime shape: the host reads the socket itself and writes into a queue ([`HostIo`]); the
+//! line ([`carry`]'s second future, in the same task) releases each queued write to the
+//! socket when its round trip is up. No pipe and no relay task between them: the line costs
+//! one copy of what the host writes and one timer per answer.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 use crate::plan::Stall;
@@ -34,8 +43,6 @@ pub(crate) const STALL_HOLD: Duration = Duration::from_secs(120);
 const LINGER: Duration = Duration::from_secs(2);
 /// A client that stops reading makes a write give up after this long.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// What one read from the host takes at most.
-const CHUNK: usize = 16 * 1024;
 
 /// One connection's distance: its round trip, jitter and stall.
 pub(crate) struct Link {
@@ -59,107 +66,203 @@ impl Link {
     }
 }
 
-/// Carries one connection between the client's socket (`outside`) and the host serving it
-/// (`inside`, the other end of a duplex pipe) until both are done, as `link` says.
+/// Serves one connection through the delay line: `host` runs on [`HostIo`] over the
+/// client's socket (`read`, `write`), as `link` says, until it is done and its bytes are out;
+/// then the connection lingers, or is held open if it stalls.
 ///
 /// The caller bounds it with its cancellation token; a stalled connection ends when the
 /// client leaves or after [`STALL_HOLD`].
-pub(crate) async fn run<T>(outside: T, inside: DuplexStream, mut link: Link)
+pub(crate) async fn carry<R, W, H>(read: R, write: W, mut link: Link, host: H)
 where
-    T: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    H: AsyncFnOnce(&mut HostIo<R>),
 {
     // The round trip of the TCP handshake, which the kernel did not let us delay: the host
     // hears the client and starts talking only now.
     sleep(link.delay()).await;
     let stalled = link.stall.is_some();
-    let (mut from_client, mut to_client) = tokio::io::split(outside);
-    let (mut from_host, mut to_host) = tokio::io::split(inside);
-    let up = upstream(&mut from_client, &mut to_host);
-    let down = downstream(&mut from_host, &mut to_client, &mut link);
-    tokio::pin!(up, down);
-    tokio::select! {
-        () = &mut up => {
-            // The client has left (or stopped sending): the host sees the end of its input
-            // and finishes; its remaining bytes still go out if the client reads them.
-            down.await;
+    let shared = Arc::new(Mutex::new(Queue::new(link)));
+    let mut io = HostIo {
+        read,
+        queue: shared.clone(),
+    };
+    let ((), mut write) = tokio::join!(
+        async {
+            host(&mut io).await;
+            io.finish();
+        },
+        release(write, shared),
+    );
+    if !stalled {
+        let _ = timeout(WRITE_TIMEOUT, write.shutdown()).await;
+    }
+    // A stalled connection stays open and silent until the client gives up; any other
+    // lingers briefly so the client reads what was sent. The client's leaving ends both.
+    let hold = if stalled { STALL_HOLD } else { LINGER };
+    let mut scratch = [0u8; 4096];
+    let _ = timeout(hold, async {
+        while matches!(io.read.read(&mut scratch).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+/// The host's side of the line: reads come straight from the client's socket, writes go
+/// into the queue, to be released one round trip later. A full queue ([`WINDOW`]) makes
+/// writes wait; a client that can no longer be written to makes them fail.
+pub(crate) struct HostIo<R> {
+    read: R,
+    queue: Arc<Mutex<Queue>>,
+}
+
+impl<R> HostIo<R> {
+    /// The host has nothing more to send.
+    fn finish(&self) {
+        let mut q = lock(&self.queue);
+        q.host_done = true;
+        wake(&mut q.line);
+    }
+}
+
+impl<R> Drop for HostIo<R> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for HostIo<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl<R> AsyncWrite for HostIo<R> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut q = lock(&self.queue);
+        if q.broken {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
-        () = &mut down => {
-            // The host is done. A stalled connection stays open and silent until the client
-            // gives up; any other lingers briefly so the client reads what was sent.
-            let hold = if stalled { STALL_HOLD } else { LINGER };
-            let _ = timeout(hold, up).await;
+        let room = WINDOW.saturating_sub(q.queued);
+        if room == 0 {
+            q.host = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let taken = &buf[..buf.len().min(room)];
+        let passed = q.cut.pass(taken);
+        if passed > 0 {
+            let release = (Instant::now() + q.link.delay()).max(q.last_release);
+            q.last_release = release;
+            q.queued += passed;
+            q.chunks.push_back((release, taken[..passed].to_vec()));
+            wake(&mut q.line);
+        }
+        Poll::Ready(Ok(taken.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Written bytes are on the wire as far as the host can tell.
+        if lock(&self.queue).broken {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.finish();
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// What the host has written and the line not yet released.
+struct Queue {
+    link: Link,
+    cut: Cut,
+    /// Each write with the instant it may leave, in order.
+    chunks: VecDeque<(Instant, Vec<u8>)>,
+    /// Bytes in `chunks` and the one being written.
+    queued: usize,
+    last_release: Instant,
+    host_done: bool,
+    /// The client can no longer be written to.
+    broken: bool,
+    /// The line, waiting for a chunk.
+    line: Option<Waker>,
+    /// The host, waiting for room.
+    host: Option<Waker>,
+}
+
+impl Queue {
+    fn new(link: Link) -> Queue {
+        Queue {
+            cut: Cut::new(link.stall),
+            link,
+            chunks: VecDeque::new(),
+            queued: 0,
+            last_release: Instant::now(),
+            host_done: false,
+            broken: false,
+            line: None,
+            host: None,
         }
     }
 }
 
-/// Client to host, undelayed. Ends at the client's end of input (or an error), which the
-/// host then sees. Once the host has stopped reading, input is read and dropped.
-async fn upstream<R, W>(from_client: &mut R, to_host: &mut W)
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; CHUNK];
-    let mut forward = true;
+fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    // A panic while holding the lock cannot leave the queue inconsistent.
+    queue.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn wake(waker: &mut Option<Waker>) {
+    if let Some(w) = waker.take() {
+        w.wake();
+    }
+}
+
+/// Host to client: each chunk is written when its round trip is up, never before the chunk
+/// ahead of it. Ends when the host has finished and everything it sent is out, or when the
+/// client can no longer be written to; gives the socket back.
+async fn release<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<Mutex<Queue>>) -> W {
     loop {
-        match from_client.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if forward && to_host.write_all(&buf[..n]).await.is_err() {
-                    forward = false;
+        let next = poll_fn(|cx| {
+            let mut q = lock(&queue);
+            match q.chunks.front() {
+                Some((at, _)) => Poll::Ready(Some(*at)),
+                None if q.host_done => Poll::Ready(None),
+                None => {
+                    q.line = Some(cx.waker().clone());
+                    Poll::Pending
                 }
             }
+        })
+        .await;
+        let Some(at) = next else { return write };
+        sleep_until(at).await;
+        let (_, bytes) = lock(&queue)
+            .chunks
+            .pop_front()
+            .expect("only the line takes chunks");
+        let written = timeout(WRITE_TIMEOUT, async {
+            write.write_all(&bytes).await?;
+            write.flush().await
+        })
+        .await;
+        let mut q = lock(&queue);
+        q.queued -= bytes.len();
+        if !matches!(written, Ok(Ok(()))) {
+            q.broken = true;
+            q.chunks.clear();
+            wake(&mut q.host);
+            return write;
         }
-    }
-    let _ = to_host.shutdown().await;
-}
-
-/// Host to client through the delay line: each chunk the host writes is released one
-/// (jittered) round trip later, never before the chunk ahead of it. Ends when the host has
-/// finished and everything it sent is out (then the client sees the end, unless the
-/// connection stalls), or when the client can no longer be written to.
-async fn downstream<R, W>(from_host: &mut R, to_client: &mut W, link: &mut Link)
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut queue: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
-    let mut queued = 0;
-    let mut last_release = Instant::now();
-    let mut cut = Cut::new(link.stall);
-    let mut host_done = false;
-    let mut buf = vec![0u8; CHUNK];
-    while !(host_done && queue.is_empty()) {
-        let due = queue.front().map(|(at, _)| *at);
-        tokio::select! {
-            read = from_host.read(&mut buf), if !host_done && queued < WINDOW => match read {
-                Ok(0) | Err(_) => host_done = true,
-                Ok(n) => {
-                    let passed = cut.pass(&buf[..n]);
-                    if passed > 0 {
-                        let release = (Instant::now() + link.delay()).max(last_release);
-                        last_release = release;
-                        queued += passed;
-                        queue.push_back((release, buf[..passed].to_vec()));
-                    }
-                }
-            },
-            () = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                let (_, bytes) = queue.pop_front().expect("due is the front's release");
-                queued -= bytes.len();
-                let written = timeout(WRITE_TIMEOUT, async {
-                    to_client.write_all(&bytes).await?;
-                    to_client.flush().await
-                })
-                .await;
-                if !matches!(written, Ok(Ok(()))) {
-                    return;
-                }
-            }
-        }
-    }
-    if link.stall.is_none() {
-        let _ = timeout(WRITE_TIMEOUT, to_client.shutdown()).await;
+        wake(&mut q.host);
     }
 }
 
@@ -211,7 +314,7 @@ impl Cut {
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
-    use tokio::io::duplex;
+    use tokio::io::{duplex, DuplexStream};
     use tokio::time::timeout;
 
     use super::*;
@@ -225,11 +328,32 @@ mod tests {
         }
     }
 
-    /// A client socket and a host pipe joined by `link`, running on a task of its own.
+    /// What the tests' hosts write at a time at most.
+    const CHUNK: usize = 16 * 1024;
+
+    /// A client socket and a host pipe joined by `link`, running on a task of its own. The
+    /// test plays the host on the pipe: a bridge copies it to and from the [`HostIo`], and
+    /// ends when the test's host does.
     fn connect(link: Link) -> (DuplexStream, DuplexStream) {
         let (client, outside) = duplex(WINDOW);
         let (host, inside) = duplex(WINDOW);
-        tokio::spawn(run(outside, inside, link));
+        let (read, write) = tokio::io::split(outside);
+        tokio::spawn(carry(read, write, link, async move |io: &mut HostIo<_>| {
+            let (mut from_host, mut to_host) = tokio::io::split(inside);
+            let (mut from_client, mut to_client) = tokio::io::split(io);
+            let up = async {
+                let _ = tokio::io::copy(&mut from_client, &mut to_host).await;
+                let _ = to_host.shutdown().await;
+            };
+            let down = async {
+                let _ = tokio::io::copy(&mut from_host, &mut to_client).await;
+            };
+            tokio::pin!(up, down);
+            tokio::select! {
+                () = &mut down => {}
+                () = &mut up => down.await,
+            }
+        }));
         (client, host)
     }
 

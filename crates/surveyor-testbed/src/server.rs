@@ -252,9 +252,8 @@ async fn serve_connection(
         }
         return;
     }
-    // The host talks to one end of a pipe; the delay line carries the other end to the
-    // socket. Its jitter has a stream of its own, so answers stay what they were.
-    let (inside, outside) = tokio::io::duplex(link::WINDOW);
+    // The host serves the socket through the delay line. Its jitter has a stream of its
+    // own, so answers stay what they were.
     let link = link::Link {
         rtt: host.plan.rtt.unwrap_or_default(),
         jitter: link::JITTER,
@@ -263,14 +262,12 @@ async fn serve_connection(
             host.plan.seed ^ n.wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ 0x6c69_6e6b,
         ),
     };
+    let (read, write) = stream.into_split();
     tokio::select! {
         () = cancel.cancelled() => {}
-        _ = async {
-            tokio::join!(
-                link::run(stream, outside, link),
-                serve(inside, &host, service, peer, &mut rng),
-            )
-        } => {}
+        () = link::carry(read, write, link, async |io: &mut link::HostIo<_>| {
+            serve(io, &host, service, peer, &mut rng).await;
+        }) => {}
     }
 }
 
