@@ -10,12 +10,12 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use ipnet::IpNet;
 use surveyor_kb::KnowledgeBase;
-use surveyor_run::census::{self, JobStatus, NewCensus, WorkerConfig, WorkerEvent};
+use surveyor_run::census::{self, NewCensus, WorkerConfig, WorkerEvent};
 use surveyor_run::spec::{defaults, ExplicitTarget, Probing, ScanSpec};
 use surveyor_scan::targets::{self, Entry, InputFormat, OptOut};
 use surveyor_scan::{Exclusions, PortSpec};
-use surveyor_store::{Control, ShardState, Store};
-use time::{Date, OffsetDateTime};
+use surveyor_store::{Control, Store};
+use time::Date;
 
 use crate::{DbArg, ProbeArgs};
 
@@ -316,71 +316,9 @@ async fn status(store: &Store, name: Option<&str>, format: &str, url: &str) -> R
         println!("no census in {}", surveyor_store::redact_url(url));
     }
     for s in &all {
-        print!("{}", render_status(s, now));
+        print!("{}", s.text(now));
     }
     Ok(())
-}
-
-fn render_status(s: &JobStatus, now: OffsetDateTime) -> String {
-    use std::fmt::Write as _;
-    let percent = if s.targets_total == 0 {
-        100.0
-    } else {
-        100.0 * s.targets_done as f64 / s.targets_total as f64
-    };
-    let mut out = format!(
-        "census {} (scan {}): {}, {} shards, {} of {} targets ({percent:.1} %), {} observations",
-        s.job.name,
-        s.job.scan,
-        s.job.state.as_str(),
-        s.job.shards,
-        s.targets_done,
-        s.targets_total,
-        s.observations
-    );
-    if let Some(rate) = s.rate {
-        let _ = write!(out, ", {rate:.0} targets/s");
-    }
-    if let Some(eta) = s.eta_seconds {
-        let _ = write!(out, ", ETA {}", human_duration(eta));
-    }
-    out.push('\n');
-    if let Some(shards) = &s.shard_list {
-        let _ = writeln!(
-            out,
-            "{:>6}  {:<8} {:<24} {:>23}  {:<16} {:>6}",
-            "shard", "state", "worker", "done/total", "lease", "leases"
-        );
-        for shard in shards {
-            let lease = match (shard.state, shard.lease_expires) {
-                (ShardState::Leased, Some(t)) if t > now => {
-                    format!("{} left", human_duration((t - now).as_seconds_f64()))
-                }
-                (ShardState::Leased, Some(_)) => "expired".to_string(),
-                _ => "-".to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "{:>6}  {:<8} {:<24} {:>23}  {:<16} {:>6}",
-                shard.shard,
-                shard.state.as_str(),
-                shard.owner.as_deref().unwrap_or("-"),
-                format!("{}/{}", shard.targets_done, shard.targets_total),
-                lease,
-                shard.leases
-            );
-        }
-    }
-    out
-}
-
-fn human_duration(secs: f64) -> String {
-    let secs = secs.max(0.0).round() as u64;
-    match secs {
-        0..=99 => format!("{secs} s"),
-        100..=5999 => format!("{} min", secs.div_ceil(60)),
-        _ => format!("{:.1} h", secs as f64 / 3600.0),
-    }
 }
 
 /// Runs `surveyor worker`: claims, scans and completes shards until no work is left (or,

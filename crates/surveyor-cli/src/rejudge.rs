@@ -92,20 +92,7 @@ async fn print(
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
-    println!(
-        "scan {}: {} observations judged again, {} Exchange servers before and {} after; {} \
-         changed (support {}, version {}, patch level {}, CVEs {}, Exchange Online bar {})",
-        judgement.id,
-        changes.observations,
-        changes.servers_before,
-        changes.servers_after,
-        changes.changed,
-        changes.support,
-        changes.version,
-        changes.patch,
-        changes.cves,
-        changes.exchange_online
-    );
+    print!("{}", changes.text(judgement));
     if let Some(after) = after {
         print!("{}", surveyor_api::text::render(&after));
     }

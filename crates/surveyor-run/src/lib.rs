@@ -2,7 +2,8 @@
 //! output and store, with checkpoints and spill files), a distributed census (create, status,
 //! and the worker with its leases, heartbeats and rate split), and re-judgements of stored
 //! scans. Typed configuration in ([`ScanSpec`], [`ScanJob`], [`WorkerConfig`]), typed results
-//! and events out; it never reads argv or the environment and never prints.
+//! and events out (and as text, `show.rs`); it never reads argv or the environment and never
+//! prints.
 
 pub mod census;
 pub mod checkpoint;
@@ -12,6 +13,7 @@ pub mod input;
 pub mod output;
 pub mod pipeline;
 pub mod rejudge;
+mod show;
 pub mod spec;
 pub mod spill;
 
