@@ -107,6 +107,11 @@ pub struct FleetOptions {
     /// silent until the client leaves (default 0; hostile personas never stall). Fills
     /// [`TruthHost::stall`]; their `expected_status` is `io-timeout`.
     pub stall_share: f64,
+    /// Make every organisation's keys and certificates before serving, as real servers hold
+    /// theirs before the first client comes (default false: each is made on first use, so
+    /// a large fleet starts at once). Benchmarks set it, so that a scan's figures do not
+    /// include the test-bed's key generation.
+    pub eager_certs: bool,
 }
 
 /// A range of round-trip times in whole milliseconds, `min..=max`, at most 10 s.
@@ -271,6 +276,7 @@ impl Default for FleetOptions {
             max_connections: server::MAX_CONNECTIONS,
             rtt: None,
             stall_share: 0.0,
+            eager_certs: false,
         }
     }
 }
@@ -606,7 +612,8 @@ impl Testbed {
 
     /// Plans the fleet and starts serving HTTPS on every host, plus SMTP and plain HTTP
     /// where `options` asks for them. Certificates (one per organisation and role) are made
-    /// on first use, so start-up cost does not grow with TLS key generation.
+    /// on first use, so start-up cost does not grow with TLS key generation, unless
+    /// [`FleetOptions::eager_certs`] asks for them all before serving.
     pub async fn start_with(
         config: TestbedConfig,
         options: FleetOptions,
@@ -693,6 +700,9 @@ impl Testbed {
             plan.truth.port = port;
             truth.push(plan.truth.clone());
             hosts.push(Arc::new(server::HostState::new(plan, certs.clone())));
+        }
+        if options.eager_certs {
+            tls::make_all(&certs, &hosts).await?;
         }
         let mut smtp_port = None;
         let mut http_port = None;

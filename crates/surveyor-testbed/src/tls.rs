@@ -1,7 +1,7 @@
 //! Self-signed certificates and TLS acceptors, one per organisation and role, made on first
 //! use and then shared by all the organisation's hosts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use rand::{Rng, SeedableRng};
@@ -14,6 +14,7 @@ use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
 use crate::plan::{HostPlan, Persona};
+use crate::server::HostState;
 use crate::TestbedError;
 
 /// Sessions kept for resumption across the whole fleet.
@@ -73,10 +74,50 @@ impl CertCache {
         Ok(self.lock().entry(key).or_insert(made).clone())
     }
 
+    /// How many acceptors have been made.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(usize, Role), TlsAcceptor>> {
         // A panic while holding the lock cannot leave the map inconsistent.
         self.acceptors.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Makes the acceptor of every role any of `hosts` uses, on blocking threads (one per core),
+/// so no connection waits for a key.
+pub(crate) async fn make_all(
+    certs: &Arc<CertCache>,
+    hosts: &[Arc<HostState>],
+) -> Result<(), TestbedError> {
+    let mut wanted: Vec<(Arc<HostState>, Role)> = Vec::new();
+    let mut seen = HashSet::new();
+    for host in hosts {
+        // HTTPS, and SMTP's mail certificate where the host has SMTP.
+        let smtp = host.plan.truth.smtp.is_some().then_some(Role::Mail);
+        for role in std::iter::once(Role::https(&host.plan)).chain(smtp) {
+            if seen.insert((host.plan.org, role)) {
+                wanted.push((host.clone(), role));
+            }
+        }
+    }
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = wanted.len().div_ceil(workers).max(1);
+    let mut tasks = Vec::new();
+    while !wanted.is_empty() {
+        let part: Vec<_> = wanted.split_off(wanted.len().saturating_sub(per));
+        let certs = certs.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            part.iter()
+                .try_for_each(|(host, role)| certs.acceptor(&host.plan, *role).map(drop))
+        }));
+    }
+    for task in tasks {
+        task.await.expect("making a certificate does not panic")?;
+    }
+    Ok(())
 }
 
 /// The DNS names a certificate of `role` carries; the first is also the CN.
@@ -126,4 +167,39 @@ fn acceptor(
         .map_err(|e| fail(e.to_string()))?;
     config.session_storage = sessions.clone();
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FleetOptions, TestbedConfig};
+
+    #[tokio::test]
+    async fn eager_certificates_cover_every_role_a_fleet_uses_once() {
+        let config = TestbedConfig {
+            hosts: 40,
+            ..TestbedConfig::default()
+        };
+        let plans = crate::plan::plan(&config, &FleetOptions::default()).unwrap();
+        let certs = Arc::new(CertCache::new(rustls::crypto::ring::default_provider()));
+        let hosts: Vec<_> = plans
+            .into_iter()
+            .map(|p| Arc::new(HostState::new(p, certs.clone())))
+            .collect();
+        let mut roles = HashSet::new();
+        for h in &hosts {
+            roles.insert((h.plan.org, Role::https(&h.plan)));
+            if h.plan.truth.smtp.is_some() {
+                roles.insert((h.plan.org, Role::Mail));
+            }
+        }
+        assert!(roles.len() > 1);
+        make_all(&certs, &hosts).await.unwrap();
+        assert_eq!(certs.len(), roles.len());
+        // A connection then finds its acceptor made: no new key.
+        for h in &hosts {
+            certs.acceptor(&h.plan, Role::https(&h.plan)).unwrap();
+        }
+        assert_eq!(certs.len(), roles.len());
+    }
 }
