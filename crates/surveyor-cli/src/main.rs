@@ -520,6 +520,11 @@ struct TestbedArgs {
     /// io-timeout.
     #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
     stall_share: f64,
+    /// Make every organisation's TLS keys before reporting ready, as real servers hold theirs
+    /// (benchmarks use it; by default each is made on first use, so large fleets start at
+    /// once).
+    #[arg(long)]
+    eager_certs: bool,
 }
 
 fn main() -> ExitCode {
@@ -1620,6 +1625,7 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
         listeners: args.listeners,
         rtt: args.rtt,
         stall_share: args.stall_share,
+        eager_certs: args.eager_certs,
         ..surveyor_testbed::FleetOptions::default()
     };
     let config = surveyor_testbed::TestbedConfig {
