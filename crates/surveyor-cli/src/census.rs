@@ -1,6 +1,6 @@
 //! `surveyor census create|status|pause|resume|cancel` and `surveyor worker`: flags into a
-//! [`ScanSpec`] and a [`WorkerConfig`], `surveyor_run::census` does the work, and its results
-//! and [`WorkerEvent`]s are printed here (docs/scaling.md).
+//! [`CensusRequest`] and a [`WorkerConfig`], `surveyor_run::census` does the work, and its
+//! results and [`WorkerEvent`]s are printed here (docs/scaling.md).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use ipnet::IpNet;
 use surveyor_kb::KnowledgeBase;
 use surveyor_run::census::{self, NewCensus, WorkerConfig, WorkerEvent};
-use surveyor_run::spec::{defaults, ExplicitTarget, Probing, ScanSpec};
-use surveyor_scan::targets::{self, Entry, InputFormat, OptOut};
-use surveyor_scan::{Exclusions, PortSpec};
+use surveyor_run::spec::{defaults, Probing};
+use surveyor_run::CensusRequest;
+use surveyor_scan::targets::InputFormat;
+use surveyor_scan::PortSpec;
 use surveyor_store::{Control, Store};
 use time::Date;
 
@@ -192,7 +192,6 @@ async fn open_postgres(url: &str) -> Result<Store> {
 
 async fn create(store: &Store, args: CreateArgs, kb: &KnowledgeBase) -> Result<()> {
     let probing = Probing::new(&args.probe.args())?;
-    let exclusions = Exclusions::builtin(args.allow_loopback);
     let blocklist = match &args.blocklist_file {
         Some(path) => crate::read_cidr_file(path)?,
         None => Vec::new(),
@@ -201,35 +200,21 @@ async fn create(store: &Store, args: CreateArgs, kb: &KnowledgeBase) -> Result<(
         Some(path) => Some(crate::read_cidr_file(path)?),
         None => None,
     };
-    let entries = collect_targets(&args, &exclusions)?;
-    let mut nets: Vec<IpNet> = Vec::new();
-    let mut explicit = Vec::new();
-    for entry in &entries {
-        match entry {
-            Entry::Net(net) => nets.push(*net),
-            Entry::Target(t) => explicit.push(ExplicitTarget {
-                ip: t.ip,
-                port: t.port,
-                domain: t.domain.as_deref().map(str::to_string),
-            }),
-        }
-    }
-    let spec = ScanSpec {
-        description: describe(&args, &entries),
-        nets,
-        explicit,
-        ports: args.ports.clone(),
+    let request = CensusRequest {
+        targets: args.targets,
+        targets_file: args.targets_file,
+        input_format: args.input_format,
+        ports: args.ports,
         allow_loopback: args.allow_loopback,
         blocklist,
         allowlist,
         as_of: args.as_of.unwrap_or_else(crate::today),
         probing,
-    }
-    .checked()?;
+    };
     let census = NewCensus {
-        name: args.name.clone(),
+        name: args.name,
         shards: args.shards,
-        spec,
+        spec: request.spec()?,
     };
     let created = census::create(store, census, kb).await?;
     eprintln!(
@@ -247,45 +232,6 @@ async fn create(store: &Store, args: CreateArgs, kb: &KnowledgeBase) -> Result<(
         })
     );
     Ok(())
-}
-
-/// Reads and checks every target before anything is stored: one bad line stops the census.
-fn collect_targets(args: &CreateArgs, exclusions: &Exclusions) -> Result<Vec<Entry>> {
-    let mut entries = Vec::new();
-    for (i, t) in args.targets.iter().enumerate() {
-        let origin = format!("--targets value {}", i + 1);
-        for net in targets::parse_target(t, &origin)? {
-            exclusions.check(net, &origin)?;
-            entries.push(Entry::Net(net));
-        }
-    }
-    if let Some(file) = &args.targets_file {
-        let (text, name) = crate::read_input(file)?;
-        for entry in targets::parse_target_list(&text, &name, args.input_format)? {
-            let net = match &entry {
-                Entry::Net(net) => *net,
-                Entry::Target(t) => IpNet::from(t.ip),
-            };
-            exclusions.check(net, &name)?;
-            entries.push(entry);
-        }
-    }
-    if entries.is_empty() {
-        bail!("no targets: give --targets or --targets-file");
-    }
-    Ok(entries)
-}
-
-fn describe(args: &CreateArgs, entries: &[Entry]) -> String {
-    let mut parts: Vec<String> = args.targets.clone();
-    if let Some(file) = &args.targets_file {
-        parts.push(format!(
-            "{} ({} entries)",
-            if file == "-" { "stdin" } else { file },
-            entries.len() - args.targets.len().min(entries.len())
-        ));
-    }
-    parts.join(" ")
 }
 
 async fn status(store: &Store, name: Option<&str>, format: &str, url: &str) -> Result<()> {
@@ -329,18 +275,8 @@ pub(crate) async fn worker(args: WorkerArgs, kb: Arc<KnowledgeBase>) -> Result<(
     if owner.is_empty() || owner.len() > 200 {
         bail!("--id must be between 1 and 200 characters");
     }
-    let lease = crate::secs("lease", args.lease)?;
-    let heartbeat = match args.heartbeat {
-        Some(v) => crate::secs("heartbeat", v)?,
-        None => lease / 4,
-    };
-    if heartbeat >= lease {
-        bail!("--heartbeat must be shorter than --lease, or the lease lapses between beats");
-    }
-    let poll = match args.poll {
-        Some(v) => crate::secs("poll", v)?,
-        None => heartbeat,
-    };
+    let (lease, heartbeat, poll) =
+        surveyor_run::request::worker_timing(args.lease, args.heartbeat, args.poll)?;
     if let Some(name) = &args.name {
         if store.jobs.job(name).await?.is_none() {
             bail!(
@@ -349,15 +285,11 @@ pub(crate) async fn worker(args: WorkerArgs, kb: Arc<KnowledgeBase>) -> Result<(
             );
         }
     }
-    let opt_out = match &args.opt_out_file {
-        Some(path) => {
-            let opt_out = OptOut::default();
-            opt_out.replace(crate::read_cidr_file(path)?);
-            crate::reload_opt_out_on_sighup(path.clone(), opt_out.clone());
-            Some(opt_out)
-        }
-        None => None,
-    };
+    let opt_out = args
+        .opt_out_file
+        .as_deref()
+        .map(crate::opt_out)
+        .transpose()?;
     let mut out: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)

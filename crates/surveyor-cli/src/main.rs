@@ -19,11 +19,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ipnet::{IpNet, Ipv4Net};
-use surveyor_run::input::TargetStream;
-use surveyor_run::spec::{defaults, Probing, ProbingArgs, RunSettings, ScanSpec};
-use surveyor_run::{
-    run_scan, run_stream_scan, Checkpoint, Discovery, Durability, OutputFormat, ScanJob,
-};
+use surveyor_run::spec::{defaults, ProbingArgs};
+use surveyor_run::{run_scan, Discovery, Durability, OutputFormat, ScanJob, ScanRequest};
 use surveyor_scan::targets::{self, Entry, InputFormat, OptOut};
 use surveyor_scan::{
     Exclusions, Order, PortSpec, ProbeConfig, ScanConfig, StopReason, TargetSpace,
@@ -738,59 +735,24 @@ fn fit_open_files(concurrency: usize) -> usize {
     concurrency
 }
 
-/// The run's own settings beside the spec: the window (fitted to the open-file limit), when
-/// to stop early, where SYNs come from.
-fn run_settings(args: &ScanArgs, probing: &Probing) -> Result<(usize, RunSettings, Order)> {
-    let engine = &args.engine;
-    if engine.shards == 0 || engine.shard >= engine.shards {
-        bail!(
-            "--shard must be below --shards (got shard {} of {})",
-            engine.shard,
-            engine.shards
-        );
-    }
-    let max_runtime = match engine.max_runtime {
-        Some(v) if !(v.is_finite() && v > 0.0) => {
-            bail!("--max-runtime must be a positive number of seconds")
-        }
-        Some(v) => Some(Duration::from_secs_f64(v)),
-        None => None,
-    };
-    let run = RunSettings {
-        concurrency: engine.concurrency,
-        max_targets: engine.max_targets,
-        max_runtime,
-        source_ip: args.source_ip,
-    };
-    let order = Order {
-        seed: probing.seed,
-        shards: engine.shards,
-        shard: engine.shard,
-    };
-    Ok((fit_open_files(probing.window(run.concurrency)), run, order))
-}
-
 fn parse_input_format(s: &str) -> Result<InputFormat, String> {
     InputFormat::parse(s).ok_or_else(|| {
         "one of auto, plain, zgrab-csv, zmap-json, masscan-list, masscan-json".to_string()
     })
 }
 
-fn read_input(file: &str) -> Result<(String, String)> {
-    if file == "-" {
-        let text = std::io::read_to_string(std::io::stdin()).context("could not read stdin")?;
-        Ok((text, "stdin".to_string()))
-    } else {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("could not read {file}"))?;
-        Ok((text, file.to_string()))
-    }
-}
-
 fn read_cidr_file(path: &std::path::Path) -> Result<Vec<IpNet>> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).with_context(|| format!("could not read {name}"))?;
     Ok(targets::parse_cidr_list(&text, &name)?)
+}
+
+/// The opt-out list of `--opt-out-file`, re-read on every SIGHUP while the process runs.
+fn opt_out(path: &Path) -> Result<OptOut> {
+    let opt_out = OptOut::default();
+    opt_out.replace(read_cidr_file(path)?);
+    reload_opt_out_on_sighup(path.to_path_buf(), opt_out.clone());
+    Ok(opt_out)
 }
 
 /// Re-reads the opt-out file on every SIGHUP. A file that no longer parses keeps the old list
@@ -817,20 +779,6 @@ fn reload_opt_out_on_sighup(path: PathBuf, opt_out: OptOut) {
     let _ = (path, opt_out);
 }
 
-/// Reads and checks every target argument before anything is sent: one bad one stops the
-/// scan.
-fn collect_targets(args: &ScanArgs, exclusions: &Exclusions) -> Result<Vec<Entry>> {
-    let mut entries = Vec::new();
-    for (i, t) in args.targets.iter().enumerate() {
-        let origin = format!("argument {}", i + 1);
-        for net in targets::parse_target(t, &origin)? {
-            exclusions.check(net, &origin)?;
-            entries.push(Entry::Net(net));
-        }
-    }
-    Ok(entries)
-}
-
 fn parse_port_spec(s: &str) -> Result<PortSpec, String> {
     PortSpec::parse(s)
         .ok_or_else(|| format!("{s:?} is not PORT or PORT/PROTOCOL (1-65535; http, https, smtp)"))
@@ -855,7 +803,6 @@ fn country_table(path: &Path) -> Result<Arc<surveyor_attrib::CountryTable>> {
 }
 
 async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()> {
-    let mut exclusions = Exclusions::builtin(args.allow_loopback);
     let blocklist = match &args.blocklist_file {
         Some(path) => read_cidr_file(path)?,
         None => Vec::new(),
@@ -864,74 +811,29 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         Some(path) => Some(read_cidr_file(path)?),
         None => None,
     };
-    exclusions = exclusions.with_blocklist(blocklist.clone());
-    if let Some(allow) = &allowlist {
-        exclusions = exclusions.with_allowlist(allow.clone());
-    }
-    if let Some(path) = &args.opt_out_file {
-        let opt_out = OptOut::default();
-        opt_out.replace(read_cidr_file(path)?);
-        exclusions = exclusions.with_opt_out(opt_out.clone());
-        reload_opt_out_on_sighup(path.clone(), opt_out);
-    }
-    let port_specs = surveyor_run::spec::check_ports(&args.ports)?;
-    let mut entries = collect_targets(&args, &exclusions)?;
-    let probing = Probing::new(&args.engine.probe.args())?;
-    let syn = matches!(
-        probing.discovery,
-        surveyor_run::spec::DiscoveryMode::Syn { .. }
-    );
-    let stream = match &args.targets_file {
-        Some(_) if syn => bail!(
-            "--discovery syn sweeps the prefixes given as arguments; a --targets-file is read \
-             as a stream and its targets are probed with --discovery connect"
-        ),
-        Some(file) => {
-            let first = std::mem::take(&mut entries);
-            let format = args.input_format;
-            Some(TargetStream::open(
-                file,
-                format,
-                first,
-                &port_specs,
-                &exclusions,
-            )?)
-        }
-        None if entries.is_empty() => {
-            bail!("no targets: give addresses or prefixes as arguments or with --targets-file")
-        }
-        None => None,
-    };
-    let (window, run, order) = run_settings(&args, &probing)?;
-    let resume = args.resume.as_deref().map(Checkpoint::read).transpose()?;
-    let as_of = match (&resume, args.as_of) {
-        // A resumed scan keeps the date its verdicts were judged on.
-        (Some(c), None) => parse_date(&c.as_of).map_err(anyhow::Error::msg)?,
-        (_, Some(d)) => d,
-        (None, None) => today(),
-    };
-    let spec = ScanSpec {
-        description: describe(&args, stream.as_ref()),
-        nets: entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Net(net) => Some(*net),
-                Entry::Target(_) => None,
-            })
-            .collect(),
-        explicit: Vec::new(),
-        ports: port_specs.clone(),
+    let engine = &args.engine;
+    let request = ScanRequest {
+        targets: args.targets.clone(),
+        targets_file: args.targets_file.clone(),
+        input_format: args.input_format,
+        ports: args.ports.clone(),
         allow_loopback: args.allow_loopback,
         blocklist,
         allowlist,
-        as_of,
-        probing,
-    }
-    .checked()?;
-    if syn {
-        surveyor_scan::syn::check_privileges()?;
-    }
-    let engine = spec.probing.engine(window, &run);
+        opt_out: args.opt_out_file.as_deref().map(opt_out).transpose()?,
+        probing: engine.probe.args(),
+        concurrency: engine.concurrency,
+        shards: engine.shards,
+        shard: engine.shard,
+        max_targets: engine.max_targets,
+        max_runtime: engine.max_runtime,
+        source_ip: args.source_ip,
+        resume: args.resume.clone(),
+        as_of: args.as_of,
+        today: today(),
+        fit_window: fit_open_files,
+    };
+    let mut scan = request.prepare(kb)?;
     let store = open_store(&args.db.db).await?;
     let mut out: Box<dyn Write + Send> = if args.output == "-" {
         Box::new(std::io::BufWriter::new(std::io::stdout()))
@@ -941,21 +843,11 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
                 .with_context(|| format!("could not create {}", args.output))?,
         ))
     };
-    let space = spec.space();
-    let (shard_len, len) = match &stream {
-        None => (Some(space.shard_len(order)), Some(space.len())),
-        Some(s) => match s.checked {
-            Some(c) => (
-                Some(c.targets.div_ceil(u128::from(order.shards.max(1)))),
-                Some(c.targets),
-            ),
-            None => (None, None),
-        },
+    let of = match scan.targets() {
+        Some((n, len)) => format!("{n} of {len} targets"),
+        None => "targets as they are read".to_string(),
     };
-    let of = match (shard_len, len) {
-        (Some(n), Some(len)) => format!("{n} of {len} targets"),
-        _ => "targets as they are read".to_string(),
-    };
+    let (spec, order) = (&scan.spec, scan.job.order);
     eprintln!(
         "surveyor: scanning {of} ({}, ports {:?}, seed {}, shard {}/{})",
         spec.description,
@@ -964,43 +856,31 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         order.shard,
         order.shards
     );
-    let job = ScanJob {
-        exclusions,
-        format: if args.output_format == "csv" {
-            OutputFormat::Csv
-        } else {
-            OutputFormat::Jsonl
-        },
-        checkpoint: args.checkpoint.clone().or_else(|| args.resume.clone()),
-        resume,
-        durability: Durability {
-            retry_for: secs("store-retry", args.store_retry)?,
-            spill: args.spill.clone(),
-        },
-        ptr: if args.resolver.is_empty() {
-            None
-        } else {
-            Some(surveyor_scan::discover::Discoverer::new(
-                surveyor_scan::discover::DiscoverOptions {
-                    resolvers: args.resolver.clone(),
-                    ..Default::default()
-                },
-            )?)
-        },
-        asns: args.asn_table.as_deref().map(asn_table).transpose()?,
-        countries: args
-            .country_table
-            .as_deref()
-            .map(country_table)
-            .transpose()?,
-        ..ScanJob::new(&spec, order, engine, kb)
+    let job = &mut scan.job;
+    if args.output_format == "csv" {
+        job.format = OutputFormat::Csv;
+    }
+    job.checkpoint = args.checkpoint.clone().or_else(|| args.resume.clone());
+    job.durability = Durability {
+        retry_for: secs("store-retry", args.store_retry)?,
+        spill: args.spill.clone(),
     };
+    if !args.resolver.is_empty() {
+        let options = surveyor_scan::discover::DiscoverOptions {
+            resolvers: args.resolver.clone(),
+            ..Default::default()
+        };
+        job.ptr = Some(surveyor_scan::discover::Discoverer::new(options)?);
+    }
+    job.asns = args.asn_table.as_deref().map(asn_table).transpose()?;
+    job.countries = args
+        .country_table
+        .as_deref()
+        .map(country_table)
+        .transpose()?;
     let checkpoint = job.checkpoint.clone();
-    let bar = progress::bar(&job, stream.as_ref());
-    let outcome = match stream {
-        Some(stream) => run_stream_scan(job, stream, &store, &mut *out, shutdown_token()).await,
-        None => run_scan(job, &store, &mut *out, shutdown_token()).await,
-    };
+    let bar = progress::bar(&scan.job, scan.stream.as_ref());
+    let outcome = scan.run(&store, &mut *out, shutdown_token()).await;
     if let Some(bar) = bar {
         bar.abort();
     }
@@ -1030,19 +910,6 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         );
     }
     Ok(())
-}
-
-/// How the targets were given, stored with the scan (and compared by `--resume`): the
-/// arguments, and the file by name with its entries, or `(stream)` for an input read once.
-fn describe(args: &ScanArgs, stream: Option<&TargetStream>) -> String {
-    let mut parts: Vec<String> = args.targets.clone();
-    if let Some(stream) = stream {
-        parts.push(match stream.checked {
-            Some(c) => format!("{} ({} entries)", stream.name, c.entries),
-            None => format!("{} (stream)", stream.name),
-        });
-    }
-    parts.join(" ")
 }
 
 /// The lines a scan ends with on stderr: what a SYN sweep did, where a spill file is, and the
