@@ -19,12 +19,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ipnet::{IpNet, Ipv4Net};
-use surveyor_run::spec::{defaults, ProbingArgs};
-use surveyor_run::{run_scan, Discovery, Durability, OutputFormat, ScanJob, ScanRequest};
-use surveyor_scan::targets::{self, Entry, InputFormat, OptOut};
-use surveyor_scan::{
-    Exclusions, Order, PortSpec, ProbeConfig, ScanConfig, StopReason, TargetSpace,
-};
+use surveyor_run::spec::{defaults, Probing, ProbingArgs, RunSettings, ScanSpec};
+use surveyor_run::{run_scan, Durability, OutputFormat, ScanJob, ScanRequest};
+use surveyor_scan::targets::{self, InputFormat, OptOut};
+use surveyor_scan::{Order, PortSpec, StopReason};
 use surveyor_store::{ScanId, Store};
 use time::{Date, OffsetDateTime};
 use tokio_util::sync::CancellationToken;
@@ -1399,45 +1397,34 @@ async fn demo(args: DemoArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         )),
         None => Box::new(std::io::sink()),
     };
-    let job = ScanJob {
-        space: TargetSpace::new(vec![Entry::Net(IpNet::V4(bed.net()))], &[bed.port()]),
-        ports: vec![bed.port()],
-        order: Order {
-            seed: args.seed,
-            ..Order::default()
-        },
-        exclusions: Exclusions::builtin(true),
-        as_of: today(),
-        // Loopback only: politeness limits would only slow the demo down, and loopback answers
-        // in microseconds, so the test-bed's tarpits need not hold the demo for 20 s.
-        config: ScanConfig {
-            rate: None,
-            network_rate: None,
-            host_rate: None,
-            probe: ProbeConfig {
-                connect_timeout: Duration::from_secs(2),
-                target_timeout: Duration::from_secs(5),
-                ..ProbeConfig::default()
-            },
-            drain_timeout: Duration::from_secs(5),
-            ..ScanConfig::default()
-        },
-        description: format!("demo test-bed {} seed {}", bed.net(), args.seed),
-        format: OutputFormat::Jsonl,
-        checkpoint: None,
-        resume: None,
-        durability: Durability {
-            retry_for: Duration::from_secs(30),
-            spill: None,
-        },
-        ptr: None,
-        asns: None,
-        countries: None,
-        kb,
-        discovery: Discovery::Connect,
-        finish_scan: true,
-        exchange: Default::default(),
+    // Loopback only: politeness limits would only slow the demo down, and loopback answers
+    // in microseconds, so the test-bed's tarpits need not hold the demo for 20 s.
+    let probing = ProbingArgs {
+        seed: args.seed,
+        rate: 0,
+        network_rate: 0,
+        host_rate: 0,
+        connect_timeout: 2.0,
+        target_timeout: 5.0,
+        ..ProbingArgs::default()
     };
+    let spec = ScanSpec {
+        description: format!("demo test-bed {} seed {}", bed.net(), args.seed),
+        nets: vec![IpNet::V4(bed.net())],
+        explicit: Vec::new(),
+        ports: vec![bed.port().into()],
+        allow_loopback: true,
+        blocklist: Vec::new(),
+        allowlist: None,
+        as_of: today(),
+        probing: Probing::new(&probing)?,
+    };
+    let order = Order {
+        seed: args.seed,
+        ..Order::default()
+    };
+    let engine = spec.probing.engine(256, &RunSettings::default());
+    let job = ScanJob::new(&spec, order, engine, kb);
     let outcome = run_scan(job, &store, &mut *out, shutdown.clone()).await?;
     bed.shutdown().await;
     print_summary(&outcome);
