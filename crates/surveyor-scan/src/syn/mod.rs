@@ -186,8 +186,9 @@ pub fn start(
 ) -> Result<SynSource, SynError> {
     check_space(&space)?;
     let receiver = raw_receiver()?;
-    // Wake up now and then to notice the end of the sweep.
-    receiver.set_read_timeout(Some(Duration::from_millis(100)))?;
+    // Wake up now and then to notice the cooldown's end (or a stop) in dark space, where
+    // nothing arrives: at most this late, so a short cooldown ends when it says.
+    receiver.set_read_timeout(Some(RECEIVE_TICK))?;
     // Answers come in bursts; the kernel caps this at net.core.rmem_max.
     receiver.set_recv_buffer_size(RECEIVE_BUFFER)?;
     let source = match config.source {
@@ -417,6 +418,9 @@ struct ReceiveJob<'a> {
 
 /// Open ports answered lately, for duplicate suppression.
 type Seen = HashSet<(Ipv4Addr, u16)>;
+
+/// How long the receiver waits for a packet before it looks at the clock again.
+const RECEIVE_TICK: Duration = Duration::from_millis(10);
 
 /// Answers remembered for duplicate suppression: two generations of this many each.
 const SEEN: usize = 1 << 18;
