@@ -10,6 +10,7 @@ mod metrics;
 mod openapi;
 mod params;
 mod parquet_file;
+pub mod report;
 pub mod text;
 mod wire;
 

@@ -960,13 +960,11 @@ fn print_summary(o: &surveyor_run::ScanOutcome) {
 }
 
 async fn report(args: ReportArgs, kb_dir: Option<&Path>) -> Result<()> {
+    use surveyor_api::report::{Question, ReportError, Which};
     let store = open_store(&args.db.db).await?;
     // The census is what the stored judgement says; a knowledge base given here is only
     // compared with it, so that a stale judgement is pointed out.
     let kb = kb_dir.map(|dir| kb::load(Some(dir))).transpose()?;
-    if let Some(before) = args.diff {
-        return report_diff(&store, &args, ScanId(before)).await;
-    }
     let filter = surveyor_store::CensusFilter {
         family: args.family,
         support: args.support,
@@ -975,77 +973,44 @@ async fn report(args: ReportArgs, kb_dir: Option<&Path>) -> Result<()> {
         organisation: args.organisation.clone(),
         ..Default::default()
     };
-    if args.trend {
-        let points = store
-            .census
-            .trend_of(&args.group_by, &filter, args.judgements)
-            .await?;
-        if args.format == "json" {
-            println!("{}", serde_json::to_string_pretty(&points)?);
-        } else {
-            print!(
-                "{}",
-                surveyor_api::text::render_trend(&args.group_by, &points)
-            );
+    let group_by = args.group_by.clone();
+    let question = if let Some(before) = args.diff {
+        Question::Diff {
+            before: ScanId(before),
         }
-        return Ok(());
-    }
-    let scan = match (args.scan, args.as_of) {
-        (Some(id), _) => Some(ScanId(id)),
-        (None, Some(day)) => match surveyor_store::scan_as_of(store.scans.as_ref(), day).await? {
-            Some(scan) => Some(scan.id),
-            None => bail!(
-                "no scan had finished by {day} in {}",
-                surveyor_store::redact_url(&args.db.db)
-            ),
-        },
-        (None, None) => None,
-    };
-    let filtered = filter != surveyor_store::CensusFilter::default();
-    if !args.group_by.is_empty() || filtered {
-        let Some(record) = (match scan {
-            Some(id) => store.scans.scan(id).await?,
-            None => store.census.latest_finished_scan().await?,
-        }) else {
-            bail!(
-                "no finished scan in {}: run `surveyor scan` first",
-                surveyor_store::redact_url(&args.db.db)
-            );
-        };
-        stale_judgement_note(kb.as_deref(), &record);
-        let groups = store
-            .census
-            .statistics(record.id, &args.group_by, &filter)
-            .await?;
-        if args.format == "json" {
-            let doc =
-                serde_json::json!({ "scan": record, "group_by": args.group_by, "groups": groups });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
-        } else {
-            print!(
-                "{}",
-                surveyor_api::text::render_groups(&record, &args.group_by, &groups)
-            );
+    } else if args.trend {
+        let judgements = args.judgements;
+        Question::Trend {
+            group_by,
+            filter,
+            judgements,
         }
-        return Ok(());
-    }
-    let Some(report) = surveyor_api::census_report(&store, scan).await? else {
-        match scan {
-            Some(id) => bail!(
-                "no scan with id {id} in {}",
-                surveyor_store::redact_url(&args.db.db)
-            ),
-            None => bail!(
-                "no finished scan in {}: run `surveyor scan` first",
-                surveyor_store::redact_url(&args.db.db)
-            ),
-        }
-    };
-    stale_judgement_note(kb.as_deref(), &report.scan);
-    if args.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if !group_by.is_empty() || filter != Default::default() {
+        Question::Groups { group_by, filter }
     } else {
-        print!("{}", surveyor_api::text::render(&report));
+        Question::Census
+    };
+    let which = Which {
+        scan: args.scan.map(ScanId),
+        as_of: args.as_of,
+    };
+    let db = surveyor_store::redact_url(&args.db.db);
+    let answer = match surveyor_api::report::answer(&store, which, question).await {
+        Ok(answer) => answer,
+        Err(ReportError::NoFinishedScan) => {
+            bail!("no finished scan in {db}: run `surveyor scan` first")
+        }
+        Err(ReportError::NoneFinishedBy(day)) => bail!("no scan had finished by {day} in {db}"),
+        Err(ReportError::UnknownScan(id)) => bail!("no scan with id {id} in {db}"),
+        Err(other) => return Err(other.into()),
+    };
+    if let Some(scan) = answer.judged_scan() {
+        stale_judgement_note(kb.as_deref(), scan);
+    }
+    if args.format == "json" {
+        println!("{}", answer.json()?);
+    } else {
+        print!("{}", answer.text());
     }
     Ok(())
 }
@@ -1192,44 +1157,6 @@ async fn prune(args: PruneArgs) -> Result<()> {
         if ids.is_empty() { "" } else { ": " },
         ids.join(", ")
     );
-    Ok(())
-}
-
-async fn report_diff(store: &Store, args: &ReportArgs, before: ScanId) -> Result<()> {
-    let after = match args.scan {
-        Some(id) => ScanId(id),
-        None => match store.census.latest_finished_scan().await? {
-            Some(scan) => scan.id,
-            None => bail!(
-                "no finished scan in {}: run `surveyor scan` first",
-                surveyor_store::redact_url(&args.db.db)
-            ),
-        },
-    };
-    let servers = |scan: ScanId| {
-        let store = store.clone();
-        async move {
-            match store.census.exchange_servers(scan).await {
-                Err(surveyor_store::StoreError::UnknownScan(_)) => {
-                    bail!(
-                        "no scan with id {scan} in {}",
-                        surveyor_store::redact_url(&args.db.db)
-                    )
-                }
-                other => Ok(other?),
-            }
-        }
-    };
-    let diff = surveyor_model::CensusDiff::between(servers(before).await?, servers(after).await?);
-    if args.format == "json" {
-        let doc = serde_json::json!({ "before": before.0, "after": after.0, "diff": diff });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
-    } else {
-        print!(
-            "{}",
-            surveyor_api::text::render_diff(before.0, after.0, &diff)
-        );
-    }
     Ok(())
 }
 
