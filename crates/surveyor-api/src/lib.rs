@@ -205,6 +205,24 @@ pub fn token_hash(token: &str) -> String {
         .collect()
 }
 
+/// A new bearer token: `svy_` and 32 bytes of the system's randomness in hex. Only its
+/// [`token_hash`] is stored; `None` when the system has no randomness to give.
+pub fn new_token() -> Option<String> {
+    use ring::rand::SecureRandom;
+    let mut secret = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut secret).ok()?;
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!("svy_{hex}"))
+}
+
+impl PseudonymKey {
+    /// The key of a secret of any length (32 bytes or more make a good one): its SHA-256.
+    pub fn from_secret(secret: &[u8]) -> PseudonymKey {
+        use sha2::Digest;
+        PseudonymKey(sha2::Sha256::digest(secret).into())
+    }
+}
+
 /// What a request may see or do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
@@ -631,4 +649,25 @@ async fn get_host(
         return Err(ApiError::NotFound(format!("no scan has seen {ip}")));
     }
     Ok(Json(wire::Host::from(detail)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_token_is_fresh_randomness_and_only_its_hash_is_kept() {
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        assert_ne!(a, b);
+        let hex = a.strip_prefix("svy_").unwrap();
+        assert!(hex.len() == 64 && hex.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(token_hash(&a).len(), 64);
+    }
+
+    #[test]
+    fn a_pseudonym_key_is_the_sha256_of_its_secret() {
+        let key = PseudonymKey::from_secret(b"");
+        assert_eq!(key.0[..4], [0xe3, 0xb0, 0xc4, 0x42]);
+        assert_ne!(PseudonymKey::from_secret(b"a"), key);
+    }
 }

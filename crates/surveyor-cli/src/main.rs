@@ -1034,13 +1034,8 @@ fn stale_judgement_note(
 async fn token(command: TokenCommand) -> Result<()> {
     match command {
         TokenCommand::Create { db, role, name } => {
-            use rand::RngCore;
             let store = open_store(&db.db).await?;
-            let mut secret = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut secret);
-            let token: String = std::iter::once("svy_".to_string())
-                .chain(secret.iter().map(|b| format!("{b:02x}")))
-                .collect();
+            let token = surveyor_api::new_token().context("the system gave no randomness")?;
             let record = store
                 .tokens
                 .create_token(
@@ -1258,7 +1253,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
 /// The pseudonym key: SHA-256 of the file's bytes, so any secret of 32 bytes or more will do
 /// (a random file from `head -c 32 /dev/urandom`, say).
 fn read_pseudonym_key(path: &Path) -> Result<surveyor_api::PseudonymKey> {
-    use sha2::Digest;
     let secret = std::fs::read(path)
         .with_context(|| format!("cannot read the pseudonym key file {}", path.display()))?;
     if secret.len() < 32 {
@@ -1268,9 +1262,7 @@ fn read_pseudonym_key(path: &Path) -> Result<surveyor_api::PseudonymKey> {
             secret.len()
         );
     }
-    Ok(surveyor_api::PseudonymKey(
-        sha2::Sha256::digest(&secret).into(),
-    ))
+    Ok(surveyor_api::PseudonymKey::from_secret(&secret))
 }
 
 async fn demo(args: DemoArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()> {
