@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use surveyor_kb::KnowledgeBase;
 use surveyor_run::census::{self, NewCensus, WorkerConfig, WorkerEvent};
@@ -290,13 +290,7 @@ pub(crate) async fn worker(args: WorkerArgs, kb: Arc<KnowledgeBase>) -> Result<(
         .as_deref()
         .map(crate::opt_out)
         .transpose()?;
-    let mut out: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("could not create {}", path.display()))?,
-        )),
-        None => Box::new(std::io::sink()),
-    };
+    let mut out = crate::output(args.output.as_deref())?;
     let config = WorkerConfig {
         owner: owner.clone(),
         census: args.name.clone(),

@@ -739,10 +739,31 @@ fn parse_input_format(s: &str) -> Result<InputFormat, String> {
     })
 }
 
-fn read_cidr_file(path: &std::path::Path) -> Result<Vec<IpNet>> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).with_context(|| format!("could not read {name}"))?;
-    Ok(targets::parse_cidr_list(&text, &name)?)
+fn read_cidr_file(path: &Path) -> Result<Vec<IpNet>> {
+    Ok(targets::parse_cidr_list(
+        &read(path)?,
+        &path.display().to_string(),
+    )?)
+}
+
+/// A whole text file the flags name.
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))
+}
+
+/// A file the flags name, made anew for writing.
+fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("could not create {}", path.display()))?;
+    Ok(std::io::BufWriter::new(file))
+}
+
+/// Where observations go: the file the flags name, or nowhere.
+fn output(path: Option<&Path>) -> Result<Box<dyn Write + Send>> {
+    Ok(match path {
+        Some(path) => Box::new(create(path)?),
+        None => Box::new(std::io::sink()),
+    })
 }
 
 /// The opt-out list of `--opt-out-file`, re-read on every SIGHUP while the process runs.
@@ -784,18 +805,14 @@ fn parse_port_spec(s: &str) -> Result<PortSpec, String> {
 
 /// The prefix-to-AS table of `--asn-table`; every bad line is an error.
 fn asn_table(path: &Path) -> Result<Arc<surveyor_attrib::AsnTable>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("could not read {}", path.display()))?;
-    let table = surveyor_attrib::AsnTable::parse(&text)
+    let table = surveyor_attrib::AsnTable::parse(&read(path)?)
         .with_context(|| format!("{} is not a valid AS table", path.display()))?;
     Ok(Arc::new(table))
 }
 
 /// The address-to-country table of `--country-table`; every bad line is an error.
 fn country_table(path: &Path) -> Result<Arc<surveyor_attrib::CountryTable>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("could not read {}", path.display()))?;
-    let table = surveyor_attrib::CountryTable::parse(&text)
+    let table = surveyor_attrib::CountryTable::parse(&read(path)?)
         .with_context(|| format!("{} is not a valid country table", path.display()))?;
     Ok(Arc::new(table))
 }
@@ -833,13 +850,9 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
     };
     let mut scan = request.prepare(kb)?;
     let store = open_store(&args.db.db).await?;
-    let mut out: Box<dyn Write + Send> = if args.output == "-" {
-        Box::new(std::io::BufWriter::new(std::io::stdout()))
-    } else {
-        Box::new(std::io::BufWriter::new(
-            std::fs::File::create(&args.output)
-                .with_context(|| format!("could not create {}", args.output))?,
-        ))
+    let mut out: Box<dyn Write + Send> = match args.output.as_str() {
+        "-" => Box::new(std::io::BufWriter::new(std::io::stdout())),
+        path => Box::new(create(Path::new(path))?),
     };
     let of = match scan.targets() {
         Some((n, len)) => format!("{n} of {len} targets"),
@@ -1155,18 +1168,6 @@ async fn prune(args: PruneArgs) -> Result<()> {
     Ok(())
 }
 
-/// Serves the API with the edge's default limits (the demo).
-async fn serve_until(
-    listen: SocketAddr,
-    store: Store,
-    config: surveyor_api::ApiConfig,
-    metrics_listen: Option<SocketAddr>,
-    shutdown: CancellationToken,
-) -> Result<()> {
-    let edge = surveyor_api::EdgeConfig::default();
-    serve_edge_until(listen, store, config, edge, metrics_listen, shutdown).await
-}
-
 async fn serve_edge_until(
     listen: SocketAddr,
     store: Store,
@@ -1309,13 +1310,7 @@ async fn demo(args: DemoArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
             OffsetDateTime::now_utc(),
         )
         .await?;
-    let mut out: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("could not create {}", path.display()))?,
-        )),
-        None => Box::new(std::io::sink()),
-    };
+    let mut out = output(args.output.as_deref())?;
     // Loopback only: politeness limits would only slow the demo down, and loopback answers
     // in microseconds, so the test-bed's tarpits need not hold the demo for 20 s.
     let probing = ProbingArgs {
@@ -1382,7 +1377,8 @@ async fn demo(args: DemoArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         requests_per_minute: NonZeroU32::new(600),
         pseudonym_key: None,
     };
-    serve_until(args.listen, store, config, None, shutdown).await
+    let edge = surveyor_api::EdgeConfig::default();
+    serve_edge_until(args.listen, store, config, edge, None, shutdown).await
 }
 
 async fn testbed(args: TestbedArgs) -> Result<()> {
@@ -1416,16 +1412,12 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
         .await
         .context("could not start the test-bed")?;
     if let Some(path) = &args.registry {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("could not create {}", path.display()))?;
-        let mut w = std::io::BufWriter::new(file);
+        let mut w = create(path)?;
         surveyor_testbed::write_registry(bed.truth(), &mut w)?;
         w.flush()?;
     }
     if let Some(path) = &args.truth {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("could not create {}", path.display()))?;
-        let mut w = std::io::BufWriter::new(file);
+        let mut w = create(path)?;
         surveyor_testbed::write_truth(bed.truth(), &mut w)?;
         w.flush()?;
     }

@@ -187,12 +187,8 @@ async fn plan(args: PlanArgs, store: &Store) -> Result<()> {
         eprintln!("surveyor notify: note: scan {id} did not finish; planning what it recorded");
     }
     let contacts = match &args.contacts {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("could not read {}", path.display()))?;
-            NetworkContacts::parse(&text)
-                .with_context(|| format!("{} is not a valid contacts file", path.display()))?
-        }
+        Some(path) => NetworkContacts::parse(&crate::read(path)?)
+            .with_context(|| format!("{} is not a valid contacts file", path.display()))?,
         None => NetworkContacts::default(),
     };
     if let Some(url) = &args.webhook {

@@ -51,9 +51,7 @@ impl RegistryCommand {
 pub async fn run(command: RegistryCommand, store: &Store) -> Result<()> {
     match command {
         RegistryCommand::Import { file, format, .. } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("could not read {}", file.display()))?;
-            let registry = Registry::parse(&text, format)
+            let registry = Registry::parse(&crate::read(&file)?, format)
                 .with_context(|| format!("{} is not a valid registry", file.display()))?;
             store
                 .registry
