@@ -15,9 +15,11 @@ pub mod matcher;
 mod names;
 pub mod registry;
 pub mod sectors;
+mod taxonomy;
 
 pub use asn::{AsnTable, AsnTableError};
 pub use country::{CountryTable, CountryTableError};
 pub use matcher::{Attributor, Evidence, PrefixMatch};
 pub use registry::{Claim, Format, Location, Problem, ProblemKind, Registry, RegistryError};
 pub use sectors::{sector_info, sector_table, Nis2, Nis2Annex, SectorInfo};
+pub use taxonomy::{taxonomy_json, taxonomy_table};

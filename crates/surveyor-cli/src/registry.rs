@@ -69,8 +69,13 @@ pub async fn run(command: RegistryCommand, store: &Store) -> Result<()> {
             );
             Ok(())
         }
-        RegistryCommand::Sectors { format } => {
-            print!("{}", sectors(&format)?);
+        RegistryCommand::Sectors { format } if format == "json" => {
+            let json = serde_json::to_string_pretty(&surveyor_attrib::taxonomy_json())?;
+            println!("{json}");
+            Ok(())
+        }
+        RegistryCommand::Sectors { .. } => {
+            print!("{}", surveyor_attrib::taxonomy_table());
             Ok(())
         }
         RegistryCommand::Export { format, .. } => {
@@ -83,49 +88,4 @@ pub async fn run(command: RegistryCommand, store: &Store) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// The taxonomy as a table or JSON.
-fn sectors(format: &str) -> Result<String> {
-    let rows: Vec<_> = surveyor_attrib::sector_table()
-        .iter()
-        .map(|info| {
-            let nis2 = info
-                .nis2
-                .as_ref()
-                .map(|n| serde_json::json!({ "annex": n.annex.as_str(), "sectors": n.sectors }));
-            serde_json::json!({
-                "sector": info.sector.as_str(),
-                "label": info.label,
-                "nis2": nis2,
-                "kritis": info.kritis,
-                "source": info.source,
-            })
-        })
-        .collect();
-    if format == "json" {
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&rows)?));
-    }
-    let mut out = format!(
-        "{:<18} {:<34} {:<44} {}\n",
-        "sector", "label", "NIS2", "KRITIS"
-    );
-    for info in surveyor_attrib::sector_table() {
-        let nis2 = info.nis2.as_ref().map_or("not covered".to_string(), |n| {
-            format!("Annex {}: {}", n.annex.as_str(), n.sectors.join(", "))
-        });
-        let kritis = if info.kritis.is_empty() {
-            "none".to_string()
-        } else {
-            info.kritis.join(", ")
-        };
-        out.push_str(&format!(
-            "{:<18} {:<34} {:<44} {}\n",
-            info.sector.as_str(),
-            info.label,
-            nis2,
-            kritis
-        ));
-    }
-    Ok(out)
 }
