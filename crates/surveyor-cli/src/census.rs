@@ -128,7 +128,7 @@ pub(crate) struct WorkerArgs {
     heartbeat: Option<f64>,
     /// Targets probed at once by this worker; `auto` as `surveyor scan --concurrency auto`
     /// (enough for the census's rate against silent addresses, within the open-file limit).
-    #[arg(long, default_value = "auto", value_parser = crate::parse_concurrency)]
+    #[arg(long, default_value = "auto", value_parser = surveyor_run::request::parse_concurrency)]
     concurrency: usize,
     /// Keep polling for work when none is left, instead of exiting.
     #[arg(long)]

@@ -239,7 +239,7 @@ struct EngineArgs {
     /// Targets probed at once. `auto`: enough for --rate new targets a second that each wait
     /// the whole --connect-timeout (as a silent address does), plus a quarter: 7,500 at the
     /// defaults, 16,384 without a rate. Never more than the open-file limit allows.
-    #[arg(long, default_value = "auto", value_parser = parse_concurrency)]
+    #[arg(long, default_value = "auto", value_parser = surveyor_run::request::parse_concurrency)]
     concurrency: usize,
     /// Split the target space into this many disjoint shards…
     #[arg(long, default_value_t = 1)]
@@ -702,17 +702,6 @@ async fn wait_for_signal() {
 /// A duration flag in seconds: positive, at most an hour.
 fn secs(name: &str, v: f64) -> Result<Duration> {
     Ok(surveyor_run::spec::secs(name, v)?)
-}
-
-/// `--concurrency`: a number, or `auto` (0).
-fn parse_concurrency(s: &str) -> Result<usize, String> {
-    match s {
-        "auto" => Ok(0),
-        n => match n.parse::<usize>() {
-            Ok(n) if (1..=100_000).contains(&n) => Ok(n),
-            _ => Err("a number from 1 to 100000, or auto".to_string()),
-        },
-    }
 }
 
 /// The window, lowered to what the open-file limit allows (each probe in flight holds a
@@ -1452,16 +1441,4 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
     shutdown_token().cancelled().await;
     bed.shutdown().await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn concurrency_is_a_number_or_auto() {
-        assert_eq!(parse_concurrency("auto"), Ok(0));
-        assert_eq!(parse_concurrency("512"), Ok(512));
-        assert!(parse_concurrency("0").is_err() && parse_concurrency("100001").is_err());
-    }
 }

@@ -272,6 +272,18 @@ impl CensusRequest {
     }
 }
 
+/// Probes in flight at once as given: a number from 1 to 100,000, or `auto` (0: enough for
+/// the rate, `auto_concurrency`).
+pub fn parse_concurrency(text: &str) -> Result<usize, String> {
+    match text {
+        "auto" => Ok(0),
+        n => match n.parse::<usize>() {
+            Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+            _ => Err("a number from 1 to 100000, or auto".to_string()),
+        },
+    }
+}
+
 /// A worker's lease, heartbeat and poll interval from seconds: the heartbeat (by default a
 /// quarter of the lease) shorter than the lease, the poll interval by default the heartbeat.
 pub fn worker_timing(
@@ -526,6 +538,13 @@ mod tests {
         assert!(census(&[], Some("/nonexistent/targets"))
             .unwrap_err()
             .starts_with("could not read /nonexistent/targets"));
+    }
+
+    #[test]
+    fn concurrency_is_a_number_or_auto() {
+        assert_eq!(parse_concurrency("auto"), Ok(0));
+        assert_eq!(parse_concurrency("512"), Ok(512));
+        assert!(parse_concurrency("0").is_err() && parse_concurrency("100001").is_err());
     }
 
     #[test]
