@@ -13,8 +13,8 @@ use clap::{Args, Subcommand};
 use surveyor_notify::deliver::{self, Clock, DeliveryConfig, RetryPolicy};
 use surveyor_notify::intelmq::Feed;
 use surveyor_notify::{
-    files, NetworkContacts, OutboxStatus, PlanConfig, Routes, SendReport, SmtpConfig, SmtpTls,
-    Templates, WebhookConfig,
+    files, NetworkContacts, OutboxStatus, PlanConfig, Routes, SmtpConfig, SmtpTls, Templates,
+    WebhookConfig,
 };
 use surveyor_store::{ScanId, Store, Suppression};
 use time::{Date, OffsetDateTime};
@@ -271,20 +271,7 @@ async fn send(args: SendArgs, store: &Store) -> Result<()> {
     let report = if args.until_settled {
         deliver::send_until_settled(notifications, &config, &clock).await?
     } else {
-        // One pass after another until nothing due is left to attempt now; a retry falls due
-        // at the earliest `--retry-after` seconds later, so this ends.
-        let mut total = SendReport::default();
-        loop {
-            let pass = deliver::send_due(notifications, &config, &clock).await?;
-            total.attempted += pass.attempted;
-            total.delivered += pass.delivered;
-            total.retrying += pass.retrying;
-            total.failed += pass.failed;
-            total.skipped = pass.skipped;
-            if pass.attempted == 0 {
-                break total;
-            }
-        }
+        surveyor_notify::send_now(notifications, &config, &clock).await?
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     eprintln!(
@@ -360,10 +347,7 @@ fn delivery_config(args: &SendArgs) -> Result<DeliveryConfig> {
     };
     let smtp = match (&args.smtp, &args.from) {
         (Some(relay), Some(from)) => {
-            let (host, port) = relay
-                .rsplit_once(':')
-                .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
-                .filter(|(h, _)| !h.is_empty())
+            let (host, port) = surveyor_notify::relay_address(relay)
                 .with_context(|| format!("--smtp {relay:?} is not HOST:PORT"))?;
             let credentials = match (&args.smtp_user, &args.smtp_password_file) {
                 (Some(user), Some(file)) => {
@@ -375,7 +359,7 @@ fn delivery_config(args: &SendArgs) -> Result<DeliveryConfig> {
                 _ => None,
             };
             Some(SmtpConfig {
-                host: host.to_string(),
+                host,
                 port,
                 tls: match args.smtp_tls.as_str() {
                     "none" => SmtpTls::None,

@@ -6,7 +6,8 @@
 //!   payload the outbox keeps; [`files`] writes bundles and a manifest to a directory;
 //!   [`show`] is what the binary shows of a plan and of the outbox.
 //! - [`deliver`] takes due notifications from the store's outbox, sends each, logs every attempt
-//!   and retries with exponential back-off; receivers drop repeats by idempotency key.
+//!   and retries with exponential back-off; receivers drop repeats by idempotency key;
+//!   [`send`] is what `surveyor notify send` asks of it.
 
 pub mod deliver;
 pub mod email;
@@ -14,6 +15,7 @@ pub mod files;
 pub mod intelmq;
 pub mod plan;
 pub mod render;
+pub mod send;
 pub mod shadowserver;
 pub mod show;
 
@@ -23,6 +25,7 @@ pub use deliver::{
 pub use email::{Email, Part, Templates};
 pub use plan::{plan, Bundle, Finding, Language, NetworkContacts, Plan, PlanConfig, Reason};
 pub use render::{enqueue, idempotency_key, render, render_all, EnqueueReport, Rendered, Routes};
+pub use send::{relay_address, send_now};
 pub use show::{plan_summary, OutboxStatus};
 
 /// Why planning, rendering or delivery failed.
