@@ -23,7 +23,7 @@ use surveyor_run::spec::{defaults, Probing, ProbingArgs, RunSettings, ScanSpec};
 use surveyor_run::{run_scan, Durability, OutputFormat, ScanJob, ScanRequest};
 use surveyor_scan::targets::{self, InputFormat, OptOut};
 use surveyor_scan::{Order, PortSpec, StopReason};
-use surveyor_store::{ScanId, Store};
+use surveyor_store::{Dimension, ScanId, Store};
 use time::{Date, OffsetDateTime};
 use tokio_util::sync::CancellationToken;
 
@@ -348,7 +348,7 @@ struct ReportArgs {
     /// Count servers by these dimensions instead of the family table: any of family, cu,
     /// version, support, patch, sector, organisation, comma-separated.
     #[arg(long, value_name = "DIMS", value_delimiter = ',')]
-    group_by: Vec<surveyor_store::Dimension>,
+    group_by: Vec<Dimension>,
     /// One line per finished scan, oldest first (with --group-by, one per group).
     #[arg(long, conflicts_with_all = ["scan", "as_of"])]
     trend: bool,
@@ -1339,22 +1339,18 @@ async fn demo(args: DemoArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
     if outcome.stats.stopped.is_some() {
         bail!("interrupted before the scan finished");
     }
-    let report = surveyor_api::census_report(&store, Some(outcome.scan))
-        .await?
-        .context("the demo scan is missing from the store")?;
-    print!("{}", surveyor_api::text::render(&report));
-    let by_sector = [
-        surveyor_store::Dimension::Sector,
-        surveyor_store::Dimension::Support,
-    ];
-    let groups = store
-        .census
-        .statistics(outcome.scan, &by_sector, &Default::default())
-        .await?;
-    print!(
-        "\n{}",
-        surveyor_api::text::render_groups(&report.scan, &by_sector, &groups)
-    );
+    use surveyor_api::report::{answer, Question, Which};
+    let which = Which {
+        scan: Some(outcome.scan),
+        as_of: None,
+    };
+    print!("{}", answer(&store, which, Question::Census).await?.text());
+    let group_by = vec![Dimension::Sector, Dimension::Support];
+    let by_sector = Question::Groups {
+        group_by,
+        filter: Default::default(),
+    };
+    print!("\n{}", answer(&store, which, by_sector).await?.text());
     std::io::stdout().flush()?;
     if args.no_serve {
         return Ok(());
