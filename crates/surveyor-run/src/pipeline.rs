@@ -17,6 +17,7 @@ use time::{Date, OffsetDateTime};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::checkpoint::Checkpoint;
 use crate::enrich::{Enricher, ENRICH_WINDOW};
@@ -259,7 +260,7 @@ where
             Ok(value) => return Ok(value),
             // An error about the data would fail the same way again: spill it at once.
             Err(error) if error.is_retryable() && Instant::now() + pause <= give_up => {
-                tracing::warn!(%error, ?pause, "could not {what}; retrying");
+                tracing::warn!(%error, ?pause, operation = what, "store operation failed; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(RETRY_MAX_PAUSE);
             }
@@ -353,7 +354,7 @@ fn spawn_engine(
     let (config, space, order) = (job.config.clone(), job.space.clone(), job.order);
     let exclusions = job.exclusions.clone();
     let discovery = job.discovery.clone();
-    tokio::spawn(async move {
+    let task = async move {
         match (discovery, stream) {
             (Discovery::Connect, Some(stream)) => {
                 let mut source = stream.start(order, &frontier, exclusions.clone())?;
@@ -399,12 +400,27 @@ fn spawn_engine(
                 Ok((stats, None, Some(summary)))
             }
         }
-    })
+    };
+    tokio::spawn(task.in_current_span())
 }
 
 /// What the engine task ends with: its statistics, why a stream stopped, a sweep's summary.
 type EngineEnd = (ScanStats, Option<String>, Option<SynSummary>);
 
+// One `scan` span over the whole run and the tasks it spawns (`docs/instrumentation.md`).
+#[tracing::instrument(
+    name = "scan",
+    skip_all,
+    fields(
+        scan.id = tracing::field::Empty,
+        scan.discovery = match job.discovery {
+            Discovery::Connect => "connect",
+            Discovery::Syn(_) => "syn",
+        },
+        scan.shard = job.order.shard,
+        scan.shards = job.order.shards,
+    )
+)]
 async fn run(
     job: ScanJob,
     stream: Option<TargetStream>,
@@ -416,6 +432,7 @@ async fn run(
     // away, and needs nothing more from it.
     let attributor = attributor(store).await?;
     let (scan, frontier) = begin(&job, stream.as_ref(), store).await?;
+    tracing::Span::current().record("scan.id", scan.0);
     let progress = job.config.progress.clone();
     progress.resume_from(frontier.clone());
     let template = template_of(&job, stream.as_ref(), scan);
@@ -431,20 +448,23 @@ async fn run(
     // Storing runs in its own task so that enrichment and output go on while a batch is
     // written; QUEUED batches wait at most, then backpressure reaches the engine.
     let (batches, batch_rx) = mpsc::channel::<(Vec<Observation>, Vec<u128>)>(QUEUED);
-    let storer = tokio::spawn(store_batches(
-        store.clone(),
-        scan,
-        batch_rx,
-        progress.clone(),
-        job.checkpoint.clone().map(|path| (path, template.clone())),
-        (
-            job.durability.retry_for,
-            Spill {
-                path: spill_path,
-                lines: 0,
-            },
-        ),
-    ));
+    let storer = tokio::spawn(
+        store_batches(
+            store.clone(),
+            scan,
+            batch_rx,
+            progress.clone(),
+            job.checkpoint.clone().map(|path| (path, template.clone())),
+            (
+                job.durability.retry_for,
+                Spill {
+                    path: spill_path,
+                    lines: 0,
+                },
+            ),
+        )
+        .in_current_span(),
+    );
 
     let enricher = Enricher {
         kb: job.kb.clone(),
@@ -519,7 +539,11 @@ async fn run(
         })
         .await;
         if let Err(error) = finished {
-            tracing::error!("{error}; the spill file records the scan's end");
+            tracing::error!(
+                %error,
+                spill = %spill.path.display(),
+                "could not finish the scan; the spill file records its end"
+            );
             spill.append(&[SpillLine::Finished {
                 scan: scan.0,
                 finished_at,
@@ -558,11 +582,11 @@ async fn store_batches(
         if let Err(error) = stored {
             let source = std::error::Error::source(&error).map(ToString::to_string);
             tracing::error!(
-                error = %error,
+                %error,
                 source = source.as_deref().unwrap_or(""),
-                "{} observations go to {}",
-                batch.len(),
-                spill.path.display()
+                observations = batch.len(),
+                spill = %spill.path.display(),
+                "could not store a batch; it goes to the spill file"
             );
             let lines: Vec<SpillLine> = batch
                 .into_iter()

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use backoff::Backoff;
 pub use permute::Permutation;
@@ -76,6 +77,9 @@ impl Default for ProbeConfig {
         }
     }
 }
+
+/// One target in this many gets a `target` span (by its position in the walk).
+pub const TARGET_SPAN_SAMPLE: u128 = 256;
 
 /// `Surveyor/<version> (+<info url>)`: operators who see us in their logs can find out who is
 /// scanning and why.
@@ -458,25 +462,40 @@ pub async fn run_source<S: TargetSource>(
             progress.clone(),
             networks.clone(),
         );
-        in_flight.spawn(async move {
-            let result = probe::probe(target, &cfg, &tls).await;
-            networks.record(network, outcome_of(&result), Instant::now());
-            let result = match result {
-                Ok(obs) => {
-                    let status = obs.status;
-                    // A closed receiver means the consumer is gone; the scan winds down.
-                    let _ = out.send((position, obs)).await;
-                    progress.connected.fetch_add(1, Ordering::Relaxed);
-                    Ok(status)
-                }
-                Err(silent) => {
-                    progress.complete([position]);
-                    Err(silent)
-                }
-            };
-            progress.done.fetch_add(1, Ordering::Relaxed);
-            result
-        });
+        // A `target` span for one target in TARGET_SPAN_SAMPLE: enough to follow probes at
+        // debug level without a span per address of a country.
+        let span = if position % TARGET_SPAN_SAMPLE == 0 {
+            tracing::debug_span!(
+                "target",
+                target.ip = %target.ip,
+                target.port = target.port,
+                target.position = %position,
+            )
+        } else {
+            tracing::Span::none()
+        };
+        in_flight.spawn(
+            async move {
+                let result = probe::probe(target, &cfg, &tls).await;
+                networks.record(network, outcome_of(&result), Instant::now());
+                let result = match result {
+                    Ok(obs) => {
+                        let status = obs.status;
+                        // A closed receiver means the consumer is gone; the scan winds down.
+                        let _ = out.send((position, obs)).await;
+                        progress.connected.fetch_add(1, Ordering::Relaxed);
+                        Ok(status)
+                    }
+                    Err(silent) => {
+                        progress.complete([position]);
+                        Err(silent)
+                    }
+                };
+                progress.done.fetch_add(1, Ordering::Relaxed);
+                result
+            }
+            .instrument(span),
+        );
     }
 
     // Targets still waiting are not probed; they stay pending, so a resume probes them.
