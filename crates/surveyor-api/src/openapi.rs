@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
@@ -20,6 +21,52 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The edge's answers, which every operation can give whatever its handler does: a body over
+/// `--max-body` (413), and a request past `--request-timeout` or a query past
+/// `--statement-timeout` (503 with `Retry-After`). An operation that documents its own 503
+/// (`/readyz`) keeps its description.
+struct EdgeResponses;
+
+impl Modify for EdgeResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let answer = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut operation.responses.responses;
+                responses.entry("413".to_string()).or_insert_with(|| {
+                    answer("The request's body is larger than the server accepts").into()
+                });
+                responses.entry("503".to_string()).or_insert_with(|| {
+                    answer(
+                        "The request or a store query ran past its time limit; retry after \
+                         `Retry-After` seconds",
+                    )
+                    .into()
+                });
+            }
+        }
     }
 }
 
@@ -44,7 +91,7 @@ impl Modify for BearerAuth {
         crate::get_ready,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &EdgeResponses),
 )]
 struct ApiDoc;
 
