@@ -1,11 +1,13 @@
 //! The HTTP edge: what holds the server up against slow, many or greedy clients. A connection
 //! must send its request head within the header timeout, at most so many connections are
-//! served at once, a request's body and its time to a response are bounded, and shutdown
-//! drains for a bounded time. Every limit is a `surveyor serve` flag (`docs/output.md`).
+//! served at once, a request's body and its time to a response are bounded, a client that
+//! stops reading (a streamed export) is dropped, and shutdown drains for a bounded time. Every limit is a `surveyor serve` flag (`docs/output.md`).
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -18,9 +20,11 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio::time::{sleep, Sleep};
 
 use crate::ApiError;
 
@@ -44,6 +48,9 @@ pub struct EdgeConfig {
     /// After shutdown begins: how long requests in flight may take to finish. Connections
     /// still open at the deadline are closed.
     pub drain_timeout: Duration,
+    /// How long a connection's writes may make no progress: a client that stops reading (a
+    /// streamed export it does not consume) is dropped after it, however long the body.
+    pub write_timeout: Duration,
 }
 
 impl Default for EdgeConfig {
@@ -54,6 +61,7 @@ impl Default for EdgeConfig {
             max_connections: 1024,
             max_body_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -116,7 +124,8 @@ pub(crate) async fn serve(
         };
         while connections.try_join_next().is_some() {}
         let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let io = TokioIo::new(WriteDeadline::new(stream, edge.write_timeout));
+        let connection = graceful.watch(http.serve_connection(io, service));
         connections.spawn(async move {
             if let Err(error) = connection.await {
                 // Header timeouts and clients that go away end here; they are not our errors.
@@ -159,6 +168,90 @@ async fn limit_body(
     Ok(next.run(request).await.into_response())
 }
 
+/// A connection whose writes fail with `TimedOut` once they have made no progress for
+/// `limit`: hyper has no write timeout, and a streamed body is written at the client's pace.
+struct WriteDeadline<IO> {
+    io: IO,
+    limit: Duration,
+    /// Armed when a write first waits, disarmed by any progress.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl<IO> WriteDeadline<IO> {
+    fn new(io: IO, limit: Duration) -> WriteDeadline<IO> {
+        WriteDeadline {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// What a write attempt gives, with waiting bounded by the deadline.
+    fn bounded<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        attempt: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if attempt.is_ready() {
+            self.stalled = None;
+            return attempt;
+        }
+        let limit = self.limit;
+        let deadline = self.stalled.get_or_insert_with(|| Box::pin(sleep(limit)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing for the write timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for WriteDeadline<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let attempt = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.bounded(cx, attempt)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let attempt = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.bounded(cx, attempt)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let attempt = Pin::new(&mut self.io).poll_flush(cx);
+        self.bounded(cx, attempt)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let attempt = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.bounded(cx, attempt)
+    }
+}
+
 /// A failed accept: a connection that went away before it was accepted is nothing, but
 /// running out of file descriptors would spin, so that waits a moment.
 async fn accept_failed(error: io::Error) {
@@ -171,4 +264,49 @@ async fn accept_failed(error: io::Error) {
     }
     tracing::error!(%error, "accepting an API connection failed; retrying in 1 s");
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
+    use tokio::time::Instant;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+        let (server, _client) = duplex(1024);
+        let mut server = WriteDeadline::new(server, Duration::from_secs(60));
+        let started = Instant::now();
+        let error = loop {
+            if let Err(error) = server.write_all(&[0u8; 4096]).await {
+                break error;
+            }
+        };
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_reader_that_keeps_reading_is_served_to_the_end() {
+        let (server, mut client) = duplex(1024);
+        let mut server = WriteDeadline::new(server, Duration::from_secs(60));
+        // 64 KiB through a 1 KiB pipe, read a KiB every 30 s: slower than any export, but
+        // never 60 s without progress.
+        let reader = tokio::spawn(async move {
+            let mut got = 0;
+            let mut buf = [0u8; 1024];
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                match client.read(&mut buf).await.unwrap() {
+                    0 => return got,
+                    n => got += n,
+                }
+            }
+        });
+        server.write_all(&[7u8; 64 * 1024]).await.unwrap();
+        server.shutdown().await.unwrap();
+        drop(server);
+        assert_eq!(reader.await.unwrap(), 64 * 1024);
+    }
 }

@@ -432,6 +432,10 @@ struct ServeArgs {
     /// open then are closed.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     drain_timeout: f64,
+    /// Seconds a connection's writes may make no progress: a client that stops reading (a
+    /// streamed export) is then dropped.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    write_timeout: f64,
     /// Seconds PostgreSQL lets one statement of the API run before it cancels it; the request
     /// is then answered 503 with Retry-After. Below --request-timeout, so that a slow query
     /// says so (SQLite has no statement timeout).
@@ -1206,6 +1210,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_connections: args.max_connections as usize,
         max_body_bytes: args.max_body as usize,
         drain_timeout: secs("drain-timeout", args.drain_timeout)?,
+        write_timeout: secs("write-timeout", args.write_timeout)?,
     };
     let options = surveyor_store::OpenOptions {
         statement_timeout: Some(secs("statement-timeout", args.statement_timeout)?),
