@@ -354,17 +354,17 @@ struct ReportArgs {
     trend: bool,
     /// With --trend: each scan as judged while it ran (`original`) instead of its newest
     /// judgement (`newest`, the default; see `surveyor rejudge`).
-    #[arg(long, requires = "trend", default_value = "newest", value_parser = parse_judgements)]
+    #[arg(long, requires = "trend", default_value = "newest")]
     judgements: surveyor_store::Judgements,
     /// Count only servers of this family (2007, 2010, 2013, 2016, 2019, SE).
     #[arg(long)]
     family: Option<surveyor_model::Family>,
     /// Count only supported or only unsupported servers.
-    #[arg(long, value_parser = parse_support)]
+    #[arg(long)]
     support: Option<surveyor_model::Support>,
     /// Count only servers in this patch band (current, behind-90d, behind-1y, behind-over-1y,
     /// unknown).
-    #[arg(long, value_parser = parse_patch)]
+    #[arg(long)]
     patch: Option<surveyor_model::PatchBand>,
     /// Count only servers attributed to this sector (see `surveyor registry sectors`).
     #[arg(long)]
@@ -637,26 +637,6 @@ async fn ingest(args: IngestArgs) -> Result<()> {
 fn parse_date(s: &str) -> Result<Date, String> {
     Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
         .map_err(|_| format!("{s:?} is not a date of the form YYYY-MM-DD"))
-}
-
-fn parse_judgements(s: &str) -> Result<surveyor_store::Judgements, String> {
-    surveyor_store::Judgements::parse(s)
-        .ok_or_else(|| format!("{s:?} is neither newest nor original"))
-}
-
-fn parse_support(s: &str) -> Result<surveyor_model::Support, String> {
-    surveyor_model::Support::parse(s)
-        .ok_or_else(|| format!("{s:?} is neither supported nor unsupported"))
-}
-
-fn parse_patch(s: &str) -> Result<surveyor_model::PatchBand, String> {
-    surveyor_model::PatchBand::parse(s).ok_or_else(|| {
-        let bands: Vec<_> = surveyor_model::PatchBand::ALL
-            .iter()
-            .map(|b| b.as_str())
-            .collect();
-        format!("unknown patch band {s:?} (known: {})", bands.join(", "))
-    })
 }
 
 fn today() -> Date {

@@ -205,6 +205,14 @@ impl Support {
     }
 }
 
+impl std::str::FromStr for Support {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Support, String> {
+        Support::parse(s).ok_or_else(|| format!("{s:?} is neither supported nor unsupported"))
+    }
+}
+
 /// The knowledge base's verdict on a recognised on-premises Exchange server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExchangeVerdict {
@@ -419,6 +427,17 @@ impl PatchBand {
     }
 }
 
+impl std::str::FromStr for PatchBand {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PatchBand, String> {
+        PatchBand::parse(s).ok_or_else(|| {
+            let bands: Vec<_> = PatchBand::ALL.iter().map(|b| b.as_str()).collect();
+            format!("unknown patch band {s:?} (known: {})", bands.join(", "))
+        })
+    }
+}
+
 impl PatchLevel {
     /// The band of `days_behind_cu`.
     pub fn band(&self) -> PatchBand {
@@ -580,6 +599,28 @@ pub struct Observation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn support_and_patch_bands_parse_from_their_names_or_say_what_they_take() {
+        for support in [Support::Supported, Support::Unsupported] {
+            assert_eq!(support.as_str().parse(), Ok(support));
+        }
+        for band in PatchBand::ALL {
+            assert_eq!(band.as_str().parse(), Ok(band));
+        }
+        assert_eq!(
+            "maybe".parse::<Support>(),
+            Err("\"maybe\" is neither supported nor unsupported".to_string())
+        );
+        assert_eq!(
+            "stale".parse::<PatchBand>(),
+            Err(
+                "unknown patch band \"stale\" (known: current, behind-90d, behind-1y, \
+                 behind-over-1y, unknown)"
+                    .to_string()
+            )
+        );
+    }
 
     #[test]
     fn signal_names_match_their_json() {

@@ -300,6 +300,14 @@ impl Judgements {
     }
 }
 
+impl std::str::FromStr for Judgements {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Judgements, String> {
+        Judgements::parse(s).ok_or_else(|| format!("{s:?} is neither newest nor original"))
+    }
+}
+
 /// The latest state of one (address, port), as the hosts table keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostState {
@@ -682,3 +690,18 @@ pub async fn open_with(url: &str, options: OpenOptions) -> Result<Store, StoreEr
 
 // `YYYY-MM-DD` for `ScanRecord::as_of`: the form JSON readers expect of a date.
 time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judgements_parse_from_their_names_or_say_what_they_take() {
+        assert_eq!("newest".parse(), Ok(Judgements::Newest));
+        assert_eq!("original".parse(), Ok(Judgements::Original));
+        assert_eq!(
+            "latest".parse::<Judgements>(),
+            Err("\"latest\" is neither newest nor original".to_string())
+        );
+    }
+}
