@@ -573,12 +573,15 @@ fn raise_open_files() {
 }
 
 async fn dispatch(command: Command, kb_dir: Option<&Path>) -> Result<()> {
+    // Every probe in flight and every test-bed listener is a file descriptor.
+    if matches!(
+        command,
+        Command::Scan(_) | Command::Worker(_) | Command::Demo(_) | Command::Testbed(_)
+    ) {
+        raise_open_files();
+    }
     match command {
-        Command::Scan(args) => {
-            // Every probe in flight is a socket.
-            raise_open_files();
-            scan(*args, kb::load(kb_dir)?).await
-        }
+        Command::Scan(args) => scan(*args, kb::load(kb_dir)?).await,
         Command::Report(args) => report(args, kb_dir).await,
         Command::Rejudge(args) => rejudge::run(args, kb::load(kb_dir)?).await,
         Command::Prune(args) => prune(args).await,
@@ -593,20 +596,10 @@ async fn dispatch(command: Command, kb_dir: Option<&Path>) -> Result<()> {
             notify::run(command, &store).await
         }
         Command::Census(command) => census::run(command, kb_dir).await,
-        Command::Worker(args) => {
-            // A window big enough for silent space needs many sockets.
-            raise_open_files();
-            census::worker(*args, kb::load(kb_dir)?).await
-        }
+        Command::Worker(args) => census::worker(*args, kb::load(kb_dir)?).await,
         Command::Serve(args) => serve(args).await,
-        Command::Demo(args) => {
-            raise_open_files();
-            demo(args, kb::load(kb_dir)?).await
-        }
-        Command::Testbed(args) => {
-            raise_open_files();
-            testbed(args).await
-        }
+        Command::Demo(args) => demo(args, kb::load(kb_dir)?).await,
+        Command::Testbed(args) => testbed(args).await,
         Command::Kb(args) => kb::run(args, kb_dir),
         Command::Ingest(args) => ingest(args).await,
         Command::Migrate(db) => {
