@@ -889,53 +889,19 @@ async fn scan(args: ScanArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
     Ok(())
 }
 
-/// The lines a scan ends with on stderr: what a SYN sweep did, where a spill file is, and the
-/// summary (`surveyor: scan N: …`, which scripts and tests read).
+/// The lines a scan ends with on stderr (`surveyor: scan N: …`, which scripts and tests read),
+/// saying in the flags' words why it stopped early.
 fn print_summary(o: &surveyor_run::ScanOutcome) {
-    if let Some(n) = &o.syn {
-        eprintln!(
-            "surveyor: SYN sweep through the {}: {} SYNs sent, {} excluded, {} open, {} closed, \
-             {} duplicate answers, {} open ports dropped (probe queue full), {} send errors",
-            n.path, n.sent, n.excluded, n.open, n.closed, n.duplicates, n.dropped, n.send_errors
-        );
-    }
-    if let Some(path) = &o.spill_path {
-        eprintln!(
-            "surveyor: the store failed; {} lines kept in {}: load them with `surveyor ingest {}`",
-            o.spilled,
-            path.display(),
-            path.display()
-        );
-    }
-    let s = &o.stats;
-    let stopped = match s.stopped {
+    let stopped = match o.stats.stopped {
         None => "",
         Some(StopReason::Cancelled) => " INTERRUPTED (not marked finished)",
         Some(StopReason::MaxTargets) => " stopped at --max-targets (not marked finished)",
         Some(StopReason::MaxRuntime) => " stopped at --max-runtime (not marked finished)",
         Some(StopReason::SourceFailed) => " STOPPED at a bad input line (not marked finished)",
     };
-    let statuses: Vec<String> = s
-        .by_status
-        .iter()
-        .map(|(st, n)| format!("{} {n}", st.as_str()))
-        .collect();
-    eprintln!(
-        "surveyor: scan {}{stopped}: {} targets in {:.1} s, {} answered ({}), {} refused, {} timed out, {} unreachable, {} closed silently, {} excluded, {} abandoned, {} backed off, {} Exchange",
-        o.scan.0,
-        s.targets,
-        s.duration.as_secs_f64(),
-        s.connected,
-        if statuses.is_empty() { "-".to_string() } else { statuses.join(", ") },
-        s.refused,
-        s.timed_out,
-        s.unreachable,
-        s.closed,
-        s.excluded,
-        s.abandoned,
-        s.backed_off,
-        o.exchange
-    );
+    for line in o.summary(stopped).lines() {
+        eprintln!("surveyor: {line}");
+    }
 }
 
 async fn report(args: ReportArgs, kb_dir: Option<&Path>) -> Result<()> {

@@ -1,5 +1,5 @@
-//! Results as people read them: a census's progress with its shards, and what a re-judgement
-//! changed. Returned as text; printing is the binary's.
+//! Results as people read them: what a scan did, a census's progress with its shards, and what
+//! a re-judgement changed. Returned as text; printing is the binary's.
 
 use std::fmt::Write as _;
 
@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use crate::census::JobStatus;
 use crate::rejudge::Changes;
+use crate::ScanOutcome;
 
 impl JobStatus {
     /// A summary line with rate and ETA, then (when read with its shards) a table of shards;
@@ -62,6 +63,69 @@ impl JobStatus {
                 );
             }
         }
+        out
+    }
+}
+
+impl ScanOutcome {
+    /// The lines a scan ends with: what a SYN sweep did, where a spill file is, and the
+    /// summary `scan N…: …` that scripts read. `stopped` says why the scan stopped early (in
+    /// the words of the caller's settings), or is empty.
+    pub fn summary(&self, stopped: &str) -> String {
+        let mut out = String::new();
+        if let Some(n) = &self.syn {
+            let _ = writeln!(
+                out,
+                "SYN sweep through the {}: {} SYNs sent, {} excluded, {} open, {} closed, {} \
+                 duplicate answers, {} open ports dropped (probe queue full), {} send errors",
+                n.path,
+                n.sent,
+                n.excluded,
+                n.open,
+                n.closed,
+                n.duplicates,
+                n.dropped,
+                n.send_errors
+            );
+        }
+        if let Some(path) = &self.spill_path {
+            let path = path.display();
+            let spilled = self.spilled;
+            let _ = writeln!(
+                out,
+                "the store failed; {spilled} lines kept in {path}: load them with `surveyor \
+                 ingest {path}`"
+            );
+        }
+        let s = &self.stats;
+        let statuses: Vec<String> = s
+            .by_status
+            .iter()
+            .map(|(st, n)| format!("{} {n}", st.as_str()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "scan {}{stopped}: {} targets in {:.1} s, {} answered ({}), {} refused, {} timed \
+             out, {} unreachable, {} closed silently, {} excluded, {} abandoned, {} backed off, \
+             {} Exchange",
+            self.scan.0,
+            s.targets,
+            s.duration.as_secs_f64(),
+            s.connected,
+            if statuses.is_empty() {
+                "-".to_string()
+            } else {
+                statuses.join(", ")
+            },
+            s.refused,
+            s.timed_out,
+            s.unreachable,
+            s.closed,
+            s.excluded,
+            s.abandoned,
+            s.backed_off,
+            self.exchange
+        );
         out
     }
 }
@@ -180,6 +244,45 @@ mod tests {
                 "     2  leased   host-2                                  250/1000  expired               1",
             ]
         );
+    }
+
+    #[test]
+    fn a_scan_summary_counts_every_outcome() {
+        let mut outcome = ScanOutcome {
+            scan: ScanId(4),
+            stats: surveyor_scan::ScanStats {
+                targets: 10,
+                refused: 6,
+                connected: 3,
+                by_status: vec![
+                    (surveyor_model::Status::Success, 2),
+                    (surveyor_model::Status::IoTimeout, 1),
+                ],
+                duration: std::time::Duration::from_millis(1250),
+                ..Default::default()
+            },
+            exchange: 2,
+            spilled: 0,
+            spill_path: None,
+            input_error: None,
+            syn: None,
+        };
+        assert_eq!(
+            outcome.summary(""),
+            "scan 4: 10 targets in 1.2 s, 3 answered (success 2, io-timeout 1), 6 refused, 0 \
+             timed out, 0 unreachable, 0 closed silently, 0 excluded, 0 abandoned, 0 backed \
+             off, 2 Exchange\n"
+        );
+        outcome.spilled = 3;
+        outcome.spill_path = Some("spill.jsonl".into());
+        let summary = outcome.summary(" INTERRUPTED");
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(
+            lines[0],
+            "the store failed; 3 lines kept in spill.jsonl: load them with `surveyor ingest \
+             spill.jsonl`"
+        );
+        assert!(lines[1].starts_with("scan 4 INTERRUPTED: 10 targets"));
     }
 
     #[test]
