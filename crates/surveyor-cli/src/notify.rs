@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use surveyor_notify::deliver::{self, Clock, DeliveryConfig, RetryPolicy};
-use surveyor_notify::intelmq::Feed;
 use surveyor_notify::{
     files, NetworkContacts, OutboxStatus, PlanConfig, Routes, SmtpConfig, SmtpTls, Templates,
     WebhookConfig,
@@ -211,20 +210,9 @@ async fn plan(args: PlanArgs, store: &Store) -> Result<()> {
         renotify_after: window,
         exposure_alone: args.exposure_alone,
     };
-    let observations = store.scans.observations(id).await?;
-    let organisations = store.registry.organisations().await?;
-    let notified = store.notifications.notified_findings().await?;
-    let suppressions = store.notifications.suppressions(now).await?;
-    let plan = surveyor_notify::plan(
-        &config,
-        &observations,
-        &organisations,
-        &contacts,
-        &notified,
-        &suppressions,
-    );
     let templates = Templates::builtin(&args.sender, window.whole_days());
-    let rendered = surveyor_notify::render_all(&plan, &templates, &Feed::default())?;
+    let (plan, rendered) =
+        surveyor_notify::plan_scan(store, &config, &contacts, &templates).await?;
 
     let mut doc = match &args.out {
         Some(dir) => files::write_plan(dir, &plan, &rendered)

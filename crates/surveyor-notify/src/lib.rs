@@ -2,9 +2,9 @@
 //! scan, rendered as IntelMQ events, Shadowserver `scan_exchange` CSV and e-mails (German or
 //! English), and delivered by webhook, SMTP or files through an outbox in the store.
 //!
-//! - [`plan::plan`] (pure) decides who is told what; [`render`] turns a bundle into the
-//!   payload the outbox keeps; [`files`] writes bundles and a manifest to a directory;
-//!   [`show`] is what the binary shows of a plan and of the outbox.
+//! - [`plan::plan`] (pure) decides who is told what, [`plan_scan`] for a scan in the store;
+//!   [`render`] turns a bundle into the payload the outbox keeps; [`files`] writes bundles and
+//!   a manifest to a directory; [`show`] is what the binary shows of a plan and of the outbox.
 //! - [`deliver`] takes due notifications from the store's outbox, sends each, logs every attempt
 //!   and retries with exponential back-off; receivers drop repeats by idempotency key;
 //!   [`send`] is what `surveyor notify send` asks of it.
@@ -18,6 +18,7 @@ pub mod render;
 pub mod send;
 pub mod shadowserver;
 pub mod show;
+mod stored;
 
 pub use deliver::{
     Clock, DeliveryConfig, RetryPolicy, SendReport, SmtpConfig, SmtpTls, WebhookConfig,
@@ -27,6 +28,7 @@ pub use plan::{plan, Bundle, Finding, Language, NetworkContacts, Plan, PlanConfi
 pub use render::{enqueue, idempotency_key, render, render_all, EnqueueReport, Rendered, Routes};
 pub use send::{relay_address, send_now};
 pub use show::{plan_summary, OutboxStatus};
+pub use stored::{plan_scan, PlanScanError};
 
 /// Why planning, rendering or delivery failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
