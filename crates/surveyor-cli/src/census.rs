@@ -82,7 +82,7 @@ pub(crate) struct CreateArgs {
     #[arg(long, value_name = "FILE|-")]
     targets_file: Option<String>,
     /// Format of --targets-file (as `surveyor scan`).
-    #[arg(long, default_value = "auto", value_parser = crate::parse_input_format)]
+    #[arg(long, default_value = "auto")]
     input_format: InputFormat,
     /// Never scan these prefixes (one per line); stored with the job.
     #[arg(long, value_name = "FILE")]
@@ -91,7 +91,7 @@ pub(crate) struct CreateArgs {
     #[arg(long, value_name = "FILE")]
     allowlist_file: Option<PathBuf>,
     /// Ports to probe, as `surveyor scan --ports`.
-    #[arg(long, default_value = defaults::PORTS, value_delimiter = ',', value_parser = crate::parse_port_spec)]
+    #[arg(long, default_value = defaults::PORTS, value_delimiter = ',')]
     ports: Vec<PortSpec>,
     /// Allow 127.0.0.0/8 and ::1 (for test-beds).
     #[arg(long)]

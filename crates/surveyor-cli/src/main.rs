@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ipnet::{IpNet, Ipv4Net};
-use surveyor_run::spec::{defaults, Probing, ProbingArgs, RunSettings, ScanSpec};
+use surveyor_run::spec::{defaults, ProbingArgs, RunSettings, ScanSpec, DEMO_WINDOW};
 use surveyor_run::{run_scan, Durability, OutputFormat, ScanJob, ScanRequest};
 use surveyor_scan::targets::{self, InputFormat, OptOut};
 use surveyor_scan::{Order, PortSpec, StopReason};
@@ -159,7 +159,7 @@ struct ScanArgs {
     targets_file: Option<String>,
     /// Format of --targets-file: plain (addresses, prefixes, ranges; ZMap's default output),
     /// zgrab-csv (IP, DOMAIN, TAG, PORT), zmap-json, masscan-list, masscan-json, or auto.
-    #[arg(long, default_value = "auto", value_parser = parse_input_format)]
+    #[arg(long, default_value = "auto")]
     input_format: InputFormat,
     /// Never scan these prefixes (one per line, `#` comments allowed).
     #[arg(long, value_name = "FILE")]
@@ -173,7 +173,7 @@ struct ScanArgs {
     opt_out_file: Option<PathBuf>,
     /// Ports to probe, comma separated, each optionally with its protocol (`8443/https`,
     /// `8081/http`, `2525/smtp`). Bare ports: 80 and 8080 HTTP, 25 and 587 SMTP, others HTTPS.
-    #[arg(long, default_value = defaults::PORTS, value_delimiter = ',', value_parser = parse_port_spec)]
+    #[arg(long, default_value = defaults::PORTS, value_delimiter = ',')]
     ports: Vec<PortSpec>,
     /// Allow 127.0.0.0/8 and ::1 (for test-beds). Other reserved ranges stay excluded.
     #[arg(long)]
@@ -699,12 +699,6 @@ fn fit_open_files(concurrency: usize) -> usize {
     concurrency
 }
 
-fn parse_input_format(s: &str) -> Result<InputFormat, String> {
-    InputFormat::parse(s).ok_or_else(|| {
-        "one of auto, plain, zgrab-csv, zmap-json, masscan-list, masscan-json".to_string()
-    })
-}
-
 fn read_cidr_file(path: &Path) -> Result<Vec<IpNet>> {
     Ok(targets::parse_cidr_list(
         &read(path)?,
@@ -762,11 +756,6 @@ fn reload_opt_out_on_sighup(path: PathBuf, opt_out: OptOut) {
     });
     #[cfg(not(unix))]
     let _ = (path, opt_out);
-}
-
-fn parse_port_spec(s: &str) -> Result<PortSpec, String> {
-    PortSpec::parse(s)
-        .ok_or_else(|| format!("{s:?} is not PORT or PORT/PROTOCOL (1-65535; http, https, smtp)"))
 }
 
 /// The prefix-to-AS table of `--asn-table`; every bad line is an error.
@@ -950,7 +939,12 @@ async fn report(args: ReportArgs, kb_dir: Option<&Path>) -> Result<()> {
         Err(other) => return Err(other.into()),
     };
     if let Some(scan) = answer.judged_scan() {
-        stale_judgement_note(kb.as_deref(), scan);
+        if let Some(note) = kb
+            .as_deref()
+            .and_then(|kb| surveyor_run::stale_judgement(kb, scan))
+        {
+            eprintln!("surveyor report: {note}");
+        }
     }
     if args.format == "json" {
         println!("{}", answer.json()?);
@@ -961,21 +955,6 @@ async fn report(args: ReportArgs, kb_dir: Option<&Path>) -> Result<()> {
 }
 
 /// Says on stderr when the knowledge base in use is not the one that judged the scan.
-fn stale_judgement_note(
-    kb: Option<&surveyor_kb::KnowledgeBase>,
-    scan: &surveyor_store::ScanRecord,
-) {
-    let Some(kb) = kb else { return };
-    if scan.kb.as_ref().map(|k| k.digest.as_str()) != Some(kb.stamp.digest.as_str()) {
-        eprintln!(
-            "surveyor report: scan {} was judged with another knowledge base than {};              `surveyor rejudge --scan {}` judges it again with this one",
-            scan.id,
-            kb.stamp,
-            scan.source()
-        );
-    }
-}
-
 async fn token(command: TokenCommand) -> Result<()> {
     match command {
         TokenCommand::Create { db, role, name } => {
@@ -1056,19 +1035,7 @@ async fn discover(args: DiscoverArgs) -> Result<()> {
             .with_context(|| format!("could not write {}", path.display()))?,
         None => print!("{csv}"),
     }
-    eprintln!(
-        "surveyor discover: {} domains, {} lookups ({} answered, {} no data, {} NXDOMAIN, \
-         {} refused, {} timed out, {} failed), {} targets",
-        stats.domains,
-        stats.queries,
-        stats.answers,
-        stats.no_data,
-        stats.nxdomain,
-        stats.refused,
-        stats.timeouts,
-        stats.failed,
-        stats.targets
-    );
+    eprintln!("surveyor discover: {stats}");
     Ok(())
 }
 
@@ -1244,33 +1211,12 @@ async fn demo(args: DemoArgs, kb: Arc<surveyor_kb::KnowledgeBase>) -> Result<()>
         )
         .await?;
     let mut out = output(args.output.as_deref())?;
-    // Loopback only: politeness limits would only slow the demo down, and loopback answers
-    // in microseconds, so the test-bed's tarpits need not hold the demo for 20 s.
-    let probing = ProbingArgs {
-        seed: args.seed,
-        rate: 0,
-        network_rate: 0,
-        host_rate: 0,
-        connect_timeout: 2.0,
-        target_timeout: 5.0,
-        ..ProbingArgs::default()
-    };
-    let spec = ScanSpec {
-        description: format!("demo test-bed {} seed {}", bed.net(), args.seed),
-        nets: vec![IpNet::V4(bed.net())],
-        explicit: Vec::new(),
-        ports: vec![bed.port().into()],
-        allow_loopback: true,
-        blocklist: Vec::new(),
-        allowlist: None,
-        as_of: today(),
-        probing: Probing::new(&probing)?,
-    };
+    let spec = ScanSpec::loopback_demo(bed.net(), bed.port(), args.seed, today())?;
     let order = Order {
         seed: args.seed,
         ..Order::default()
     };
-    let engine = spec.probing.engine(256, &RunSettings::default());
+    let engine = spec.probing.engine(DEMO_WINDOW, &RunSettings::default());
     let job = ScanJob::new(&spec, order, engine, kb);
     let outcome = run_scan(job, &store, &mut *out, shutdown.clone()).await?;
     bed.shutdown().await;
@@ -1350,33 +1296,9 @@ async fn testbed(args: TestbedArgs) -> Result<()> {
         surveyor_testbed::write_truth(bed.truth(), &mut w)?;
         w.flush()?;
     }
-    eprintln!(
-        "surveyor testbed: {} hosts in {} on port {} (seed {}, {} listeners); Ctrl-C stops",
-        bed.truth().len(),
-        bed.net(),
-        bed.port(),
-        args.seed,
-        if bed.shared_listeners() {
-            "shared"
-        } else {
-            "per-host"
-        }
-    );
+    eprintln!("surveyor testbed: {}; Ctrl-C stops", bed.banner());
     // Machine-readable readiness line for scripts and tests.
-    println!(
-        "{}",
-        serde_json::json!({
-            "ready": true,
-            "net": bed.net().to_string(),
-            "port": bed.port(),
-            "http_port": bed.http_port(),
-            "smtp_port": bed.smtp_port(),
-            "dns": bed.dns_addr().map(|a| a.to_string()),
-            "listeners": if bed.shared_listeners() { "shared" } else { "per-host" },
-            "rtt": args.rtt.map(|r| r.to_string()),
-            "stalls": bed.truth().iter().filter(|h| h.stall.is_some()).count(),
-        })
-    );
+    println!("{}", bed.readiness());
     std::io::stdout().flush()?;
     shutdown_token().cancelled().await;
     bed.shutdown().await;

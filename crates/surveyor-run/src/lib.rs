@@ -24,4 +24,5 @@ pub use error::RunError;
 pub use output::OutputFormat;
 pub use pipeline::{run_scan, run_stream_scan, Discovery, Durability, ScanJob, ScanOutcome};
 pub use request::{CensusRequest, PreparedScan, ScanRequest};
+pub use show::stale_judgement;
 pub use spec::{ScanSpec, SpecError};

@@ -150,6 +150,21 @@ impl Changes {
     }
 }
 
+/// A note for a report on `scan` read with `kb` at hand: `None` when `kb` judged it, else
+/// which command judges it again with `kb`.
+pub fn stale_judgement(kb: &surveyor_kb::KnowledgeBase, scan: &ScanRecord) -> Option<String> {
+    let judged_with = scan.kb.as_ref().map(|k| k.digest.as_str());
+    (judged_with != Some(kb.stamp.digest.as_str())).then(|| {
+        format!(
+            "scan {} was judged with another knowledge base than {}; `surveyor rejudge --scan {}` \
+             judges it again with this one",
+            scan.id,
+            kb.stamp,
+            scan.source()
+        )
+    })
+}
+
 /// Seconds as a person reads them: seconds below 100, then minutes (rounded up), then hours.
 fn human_duration(secs: f64) -> String {
     let secs = secs.max(0.0).round() as u64;
@@ -293,5 +308,36 @@ mod tests {
         check(100.0, "2 min");
         check(5999.0, "100 min");
         check(6000.0, "1.7 h");
+    }
+
+    #[test]
+    fn a_report_notes_a_scan_another_knowledge_base_judged() {
+        let kb = surveyor_kb::KnowledgeBase::builtin();
+        let mut scan = ScanRecord {
+            id: ScanId(9),
+            started_at: NOW,
+            finished_at: Some(NOW),
+            as_of: NOW.date(),
+            targets: "192.0.2.0/24".into(),
+            ports: vec![443],
+            tool_version: "test".into(),
+            observations: 3,
+            pruned_at: None,
+            kb: Some(crate::pipeline::kb_ref(kb)),
+            judged_at: NOW,
+            judged_from: Some(ScanId(4)),
+            projection: false,
+            superseded_by: None,
+        };
+        assert_eq!(stale_judgement(kb, &scan), None);
+        scan.kb = None;
+        assert_eq!(
+            stale_judgement(kb, &scan).unwrap(),
+            format!(
+                "scan 9 was judged with another knowledge base than {}; `surveyor rejudge \
+                 --scan 4` judges it again with this one",
+                kb.stamp
+            )
+        );
     }
 }

@@ -257,6 +257,9 @@ impl Probing {
     }
 }
 
+/// The probe window of [`ScanSpec::loopback_demo`].
+pub const DEMO_WINDOW: usize = 256;
+
 /// A target given whole (from a ZGrab2 CSV, say): an address, a port (0: every port of the
 /// scan) and the name for SNI and Host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,6 +291,38 @@ pub struct ScanSpec {
 }
 
 impl ScanSpec {
+    /// `surveyor demo`'s scan of a test-bed fleet on loopback: no politeness limits (they
+    /// would only slow the demo down) and short timeouts (loopback answers in microseconds,
+    /// so the fleet's tarpits need not hold the demo for 20 s). Its window is
+    /// [`DEMO_WINDOW`].
+    pub fn loopback_demo(
+        net: ipnet::Ipv4Net,
+        port: u16,
+        seed: u64,
+        as_of: Date,
+    ) -> Result<ScanSpec, SpecError> {
+        let probing = ProbingArgs {
+            seed,
+            rate: 0,
+            network_rate: 0,
+            host_rate: 0,
+            connect_timeout: 2.0,
+            target_timeout: 5.0,
+            ..ProbingArgs::default()
+        };
+        Ok(ScanSpec {
+            description: format!("demo test-bed {net} seed {seed}"),
+            nets: vec![IpNet::V4(net)],
+            explicit: Vec::new(),
+            ports: vec![port.into()],
+            allow_loopback: true,
+            blocklist: Vec::new(),
+            allowlist: None,
+            as_of,
+            probing: Probing::new(&probing)?,
+        })
+    }
+
     /// Checks what the parts do not check alone: the ports (one protocol each) and what SYN
     /// discovery can sweep.
     pub fn checked(mut self) -> Result<ScanSpec, SpecError> {
@@ -652,5 +687,21 @@ mod tests {
         };
         assert_eq!(syn.rate.map(NonZeroU32::get), Some(3000));
         assert_eq!(syn.cooldown, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_demo_scans_its_loopback_fleet_without_limits_and_with_short_timeouts() {
+        let net: ipnet::Ipv4Net = "127.77.0.0/22".parse().unwrap();
+        let day = time::macros::date!(2026 - 12 - 03);
+        let spec = ScanSpec::loopback_demo(net, 4433, 7, day).unwrap();
+        assert_eq!(spec.description, "demo test-bed 127.77.0.0/22 seed 7");
+        assert_eq!(spec.nets, vec![IpNet::V4(net)]);
+        assert_eq!(spec.port_numbers(), vec![4433]);
+        assert!(spec.allow_loopback);
+        let args = spec.probing.args();
+        assert_eq!((args.rate, args.network_rate, args.host_rate), (0, 0, 0));
+        assert_eq!((args.connect_timeout, args.target_timeout), (2.0, 5.0));
+        assert_eq!(args.seed, 7);
+        assert_eq!(spec.clone().checked().unwrap(), spec);
     }
 }

@@ -182,6 +182,26 @@ pub struct DiscoveryStats {
     pub targets: u64,
 }
 
+impl std::fmt::Display for DiscoveryStats {
+    /// One line: what was looked up and how each lookup ended.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} domains, {} lookups ({} answered, {} no data, {} NXDOMAIN, {} refused, \
+             {} timed out, {} failed), {} targets",
+            self.domains,
+            self.queries,
+            self.answers,
+            self.no_data,
+            self.nxdomain,
+            self.refused,
+            self.timeouts,
+            self.failed,
+            self.targets
+        )
+    }
+}
+
 /// Resolver and politeness settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoverOptions {
@@ -890,5 +910,25 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(zero, DiscoverError::ZeroTimeout);
+    }
+
+    #[test]
+    fn stats_read_as_one_line() {
+        let stats = DiscoveryStats {
+            domains: 2,
+            queries: 9,
+            answers: 4,
+            no_data: 1,
+            nxdomain: 1,
+            refused: 1,
+            timeouts: 1,
+            failed: 1,
+            targets: 3,
+        };
+        assert_eq!(
+            stats.to_string(),
+            "2 domains, 9 lookups (4 answered, 1 no data, 1 NXDOMAIN, 1 refused, 1 timed out, \
+             1 failed), 3 targets"
+        );
     }
 }

@@ -577,6 +577,8 @@ pub fn write_truth(truth: &[TruthHost], mut w: impl Write) -> std::io::Result<()
 /// A running fleet. Dropping it stops the listeners too, but only [`Testbed::shutdown`]
 /// waits until every task has finished.
 pub struct Testbed {
+    seed: u64,
+    rtt: Option<RttRange>,
     port: u16,
     shared: bool,
     smtp_port: Option<u16>,
@@ -758,6 +760,8 @@ impl Testbed {
             "test-bed started"
         );
         Ok(Testbed {
+            seed: config.seed,
+            rtt: options.rtt,
             port,
             shared,
             smtp_port,
@@ -783,6 +787,43 @@ impl Testbed {
     /// Where the fleet's DNS server answers (UDP and TCP), if it runs one.
     pub fn dns_addr(&self) -> Option<SocketAddr> {
         self.dns_addr
+    }
+
+    /// The line `surveyor testbed` prints for a person when the fleet is up.
+    pub fn banner(&self) -> String {
+        format!(
+            "{} hosts in {} on port {} (seed {}, {} listeners)",
+            self.truth.len(),
+            self.net,
+            self.port,
+            self.seed,
+            self.listeners_name()
+        )
+    }
+
+    /// The one-line JSON record `surveyor testbed` prints on stdout when the fleet is ready,
+    /// for scripts and tests: its net and ports, listeners, round trips and stalling hosts.
+    pub fn readiness(&self) -> String {
+        serde_json::json!({
+            "ready": true,
+            "net": self.net.to_string(),
+            "port": self.port,
+            "http_port": self.http_port,
+            "smtp_port": self.smtp_port,
+            "dns": self.dns_addr.map(|a| a.to_string()),
+            "listeners": self.listeners_name(),
+            "rtt": self.rtt.map(|r| r.to_string()),
+            "stalls": self.truth.iter().filter(|h| h.stall.is_some()).count(),
+        })
+        .to_string()
+    }
+
+    fn listeners_name(&self) -> &'static str {
+        if self.shared {
+            "shared"
+        } else {
+            "per-host"
+        }
     }
 
     /// Whether the fleet runs on shared listeners ([`Listeners::Shared`], or chosen by
@@ -1068,6 +1109,36 @@ mod tests {
         assert!(matches!(result, Err(TestbedError::NetNotLoopback { .. })));
         let result = Testbed::start(config(5, 1, "127.1.2.0/30")).await;
         assert!(matches!(result, Err(TestbedError::TooManyHosts { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_running_fleet_says_where_it_is_in_one_json_line() {
+        let options = FleetOptions {
+            rtt: RttRange::new(20, 40),
+            stall_share: 0.5,
+            ..FleetOptions::default()
+        };
+        let bed = Testbed::start_with(config(8, 3, "127.2.1.0/28"), options)
+            .await
+            .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&bed.readiness()).unwrap();
+        let stalls = bed.truth().iter().filter(|h| h.stall.is_some()).count();
+        assert_eq!(
+            ready,
+            serde_json::json!({
+                "ready": true, "net": "127.2.1.0/28", "port": bed.port(), "http_port": null,
+                "smtp_port": null, "dns": null, "listeners": "per-host", "rtt": "20-40",
+                "stalls": stalls,
+            })
+        );
+        assert_eq!(
+            bed.banner(),
+            format!(
+                "8 hosts in 127.2.1.0/28 on port {} (seed 3, per-host listeners)",
+                bed.port()
+            )
+        );
+        bed.shutdown().await;
     }
 
     #[test]

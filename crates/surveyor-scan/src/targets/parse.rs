@@ -27,6 +27,17 @@ pub enum InputFormat {
     MasscanJson,
 }
 
+impl std::str::FromStr for InputFormat {
+    type Err = String;
+
+    /// As [`InputFormat::parse`], with an error that lists the formats.
+    fn from_str(s: &str) -> Result<InputFormat, String> {
+        InputFormat::parse(s).ok_or_else(|| {
+            "one of auto, plain, zgrab-csv, zmap-json, masscan-list, masscan-json".to_string()
+        })
+    }
+}
+
 impl InputFormat {
     pub fn parse(s: &str) -> Option<InputFormat> {
         Some(match s {

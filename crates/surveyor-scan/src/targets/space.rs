@@ -51,6 +51,17 @@ impl PortSpec {
     }
 }
 
+impl std::str::FromStr for PortSpec {
+    type Err = String;
+
+    /// As [`PortSpec::parse`], with an error that says what is accepted.
+    fn from_str(s: &str) -> Result<PortSpec, String> {
+        PortSpec::parse(s).ok_or_else(|| {
+            format!("{s:?} is not PORT or PORT/PROTOCOL (1-65535; http, https, smtp)")
+        })
+    }
+}
+
 impl From<u16> for PortSpec {
     fn from(port: u16) -> PortSpec {
         PortSpec {
@@ -351,6 +362,24 @@ mod tests {
         }
         assert_eq!(all.len(), full.len());
         assert_eq!(resumed[..2], [full[4].clone(), full[7].clone()]);
+    }
+
+    #[test]
+    fn a_bad_port_spec_says_what_is_accepted() {
+        assert_eq!(
+            "0".parse::<PortSpec>().unwrap_err(),
+            r#""0" is not PORT or PORT/PROTOCOL (1-65535; http, https, smtp)"#
+        );
+        assert_eq!(
+            "8443/https".parse::<PortSpec>(),
+            Ok(PortSpec::parse("8443/https").unwrap())
+        );
+        assert_eq!(
+            "masscan"
+                .parse::<crate::targets::InputFormat>()
+                .unwrap_err(),
+            "one of auto, plain, zgrab-csv, zmap-json, masscan-list, masscan-json"
+        );
     }
 
     #[test]
