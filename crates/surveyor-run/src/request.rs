@@ -228,6 +228,7 @@ impl CensusRequest {
         let mut description = self.targets.clone();
         if let Some(file) = &self.targets_file {
             let (text, name) = read_input(file)?;
+            let before = entries.len();
             for entry in targets::parse_target_list(&text, &name, self.input_format)? {
                 let net = match &entry {
                     Entry::Net(net) => *net,
@@ -236,10 +237,8 @@ impl CensusRequest {
                 exclusions.check(net, &name)?;
                 entries.push(entry);
             }
-            // Counted as the census has always counted them: an argument that is a range of
-            // several prefixes makes the file's count too small.
-            let from_file = entries.len() - self.targets.len().min(entries.len());
-            description.push(format!("{name} ({from_file} entries)"));
+            // The file's own entries: an argument may be a range of several prefixes.
+            description.push(format!("{name} ({} entries)", entries.len() - before));
         }
         if entries.is_empty() {
             return Err(RunError::Refused(
@@ -507,6 +506,20 @@ mod tests {
         }
         .spec()
         .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_census_counts_its_files_entries_whatever_the_arguments_are() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "127.52.0.1\n127.52.0.2\n127.52.0.3").unwrap();
+        let name = file.path().display().to_string();
+        // A range argument is several prefixes; the file still has three entries.
+        let spec = census(&["127.51.0.1-127.51.0.6"], Some(&name)).unwrap();
+        assert!(
+            spec.description.ends_with(&format!("{name} (3 entries)")),
+            "{}",
+            spec.description
+        );
     }
 
     #[test]
