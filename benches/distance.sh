@@ -6,13 +6,15 @@
 # real servers hold theirs. Prints when the last non-stalled host's observation came out
 # (counted from the scan's start), the rate that gives, the steady rate between the 10th and
 # the 90th percentile, and the peak RSS and CPU seconds of scanner and test-bed. The delay is
-# the test-bed's own (docs/testbed.md, "Dark space and distance"). SURVEYOR=… uses another binary.
+# the test-bed's own (docs/testbed.md, "Dark space and distance"). SURVEYOR=… uses another binary;
+# NET=… another test-bed net (the default /17 holds up to about 30,000 hosts; HOSTS=60000 wants
+# NET=127.64.0.0/15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${SURVEYOR:-}" ]; then cargo build --release -j2 -p surveyor-cli >&2; fi
 S=${SURVEYOR:-$(pwd)/target/release/surveyor}
 tmp=$(mktemp -d)
-$S testbed --hosts ${HOSTS:-20000} --seed 5 --net 127.70.0.0/17 --ports 0/https --hostile-share 0 --non-exchange-share 0 \
+$S testbed --hosts ${HOSTS:-20000} --seed 5 --net ${NET:-127.70.0.0/17} --ports 0/https --hostile-share 0 --non-exchange-share 0 \
    --rtt 20-200 --stall-share 0.01 --eager-certs --truth $tmp/truth.jsonl > $tmp/bed.out 2>&1 &
 bed=$!
 for i in $(seq 1 600); do grep -q "port" $tmp/bed.out 2>/dev/null && [ -s $tmp/truth.jsonl ] && break; sleep 0.2; done
