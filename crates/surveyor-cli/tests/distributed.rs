@@ -4,9 +4,11 @@
 //! observation is stored twice, and the census equals a single `surveyor scan` of the same
 //! test-bed.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -16,41 +18,17 @@ use surveyor_store::testing;
 use surveyor_store::{Dimension, JobState, ShardState, Store};
 use surveyor_testbed::{Testbed, TestbedConfig};
 
+use common::{ok, surveyor, Worker};
+
 const AS_OF: &str = "2026-11-23";
 const NET: &str = "127.96.0.0/19";
 const SEED: &str = "11";
 const SHARDS: u32 = 3;
 
-fn surveyor() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_surveyor"));
-    command.env_remove("SURVEYOR_DB").env("RUST_LOG", "error");
-    command
-}
-
 async fn run(mut command: Command) -> Output {
     tokio::task::spawn_blocking(move || command.output().expect("the surveyor binary runs"))
         .await
         .unwrap()
-}
-
-fn ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A worker process, killed on drop so that a failed assertion leaves none running.
-struct Worker(Option<Child>);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 fn worker(db: &str, id: &str) -> Worker {

@@ -8,15 +8,19 @@
 //! elsewhere the outer test says why it cannot and returns, and under `CI=true` it fails
 //! instead.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 use surveyor_store::testing;
 use surveyor_store::{JobState, ShardState};
 use surveyor_testbed::{Testbed, TestbedConfig};
+
+use common::{ok, surveyor, Worker};
 
 const INSIDE: &str = "SURVEYOR_TEST_IN_NETNS";
 /// Where PostgreSQL listens besides TCP (Debian's default `unix_socket_directories`).
@@ -57,32 +61,6 @@ fn in_namespace(test: &str) -> bool {
     );
     eprintln!("skipping {test}: {why}");
     false
-}
-
-fn surveyor() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_surveyor"));
-    command.env_remove("SURVEYOR_DB").env("RUST_LOG", "error");
-    command
-}
-
-fn ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A worker process, killed on drop so that a failed assertion leaves none running.
-struct Worker(Option<Child>);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 impl Worker {
