@@ -19,6 +19,8 @@ pub mod send;
 pub mod shadowserver;
 pub mod show;
 mod stored;
+#[cfg(test)]
+mod test_scan;
 
 pub use deliver::{
     Clock, DeliveryConfig, RetryPolicy, SendReport, SmtpConfig, SmtpTls, WebhookConfig,

@@ -40,8 +40,8 @@ pub fn relay_address(relay: &str) -> Option<(String, u16)> {
 mod tests {
     use serde_json::json;
     use surveyor_store::testing::each_backend;
-    use surveyor_store::{Channel, NewNotification, NewScan};
-    use time::macros::{date, datetime};
+    use surveyor_store::{Channel, NewNotification};
+    use time::macros::datetime;
 
     use super::*;
     use crate::deliver::RetryPolicy;
@@ -52,18 +52,7 @@ mod tests {
         for (backend, db) in each_backend().await {
             let store = surveyor_store::open(&db.url).await.unwrap();
             let now = datetime!(2026-11-23 12:00 UTC);
-            let scan = store
-                .scans
-                .begin_scan(&NewScan {
-                    started_at: now,
-                    as_of: date!(2026 - 11 - 23),
-                    targets: "192.0.2.0/24".into(),
-                    ports: vec![443],
-                    tool_version: "test".into(),
-                    kb: None,
-                })
-                .await
-                .unwrap();
+            let scan = crate::test_scan::begin(&store, now).await;
             let queued = |key: &str, channel, payload| NewNotification {
                 scan,
                 recipient: format!("organisation:{key}"),

@@ -49,7 +49,7 @@ mod tests {
         Signal, Status,
     };
     use surveyor_store::testing::each_backend;
-    use surveyor_store::{NewScan, Suppression};
+    use surveyor_store::Suppression;
     use time::macros::{date, datetime};
     use time::Duration;
 
@@ -104,18 +104,7 @@ mod tests {
         for (backend, db) in each_backend().await {
             let store = surveyor_store::open(&db.url).await.unwrap();
             let now = datetime!(2026-11-23 12:00 UTC);
-            let scan = store
-                .scans
-                .begin_scan(&NewScan {
-                    started_at: now,
-                    as_of: date!(2026 - 11 - 23),
-                    targets: "192.0.2.0/24".into(),
-                    ports: vec![443],
-                    tool_version: "test".into(),
-                    kb: None,
-                })
-                .await
-                .unwrap();
+            let scan = crate::test_scan::begin(&store, now).await;
             store.scans.record(scan, &[observation()]).await.unwrap();
             store
                 .registry
