@@ -16,9 +16,8 @@ use surveyor_scan::targets::Entry;
 use surveyor_scan::{Order, TargetSpace};
 use surveyor_store::testing;
 use surveyor_store::{Dimension, JobState, ShardState, Store};
-use surveyor_testbed::{Testbed, TestbedConfig};
 
-use common::{ok, surveyor, Worker};
+use common::{fleet, ok, surveyor, Worker};
 
 const AS_OF: &str = "2026-11-23";
 const NET: &str = "127.96.0.0/19";
@@ -99,21 +98,7 @@ async fn three_workers_one_killed_make_the_census_of_one_scan() {
     let Some(db) = testing::postgres().await else {
         return;
     };
-    let bed = Testbed::start_with(
-        TestbedConfig {
-            hosts: 5_000,
-            seed: 17,
-            net: NET.parse().unwrap(),
-            port: 0,
-        },
-        // No tarpits: each would hold a worker for the whole target deadline.
-        surveyor_testbed::FleetOptions {
-            hostile_share: 0.0,
-            ..surveyor_testbed::FleetOptions::default()
-        },
-    )
-    .await
-    .expect("the test-bed starts");
+    let bed = fleet(5_000, 17, NET).await;
     let port = bed.port();
     let store = surveyor_store::open(&db.url).await.unwrap();
 
@@ -435,20 +420,7 @@ async fn pause_releases_and_resume_continues_from_the_checkpoint() {
         return;
     };
     let net = "127.97.0.0/22";
-    let bed = Testbed::start_with(
-        TestbedConfig {
-            hosts: 300,
-            seed: 5,
-            net: net.parse().unwrap(),
-            port: 0,
-        },
-        surveyor_testbed::FleetOptions {
-            hostile_share: 0.0,
-            ..surveyor_testbed::FleetOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let bed = fleet(300, 5, net).await;
     let store = surveyor_store::open(&db.url).await.unwrap();
     let port = bed.port().to_string();
     for name in ["slow", "doomed"] {

@@ -18,9 +18,8 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 use surveyor_store::testing;
 use surveyor_store::{JobState, ShardState};
-use surveyor_testbed::{Testbed, TestbedConfig};
 
-use common::{ok, surveyor, Worker};
+use common::{fleet, ok, surveyor, Worker};
 
 const INSIDE: &str = "SURVEYOR_TEST_IN_NETNS";
 /// Where PostgreSQL listens besides TCP (Debian's default `unix_socket_directories`).
@@ -94,21 +93,7 @@ fn syn_census_inside() {
         let db = testing::postgres()
             .await
             .expect("PostgreSQL over its socket");
-        let bed = Testbed::start_with(
-            TestbedConfig {
-                hosts: 60,
-                seed: 9,
-                net: NET.parse().unwrap(),
-                port: 0,
-            },
-            // No tarpits: each would hold a probe for the whole target deadline.
-            surveyor_testbed::FleetOptions {
-                hostile_share: 0.0,
-                ..surveyor_testbed::FleetOptions::default()
-            },
-        )
-        .await
-        .expect("the test-bed starts");
+        let bed = fleet(60, 9, NET).await;
         let port = bed.port().to_string();
 
         let mut create = surveyor();

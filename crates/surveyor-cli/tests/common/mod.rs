@@ -1,7 +1,9 @@
 //! What the census tests (`distributed.rs`, `syn_census.rs`) share: the binary, a check of a
-//! command's exit, and worker processes that cannot outlive a failed test.
+//! command's exit, worker processes that cannot outlive a failed test, and their fleet.
 
 use std::process::{Child, Command, Output};
+
+use surveyor_testbed::{FleetOptions, Testbed, TestbedConfig};
 
 /// The surveyor binary, with no database from the environment and only errors logged.
 pub fn surveyor() -> Command {
@@ -28,4 +30,22 @@ impl Drop for Worker {
             let _ = child.wait();
         }
     }
+}
+
+/// A test-bed of `hosts` in `net` without tarpits: each would hold a worker's probe for the
+/// whole target deadline.
+pub async fn fleet(hosts: usize, seed: u64, net: &str) -> Testbed {
+    let config = TestbedConfig {
+        hosts,
+        seed,
+        net: net.parse().unwrap(),
+        port: 0,
+    };
+    let options = FleetOptions {
+        hostile_share: 0.0,
+        ..FleetOptions::default()
+    };
+    Testbed::start_with(config, options)
+        .await
+        .expect("the test-bed starts")
 }
